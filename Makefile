@@ -1,0 +1,30 @@
+# CareCircle developer commands. `make demo` and `make test` are the two that matter.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+COMPONENTS := common gateway platform device_sim ml
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test test-fast lint demo bench soak clean
+
+venv: $(STAMP)
+
+$(STAMP): $(foreach c,$(COMPONENTS),$(c)/pyproject.toml) requirements-dev.txt tools/devdeps.py
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) tools/devdeps.py $(COMPONENTS) > $(VENV)/requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps $(foreach c,$(COMPONENTS),-e ./$(c))
+	touch $(STAMP)
+
+test: venv
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,51 @@
+"""Gateway configuration pushed by the platform (retained on ``…/gw/{gw}/config``)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from carecircle.common.contract.envelope import SCHEMA_VERSION, Ident
+
+
+class DeviceFamily(StrEnum):
+    ZIGBEE2MQTT = "zigbee2mqtt"
+    WEARABLE = "wearable"
+    HOMEASSISTANT = "homeassistant"
+    BED_SENSOR = "bed_sensor"
+
+
+class Power(StrEnum):
+    BATTERY = "battery"
+    MAINS = "mains"
+
+
+class DeviceBinding(BaseModel):
+    """Which device is where: what a gateway needs to turn native payloads into envelopes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: Ident
+    family: DeviceFamily
+    #: The name the device uses on the local broker (zigbee2mqtt friendly name, band MAC).
+    native_id: str = Field(min_length=1, max_length=128)
+    site: Ident
+    room: Ident | None = None
+    res: Ident | None = None
+    #: Device type as provisioned, e.g. ``motion_sensor``, ``door_sensor``, ``wearable``.
+    type: str = Field(min_length=1, max_length=64)
+    power: Power = Power.BATTERY
+    #: Silence longer than this marks the device offline (per device, not per gateway).
+    offline_timeout_s: PositiveInt = 3600
+
+
+class GatewayConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: int = SCHEMA_VERSION
+    gw: Ident
+    site: Ident
+    #: Increases with every change; a gateway ignores a config older than the one it has.
+    version: int = Field(ge=0)
+    devices: list[DeviceBinding] = Field(default_factory=list)

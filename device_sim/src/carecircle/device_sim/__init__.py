@@ -1,0 +1,1 @@
+"""CareCircle device simulator: elders, routines, devices and labelled incidents."""

@@ -1,0 +1,1 @@
+"""CareCircle edge gateway: device adapters → validation → durable queue → platform uplink."""

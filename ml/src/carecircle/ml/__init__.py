@@ -1,0 +1,1 @@
+"""CareCircle per-resident anomaly models (scikit-learn)."""

@@ -1,0 +1,1 @@
+"""CareCircle platform: ingest → store → alerts → dispatch → notifications, API and dashboard."""
