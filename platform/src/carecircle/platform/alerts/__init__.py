@@ -1,0 +1,1 @@
+"""Alerts: detectors (rules and models) → one active alert per (subject, kind) → lifecycle."""
