@@ -68,6 +68,10 @@ class Dispatcher:
         self._listen = connect(self._url, timeout_s=self._timeout, autocommit=True)
         self._listen.execute(f"LISTEN {alerts_repo.NOTIFY_CHANNEL}")
         self._work = connect(self._url, timeout_s=self._timeout, autocommit=True)
+        for notifier in self._notifiers.values():
+            start = getattr(notifier, "start", None)
+            if callable(start):
+                start()  # fail early when the broker is unreachable
         return self.recover()
 
     def close(self) -> None:

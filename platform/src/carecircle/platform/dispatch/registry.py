@@ -79,8 +79,8 @@ def load_responders(conn: Conn, ids: Iterable[str] | None = None) -> list[Respon
         f"""
         SELECT r.id, r.kind, r.lat, r.lon, r.travel_mode, r.skills, r.availability,
                r.place_id, r.site_id, r.phone,
-               COALESCE((SELECT array_agg(c.place_id) FROM responder_coverage c
-                         WHERE c.responder_id = r.id), '{{}}')
+               COALESCE((SELECT array_agg(c.place_id::text) FROM responder_coverage c
+                         WHERE c.responder_id = r.id), '{{}}'::text[])
         FROM responders r {where} ORDER BY r.id
         """,  # noqa: S608 - fixed fragments only
         params,
@@ -136,7 +136,7 @@ def alert_info(conn: Conn, alert_id: int) -> tuple[AlertInfo, str]:
                     SELECT p.id, p.parent_id FROM places p WHERE p.id = s.place_id
                     UNION ALL
                     SELECT p.id, p.parent_id FROM places p JOIN chain c ON p.id = c.parent_id)
-                SELECT array_agg(id) FROM chain)
+                SELECT array_agg(id::text) FROM chain)
         FROM alerts a JOIN sites s ON s.id = a.site_id WHERE a.id = %s
         """,
         (alert_id,),

@@ -30,6 +30,7 @@ class MqttNotifier:
         self._conn.client.on_connect = self._on_connect
         self._conn.client.on_disconnect = self._on_disconnect
         self._started = False
+        self._start_lock = threading.Lock()
 
     def _on_connect(
         self, client: mqtt.Client, userdata: object, flags: object, rc: ReasonCode, props: object
@@ -43,11 +44,13 @@ class MqttNotifier:
         self._connected.clear()
 
     def start(self) -> None:
-        if self._started:
-            return
-        self._conn.connect()
-        self._conn.client.loop_start()
-        self._started = True
+        """Connect once (senders run in parallel threads; only the first connects)."""
+        with self._start_lock:
+            if self._started:
+                return
+            self._conn.connect()
+            self._conn.client.loop_start()
+            self._started = True
         if not self._connected.wait(self._timeout_s):
             raise BrokerUnavailable(f"MQTT broker {self._conn.address} did not accept us in time")
 
@@ -68,7 +71,10 @@ class MqttNotifier:
         return DeliveryResult(True, detail=topic)
 
     def close(self) -> None:
-        if self._started:
+        with self._start_lock:
+            if not self._started:
+                return
+            self._started = False
+            self._connected.clear()
             self._conn.client.disconnect()
             self._conn.client.loop_stop()
-            self._started = False
