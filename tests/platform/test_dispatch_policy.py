@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from carecircle.common.clock import ManualClock
 from carecircle.common.errors import ContractError
@@ -207,6 +210,11 @@ def start(
     return DispatchState(alert=a, candidates=cands), policy
 
 
+def with_status(state: DispatchState, rid: str, status: TaskStatus) -> DispatchState:
+    tasks = tuple(replace(t, status=status) if t.responder_id == rid else t for t in state.tasks)
+    return replace(state, tasks=tasks)
+
+
 def offered(state: DispatchState) -> list[str]:
     return [t.responder_id for t in state.outstanding()]
 
@@ -222,13 +230,12 @@ def test_open_offers_k_nearest_in_parallel_without_escalating() -> None:
 def test_first_acceptor_wins_and_the_others_are_released() -> None:
     state, policy = start()
     state = apply_actions(state, decide(state, Opened(), T0, policy), T0)
-    held = state.tasks[0].__class__(**{**state.tasks[0].__dict__, "status": TaskStatus.ACCEPTED})
-    state = state.__class__(**{**state.__dict__, "tasks": (held, *state.tasks[1:])})
+    state = with_status(state, "v1", TaskStatus.ACCEPTED)
     actions = decide(state, Accepted("v1"), T0, policy)
     assert actions == [Release(("v2",), "taken")]
-    # while held, time passing changes nothing
-    assert decide(state, Tick(), T0 + timedelta(hours=1), policy) == []
-    assert next_wakeup(state, policy) is None
+    # while held, time passing within the circle changes nothing
+    assert decide(state, Tick(), T0 + timedelta(minutes=14), policy) == []
+    assert next_wakeup(state, policy) == T0 + timedelta(minutes=15)
 
 
 def test_decline_and_timeout_lead_to_the_next_candidates() -> None:
@@ -236,18 +243,7 @@ def test_decline_and_timeout_lead_to_the_next_candidates() -> None:
     state, policy = start()
     state = apply_actions(state, decide(state, Opened(), clock.now(), policy), clock.now())
     # v1 declines: v3 is asked at once
-    state = apply_actions(
-        state,
-        [],
-        clock.now(),
-    )
-    tasks = tuple(
-        t
-        if t.responder_id != "v1"
-        else t.__class__(**{**t.__dict__, "status": TaskStatus.DECLINED})
-        for t in state.tasks
-    )
-    state = state.__class__(**{**state.__dict__, "tasks": tasks})
+    state = with_status(state, "v1", TaskStatus.DECLINED)
     actions = decide(state, Declined("v1"), clock.now(), policy)
     assert [a.responder_id for a in actions if isinstance(a, Offer)] == ["v3"]
     state = apply_actions(state, actions, clock.now())
@@ -325,8 +321,7 @@ def test_alert_closed_releases_offers_cancels_holder_and_closes() -> None:
     state = apply_actions(state, decide(state, Opened(), T0, policy), T0)
     actions = decide(state, AlertClosed(), T0, policy)
     assert actions == [Release(("v1", "v2"), "alert_closed"), Close()]
-    held = state.tasks[0].__class__(**{**state.tasks[0].__dict__, "status": TaskStatus.EN_ROUTE})
-    state2 = state.__class__(**{**state.__dict__, "tasks": (held, *state.tasks[1:])})
+    state2 = with_status(state, "v1", TaskStatus.EN_ROUTE)
     assert decide(state2, AlertClosed(), T0, policy) == [
         Release(("v2",), "alert_closed"),
         CancelHolder("v1"),
@@ -334,3 +329,78 @@ def test_alert_closed_releases_offers_cancels_holder_and_closes() -> None:
     ]
     closed = apply_actions(state2, [Close()], T0)
     assert decide(closed, Tick(), T0, policy) == [] and next_wakeup(closed, policy) is None
+
+
+def test_holder_not_on_scene_when_the_circle_is_over_escalates_once() -> None:
+    state, policy = start()
+    state = apply_actions(state, decide(state, Opened(), T0, policy), T0)
+    state = with_status(state, "v1", TaskStatus.EN_ROUTE)
+    state = apply_actions(state, decide(state, Accepted("v1"), T0, policy), T0)
+    assert next_wakeup(state, policy) == T0 + timedelta(seconds=900)
+    assert decide(state, Tick(), T0 + timedelta(seconds=899), policy) == []
+    actions = decide(state, Tick(), T0 + timedelta(seconds=900), policy)
+    assert actions == [Escalate("not_on_scene", policy.escalate_to)]
+    assert decide(apply_actions(state, actions, T0), Tick(), T0 + timedelta(hours=1), policy) == []
+    arrived = with_status(state, "v1", TaskStatus.ON_SCENE)
+    assert decide(arrived, Tick(), T0 + timedelta(hours=1), policy) == []
+    assert next_wakeup(arrived, policy) is None
+
+
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["tick", "decline", "accept", "close"]),
+        st.integers(min_value=0, max_value=7),
+        st.integers(min_value=0, max_value=400),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=EVENTS,
+    k=st.integers(min_value=1, max_value=4),
+    n=st.integers(min_value=0, max_value=7),
+    kind=st.sampled_from(["tachycardia", "fall", "missed_wakeup"]),
+)
+def test_decide_invariants_under_any_event_sequence(
+    events: list[tuple[str, int, int]], k: int, n: int, kind: str
+) -> None:
+    """Whatever responders do and whenever time ticks: at most one holder, nobody asked
+    twice, never more than k live offers, one escalation at most, nothing after closing."""
+    clock = ManualClock(T0)
+    policy = DispatchPolicy(k=k, offer_timeout_s=60, escalate_after_s=300)
+    state, _ = start(kind, [vol(f"v{i}", 100 * (i + 1)) for i in range(n)], policy)
+    escalations = 0
+
+    def run(state: DispatchState, event: object) -> DispatchState:
+        nonlocal escalations
+        actions = decide(state, event, clock.now(), policy)  # type: ignore[arg-type]
+        escalations += sum(isinstance(a, Escalate) for a in actions)
+        offers = [a.responder_id for a in actions if isinstance(a, Offer)]
+        assert len(offers) == len(set(offers)) and not set(offers) & state.asked()
+        if state.closed:
+            assert actions == []
+        return apply_actions(state, actions, clock.now())
+
+    state = run(state, Opened())
+    for what, who, wait in events:
+        clock.advance(timedelta(seconds=wait))
+        rid = f"v{who}"
+        task = next((t for t in state.tasks if t.responder_id == rid), None)
+        if what == "tick":
+            state = run(state, Tick())
+        elif what == "close":
+            state = run(state, AlertClosed())
+        elif task is not None and task.status is TaskStatus.OFFERED and not state.closed:
+            if what == "decline":
+                state = run(with_status(state, rid, TaskStatus.DECLINED), Declined(rid))
+            elif state.holder is None:  # the service refuses a second acceptor
+                state = run(with_status(state, rid, TaskStatus.ACCEPTED), Accepted(rid))
+                assert state.outstanding() == ()
+        holders = [t for t in state.tasks if t.status in (TaskStatus.ACCEPTED, TaskStatus.EN_ROUTE)]
+        assert len(holders) <= 1
+        assert len(state.outstanding("offer")) <= k
+        assert escalations <= 1
+        if state.holder is None and not state.closed and n == 0:
+            assert state.escalated  # nobody available: escalated at once

@@ -513,3 +513,33 @@ def test_non_dispatchable_alerts_are_left_alone(
         mild = v.alert("routine_drift", severity=Severity.LOW)
         assert d.step(5).opened == []
         assert tasks_of(conn, tech) == {} and tasks_of(conn, mild) == {}
+
+
+def test_accepted_but_not_on_scene_when_the_circle_ends_escalates(
+    conn: Conn, dispatch_db: str, mqtt_url: str, topic_root: str, inbox: Inbox
+) -> None:
+    v = Village(conn)
+    a = v.responder("a", 100)
+    cw = v.responder("cw", 3000, kind="care_worker", travel_mode="car", covers=[v.township])
+    clock = ManualClock(T0)
+    policy = DispatchPolicy(k=1, escalate_after_s=600)
+    with make_dispatcher(dispatch_db, mqtt_url, topic_root, clock, policy) as d:
+        alert_id = v.alert("tachycardia")
+        d.step(5)
+        assert inbox.take(1)[0][0] == a
+        clock.advance(timedelta(seconds=30))
+        d.service.accept(conn, task_id(conn, alert_id, a), a, clock.now())
+        clock.advance(timedelta(minutes=14))
+        assert d.step(0.1).ticked == 0
+        clock.advance(timedelta(seconds=31))  # 15 min after the alert opened
+        assert d.step(0.1).ticked == 1
+        rows = conn.execute(
+            "SELECT target_kind, target, reason FROM escalations WHERE alert_id = %s",
+            (alert_id,),
+        ).fetchall()
+        assert ("care_worker", cw, "not_on_scene") in rows
+        # the care worker is told, not offered: a still holds the alert
+        assert tasks_of(conn, alert_id) == {a: ("accepted", "offer")}
+        who, note = inbox.take(1)[0]
+        assert who == cw and note["type"] == "escalation" and "task_id" not in note
+        assert d.step(0.1).ticked == 0  # once

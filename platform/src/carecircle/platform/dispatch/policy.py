@@ -248,7 +248,9 @@ class CancelHolder:
 
 @dataclass(frozen=True)
 class Escalate:
-    reason: str  # critical | nobody_available | nobody_accepted | beyond_circle | no_acceptance
+    #: critical | nobody_available | nobody_accepted | beyond_circle | no_acceptance |
+    #: not_on_scene (the one who accepted is not there when the circle is over)
+    reason: str
     target_kinds: tuple[str, ...]
 
 
@@ -282,7 +284,12 @@ def decide(
             t.responder_id for t in state.outstanding() if t.responder_id != event.responder_id
         )
         return [Release(others, "taken")] if others else []
-    if state.holder is not None:
+    holder = state.holder
+    if holder is not None:
+        # someone goes; if they are not there when the circle is over, escalate
+        late = (now - alert.opened_at).total_seconds() >= policy.circle_s
+        if late and not state.escalated and holder.status is not TaskStatus.ON_SCENE:
+            return [Escalate("not_on_scene", policy.targets(alert.kind, alert.site_id))]
         return []
 
     actions = []
@@ -371,8 +378,13 @@ def apply_actions(state: DispatchState, actions: Sequence[Action], now: datetime
 
 def next_wakeup(state: DispatchState, policy: DispatchPolicy) -> datetime | None:
     """When :class:`Tick` next has something to do for this state (None: nothing)."""
-    if state.closed or state.holder is not None:
+    if state.closed:
         return None
+    holder = state.holder
+    if holder is not None:
+        if state.escalated or holder.status is TaskStatus.ON_SCENE:
+            return None
+        return state.alert.opened_at + timedelta(seconds=policy.circle_s)
     times = [t.deadline for t in state.outstanding("offer") if t.deadline is not None]
     if not state.escalated:
         times.append(state.alert.opened_at + timedelta(seconds=policy.escalate_after_s))

@@ -156,10 +156,18 @@ class DispatchService:
                     EXISTS (SELECT 1 FROM tasks t WHERE t.alert_id = d.alert_id
                             AND t.status = 'offered' AND t.deadline <= %(now)s)
                     OR (d.escalated_at IS NULL
-                        AND d.opened_at + make_interval(secs => %(after)s) <= %(now)s))))
+                        AND d.opened_at + make_interval(secs => %(after)s) <= %(now)s)))
+                OR (d.state = 'assigned' AND d.escalated_at IS NULL
+                    AND d.opened_at + make_interval(secs => %(circle)s) <= %(now)s
+                    AND EXISTS (SELECT 1 FROM tasks t WHERE t.alert_id = d.alert_id
+                                AND t.status IN ('accepted', 'en_route'))))
             ORDER BY d.alert_id
             """,
-            {"now": now, "after": self.policy.escalate_after_s},
+            {
+                "now": now,
+                "after": self.policy.escalate_after_s,
+                "circle": self.policy.circle_s,
+            },
         ).fetchall()
         return [int(r[0]) for r in rows]
 
@@ -615,6 +623,20 @@ class DispatchService:
             self._record_escalation(conn, alert.id, kind, rid, now, action.reason)
             responder = by_id[rid]
             eta = self.estimator.eta_s(responder.location, alert.location, responder.travel_mode)
+            if state.holder is not None:
+                # someone already holds the alert: tell, do not offer
+                note = self._payload("escalation", alert, now, reason=action.reason, eta_s=eta)
+                enqueue(conn, channel="mqtt", target=rid, payload=note, now=now, alert_id=alert.id)
+                if self.channels.sms and responder.phone:
+                    enqueue(
+                        conn,
+                        channel="sms",
+                        target=responder.phone,
+                        payload=note,
+                        now=now,
+                        alert_id=alert.id,
+                    )
+                continue
             self._offer(
                 conn,
                 alert,
