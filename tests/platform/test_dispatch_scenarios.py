@@ -27,7 +27,7 @@ from carecircle.platform.alerts import repository as repo
 from carecircle.platform.alerts.lifecycle import Severity, Status
 from carecircle.platform.dispatch import timebank
 from carecircle.platform.dispatch.dispatcher import Dispatcher
-from carecircle.platform.dispatch.evaluation import dispatch_kpis, records_from_db
+from carecircle.platform.dispatch.evaluation import dispatch_kpis, eval_section, records_from_db
 from carecircle.platform.dispatch.models import TaskOutcome
 from carecircle.platform.dispatch.notify.mqtt import MqttNotifier
 from carecircle.platform.dispatch.notify.sms import SmsNotifier
@@ -478,6 +478,10 @@ def test_task_lifecycle_resolves_the_alert_credits_time_and_records_kpis(
         assert mine.time_to_accept_s == 40 and mine.time_to_arrive_s == 260
         kpis = dispatch_kpis([mine])
         assert kpis.share_within_circle == 1.0
+        section = eval_section(conn, T0, T0 + timedelta(hours=1))
+        assert alert_id in [a["alert_id"] for a in section["alerts"]]
+        assert section["kpis"]["alerts"] == len(records)
+        assert section["simulated_week"]["ratio_share_within_circle"] >= 0.9
         # statuses follow the lifecycle only
         with pytest.raises(Conflict):
             svc.en_route(conn, tid, a, clock.now())

@@ -85,8 +85,7 @@ def coverage_cmd(
     cli: CliContext, database_url: str | None, at_text: str | None, by_hour: bool, as_json: bool
 ) -> None:
     """How much of the population a responder can reach within the 15-minute circle."""
-    from carecircle.platform.dispatch import registry
-    from carecircle.platform.dispatch.coverage import compute_coverage, load_points
+    from carecircle.platform.dispatch.coverage import coverage_report
     from carecircle.platform.dispatch.setup import build_service
 
     settings = _settings(cli, database_url=database_url)
@@ -95,19 +94,9 @@ def coverage_cmd(
     with connect(
         settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
     ) as conn:
-        points = load_points(conn)
-        responders = registry.load_responders(conn)
-        holding = frozenset(registry.holders(conn))
-    report = compute_coverage(
-        points,
-        responders,
-        service.estimator,
-        service.tz,
-        at,
-        policy=service.policy,
-        by_hour=by_hour,
-        holding=holding,
-    )
+        report = coverage_report(
+            conn, service.estimator, service.tz, at, policy=service.policy, by_hour=by_hour
+        )
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
         return

@@ -171,6 +171,26 @@ def compute_coverage(
     )
 
 
+def coverage_report(
+    conn: Conn,
+    estimator: TravelTimeEstimator,
+    tz: ZoneInfo,
+    at: datetime,
+    *,
+    policy: DispatchPolicy | None = None,
+    by_hour: bool = False,
+) -> CoverageReport:
+    """Coverage from the database at ``at`` (for the API and ``carecircle coverage``)."""
+    from carecircle.platform.dispatch import registry
+
+    points = load_points(conn)
+    responders = registry.load_responders(conn)
+    holding = frozenset(registry.holders(conn))
+    return compute_coverage(
+        points, responders, estimator, tz, at, policy=policy, by_hour=by_hour, holding=holding
+    )
+
+
 def _within(eta: float | None, circle_s: float) -> bool:
     return eta is not None and eta <= circle_s
 

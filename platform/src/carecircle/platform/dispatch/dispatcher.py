@@ -187,6 +187,12 @@ class Dispatcher:
             raise
         except (CareCircleError, psycopg.Error):
             log.exception("dispatch timeouts failed")
-        counts = deliver_due(self.work_conn, self._notifiers, now, self._retry)
+        try:
+            counts = deliver_due(self.work_conn, self._notifiers, now, self._retry)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error:
+            log.exception("delivering notifications failed")
+            return
         report.delivered += counts["delivered"]
         report.failed += counts["failed"]

@@ -518,12 +518,34 @@ def simulate_week(
     return Comparison(seed, k_ours, k_oracle, ratio, ours, oracle)
 
 
+def eval_section(
+    conn: Conn | None,
+    since: datetime,
+    until: datetime,
+    *,
+    seed: int = 1,
+    policy: DispatchPolicy | None = None,
+) -> dict[str, Any]:
+    """The dispatch section of ``carecircle eval``: KPIs of the real tasks of alerts
+    opened in ``[since, until)`` (when a connection is given) and the simulated week
+    against the oracle for ``seed``."""
+    policy = policy or DispatchPolicy()
+    out: dict[str, Any] = {}
+    if conn is not None:
+        records = records_from_db(conn, since, until)
+        out["alerts"] = [r.as_dict() for r in records]
+        out["kpis"] = dispatch_kpis(records, policy.circle_s).as_dict()
+    out["simulated_week"] = simulate_week(seed, policy=policy).as_dict()
+    return out
+
+
 __all__ = [
     "AlertRecord",
     "Availability",
     "Comparison",
     "Kpis",
     "dispatch_kpis",
+    "eval_section",
     "records_from_db",
     "simulate_week",
 ]
