@@ -21,14 +21,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 from carecircle.common.clock import ManualClock
 from carecircle.common.contract.provisioning import ResponderSpec
 from carecircle.common.contract.topics import Topics
-from carecircle.common.errors import Conflict
+from carecircle.common.errors import Conflict, NotFound
 from carecircle.common.mqtt import BrokerAddress
 from carecircle.platform.alerts import repository as repo
 from carecircle.platform.alerts.lifecycle import Severity, Status
 from carecircle.platform.dispatch import timebank
 from carecircle.platform.dispatch.dispatcher import Dispatcher
 from carecircle.platform.dispatch.evaluation import dispatch_kpis, eval_section, records_from_db
-from carecircle.platform.dispatch.models import TaskOutcome
+from carecircle.platform.dispatch.models import Availability, TaskOutcome
 from carecircle.platform.dispatch.notify.mqtt import MqttNotifier
 from carecircle.platform.dispatch.notify.sms import SmsNotifier
 from carecircle.platform.dispatch.notify.webhook import SIGNATURE_HEADER, WebhookNotifier, verify
@@ -547,3 +547,40 @@ def test_accepted_but_not_on_scene_when_the_circle_ends_escalates(
         who, note = inbox.take(1)[0]
         assert who == cw and note["type"] == "escalation" and "task_id" not in note
         assert d.step(0.1).ticked == 0  # once
+
+
+def test_missed_alerts_hand_over_and_availability(
+    conn: Conn, dispatch_db: str, mqtt_url: str, topic_root: str, inbox: Inbox
+) -> None:
+    v = Village(conn)
+    a, b = v.responder("a", 100), v.responder("b", 200)
+    clock = ManualClock(T0)
+    policy = DispatchPolicy(k=1)
+    # an alert opens while no dispatcher runs: the next one takes it on at start-up
+    alert_id = v.alert("sos", severity=Severity.CRITICAL)
+    with make_dispatcher(dispatch_db, mqtt_url, topic_root, clock, policy) as d:
+        assert tasks_of(conn, alert_id)[a] == ("offered", "offer")
+        svc = d.service
+        tid = task_id(conn, alert_id, a)
+        svc.accept(conn, tid, a, clock.now())
+        clock.advance(timedelta(minutes=5))
+        svc.on_scene(conn, tid, a, clock.now())
+        clock.advance(timedelta(minutes=10))
+        done = svc.hand_over(conn, tid, a, clock.now(), note="to the township doctor")
+        assert done["status"] == "handed_over" and done["note"] == "to the township doctor"
+        assert repo.get(conn, alert_id)["status"] == "on_scene"  # staff close it
+        assert timebank.account(conn, a).total_minutes == 15
+        state = conn.execute(
+            "SELECT state FROM dispatches WHERE alert_id = %s", (alert_id,)
+        ).fetchone()
+        assert state == ("closed",)
+        # a says they are busy: the next alert goes to b
+        svc.set_availability(conn, a, Availability.BUSY)
+        repo.transition(conn, alert_id, Status.RESOLVED, actor="staff:s1", at=clock.now())
+        second = v.alert("tachycardia", at=clock.now())
+        d.step(5)
+        assert tasks_of(conn, second) == {b: ("offered", "offer")}
+        with pytest.raises(NotFound):
+            svc.set_availability(conn, "nobody", Availability.ON_DUTY)
+        with pytest.raises(NotFound):
+            svc.accept(conn, task_id(conn, second, b), a, clock.now())  # not a's task
