@@ -141,3 +141,12 @@ def show_config(cli: CliContext, database_url: str | None) -> None:
             creds, host = rest.split("@", 1)
             data[key] = f"{scheme}//{creds.split(':', 1)[0]}:***@{host}"
     click.echo(json.dumps(data, indent=2))
+
+
+def _add_dispatch_commands() -> None:
+    from carecircle.platform.dispatch.cli import dispatcher_cmd
+
+    platform_cli.add_command(dispatcher_cmd)
+
+
+_add_dispatch_commands()

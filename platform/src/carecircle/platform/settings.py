@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr
 
 from carecircle.common.settings import CareCircleSettings, MqttUrl, PostgresUrl
 
@@ -29,3 +30,33 @@ class PlatformSettings(CareCircleSettings):
     partition_days_ahead: PositiveInt = 7
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
+
+    # --- dispatch (responders, escalation, notifications) ---
+    #: Local time zone of shifts and of coverage by hour of day.
+    dispatch_timezone: str = "Asia/Shanghai"
+    #: JSON file with a full DispatchPolicy (per-kind and per-site rules); flags below
+    #: override its basic numbers.
+    dispatch_policy_file: Path | None = None
+    dispatch_k: PositiveInt | None = None
+    dispatch_offer_timeout_s: PositiveFloat | None = None
+    dispatch_escalate_after_s: PositiveFloat | None = None
+    dispatch_emergency_number: str | None = None
+    #: Great-circle distance × this = distance along roads and lanes (1.3 rural, 1.2 town).
+    dispatch_detour_factor: float = Field(default=1.3, ge=1.0, le=3.0)
+    dispatch_poll_s: PositiveFloat = 1.0
+    notify_max_attempts: PositiveInt = 5
+    notify_backoff_s: PositiveFloat = 2.0
+    #: Signed JSON POSTs of escalations (and emergencies when notify_emergency_via=webhook).
+    notify_webhook_url: str | None = None
+    notify_webhook_secret: SecretStr | None = None
+    notify_smtp_host: str | None = None
+    notify_smtp_port: int = Field(default=25, ge=1, le=65535)
+    notify_smtp_user: str | None = None
+    notify_smtp_password: SecretStr | None = None
+    notify_smtp_starttls: bool = False
+    notify_email_from: str = "carecircle@localhost"
+    #: Addresses told of every escalation (e.g. the township care office).
+    notify_email_to: list[str] = Field(default_factory=list)
+    notify_sms_url: str | None = None
+    notify_sms_api_key: SecretStr | None = None
+    notify_emergency_via: Literal["webhook", "sms"] = "webhook"

@@ -1,0 +1,1 @@
+"""Dispatch within the 15-minute circle: rank responders, offer, lock, escalate, notify."""
