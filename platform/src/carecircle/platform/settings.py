@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import ClassVar, Literal
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PositiveInt, field_validator
