@@ -40,8 +40,15 @@ def load_rules(conn: Conn) -> list[RuleRow]:
     ]
 
 
-def residents(conn: Conn, ids: Iterable[str] | None = None) -> dict[str, ResidentCtx]:
-    if ids is None:
+def residents(
+    conn: Conn, ids: Iterable[str] | None = None, *, site_ids: Sequence[str] | None = None
+) -> dict[str, ResidentCtx]:
+    if site_ids is not None:
+        rows = conn.execute(
+            f"SELECT {_RESIDENT_COLS} FROM residents WHERE site_id = ANY(%s)",  # noqa: S608
+            (list(site_ids),),
+        ).fetchall()
+    elif ids is None:
         rows = conn.execute(f"SELECT {_RESIDENT_COLS} FROM residents").fetchall()  # noqa: S608
     else:
         rows = conn.execute(
@@ -154,7 +161,9 @@ def upsert_activity(conn: Conn, updates: Sequence[ActivityUpdate]) -> None:
         )
 
 
-def activity_entries(conn: Conn) -> dict[str, list[ActivityEntry]]:
+def activity_entries(
+    conn: Conn, site_ids: Sequence[str] | None = None
+) -> dict[str, list[ActivityEntry]]:
     """Activity per resident: their own devices, plus their site's shared sensors."""
     rows = conn.execute(
         """
@@ -164,7 +173,9 @@ def activity_entries(conn: Conn) -> dict[str, list[ActivityEntry]]:
         JOIN activity_state a
           ON a.resident_id = r.id OR (a.resident_id IS NULL AND a.site_id = r.site_id)
         LEFT JOIN rooms rm ON rm.id = a.room_id
-        """
+        WHERE %(sites)s::text[] IS NULL OR r.site_id = ANY(%(sites)s)
+        """,
+        {"sites": list(site_ids) if site_ids is not None else None},
     ).fetchall()
     out: dict[str, list[ActivityEntry]] = {}
     for rid, dev, room_kind, code, active_at, value, change_at in rows:
@@ -174,16 +185,22 @@ def activity_entries(conn: Conn) -> dict[str, list[ActivityEntry]]:
     return out
 
 
-def device_states(conn: Conn) -> list[DeviceState]:
+def device_states(conn: Conn, site_ids: Sequence[str] | None = None) -> list[DeviceState]:
     rows = conn.execute(
         "SELECT id, site_id, gateway_id, resident_id, power, offline_timeout_s, status, "
-        "last_seen, battery FROM devices"
+        "last_seen, battery FROM devices WHERE %(sites)s::text[] IS NULL "
+        "OR site_id = ANY(%(sites)s)",
+        {"sites": list(site_ids) if site_ids is not None else None},
     ).fetchall()
     return [DeviceState(*r) for r in rows]
 
 
-def gateway_states(conn: Conn) -> list[GatewayState]:
-    rows = conn.execute("SELECT id, site_id, status, last_seen FROM gateways").fetchall()
+def gateway_states(conn: Conn, site_ids: Sequence[str] | None = None) -> list[GatewayState]:
+    rows = conn.execute(
+        "SELECT id, site_id, status, last_seen FROM gateways WHERE %(sites)s::text[] IS NULL "
+        "OR site_id = ANY(%(sites)s)",
+        {"sites": list(site_ids) if site_ids is not None else None},
+    ).fetchall()
     return [GatewayState(*r) for r in rows]
 
 
