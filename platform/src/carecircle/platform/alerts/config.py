@@ -93,7 +93,8 @@ class ThresholdRule(_Rule):
 
 
 def _day_limits() -> dict[RoomKind, int]:
-    return {"bathroom": 3600, "toilet": 3600, "bedroom": 5 * 3600}
+    # last seen at the entrance: most likely gone out, so allow an outing
+    return {"bathroom": 3600, "toilet": 3600, "bedroom": 5 * 3600, "entrance": 8 * 3600}
 
 
 def _night_limits() -> dict[RoomKind, int]:
