@@ -75,10 +75,11 @@ class EngineStats:
     suppressed: int = 0  #: home checks while the resident is away
     damped: int = 0  #: held because the alert is flapping
     window_queries: int = 0  #: store reads for duration/repetition windows
+    window_query_s: float = 0.0  #: time spent in those reads
     errors: int = 0
     rule_errors: int = 0
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
 
 
@@ -327,11 +328,13 @@ class AlertEngine:
         code, direction = SIGNAL[kind]
         since = at - window_needed(rule)
         self.stats.window_queries += 1
+        started = time.perf_counter()
         if device_id is not None:
             samples = store.device_samples(conn, device_id, code.value, since, at)
         else:
             assert resident_id is not None
             samples = store.resident_samples(conn, resident_id, code.value, since, at)
+        self.stats.window_query_s += time.perf_counter() - started
         verdict = evaluate_threshold(samples, rule, direction, at, self.tz)
         if not verdict.fired:
             return []

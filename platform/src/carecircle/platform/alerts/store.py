@@ -125,40 +125,45 @@ def upsert_activity(conn: Conn, updates: Sequence[ActivityUpdate]) -> None:
         latest[key] = u
         if u.activation:
             active[key] = u.at
-    with conn.cursor() as cur:
-        cur.executemany(
-            """
-            INSERT INTO activity_state AS s (device_id, code, site_id, resident_id, room_id,
-                last_active_at, last_value, last_value_at, last_change_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-            ON CONFLICT (device_id, code) DO UPDATE SET
-                site_id = EXCLUDED.site_id,
-                resident_id = EXCLUDED.resident_id,
-                room_id = EXCLUDED.room_id,
-                last_active_at = GREATEST(s.last_active_at, EXCLUDED.last_active_at),
-                last_change_at = CASE
-                    WHEN EXCLUDED.last_value_at > s.last_value_at
-                         AND EXCLUDED.last_value IS DISTINCT FROM s.last_value
-                    THEN EXCLUDED.last_change_at ELSE s.last_change_at END,
-                last_value = CASE WHEN EXCLUDED.last_value_at > s.last_value_at
-                    THEN EXCLUDED.last_value ELSE s.last_value END,
-                last_value_at = GREATEST(s.last_value_at, EXCLUDED.last_value_at)
-            """,
-            [
-                (
-                    u.device_id,
-                    u.code,
-                    u.site_id,
-                    u.resident_id,
-                    u.room_id,
-                    active.get(key),
-                    u.value,
-                    u.at,
-                    run_start[key],
-                )
-                for key, u in latest.items()
-            ],
+    # One statement with rows in key order: row locks are always taken in the same
+    # order, so concurrent ingest workers cannot deadlock, and are held only briefly.
+    rows = [
+        (
+            key[0],
+            key[1],
+            u.site_id,
+            u.resident_id,
+            u.room_id,
+            active.get(key),
+            u.value,
+            u.at,
+            run_start[key],
         )
+        for key, u in sorted(latest.items())
+    ]
+    cols = list(zip(*rows, strict=True))
+    conn.execute(
+        """
+        INSERT INTO activity_state AS s (device_id, code, site_id, resident_id, room_id,
+            last_active_at, last_value, last_value_at, last_change_at)
+        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                             %s::timestamptz[], %s::float8[], %s::timestamptz[],
+                             %s::timestamptz[])
+        ON CONFLICT (device_id, code) DO UPDATE SET
+            site_id = EXCLUDED.site_id,
+            resident_id = EXCLUDED.resident_id,
+            room_id = EXCLUDED.room_id,
+            last_active_at = GREATEST(s.last_active_at, EXCLUDED.last_active_at),
+            last_change_at = CASE
+                WHEN EXCLUDED.last_value_at > s.last_value_at
+                     AND EXCLUDED.last_value IS DISTINCT FROM s.last_value
+                THEN EXCLUDED.last_change_at ELSE s.last_change_at END,
+            last_value = CASE WHEN EXCLUDED.last_value_at > s.last_value_at
+                THEN EXCLUDED.last_value ELSE s.last_value END,
+            last_value_at = GREATEST(s.last_value_at, EXCLUDED.last_value_at)
+        """,
+        [list(c) for c in cols],
+    )
 
 
 def activity_entries(
