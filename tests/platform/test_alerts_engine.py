@@ -475,3 +475,49 @@ def test_activity_state_is_order_independent(db: Conn, engine: AlertEngine) -> N
     )
     assert rows[(w.dev("bedmat"), "bed_occupancy")] == (None, 0.0, t[3])
     assert rows[(w.dev("pir-liv"), "motion")] == (t[2], 0.0, t[3])
+
+
+def test_concurrent_activity_upserts_do_not_deadlock(db: Conn, database_url: str) -> None:
+    """Ingest workers fold overlapping sensors in different orders at the same time."""
+    import random
+    import threading
+
+    from carecircle.platform.alerts import store
+
+    w = make_world(db)
+    devices = [f"{w.p}-dev{i}" for i in range(40)]
+    errors: list[BaseException] = []
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                for n in range(30):
+                    batch = [
+                        store.ActivityUpdate(
+                            d,
+                            "motion",
+                            w.site,
+                            None,
+                            None,
+                            T0 + timedelta(seconds=n, milliseconds=seed),
+                            1.0,
+                            True,
+                        )
+                        for d in rng.sample(devices, 25)
+                    ]
+                    store.upsert_activity(conn, batch)
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    (count,) = (
+        db.execute("SELECT count(*) FROM activity_state WHERE site_id = %s", (w.site,)).fetchone()
+        or ()
+    )
+    assert count == 40

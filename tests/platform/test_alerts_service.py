@@ -117,7 +117,8 @@ def test_alert_actions_leave_a_trail(db: Conn) -> None:
     actions = [
         r[0]
         for r in db.execute(
-            "SELECT action FROM audit_log WHERE object_type = 'alert' AND object_id = %s ORDER BY id",
+            "SELECT action FROM audit_log WHERE object_type = 'alert' AND object_id = %s "
+            "ORDER BY id",
             (str(aid),),
         ).fetchall()
     ]
