@@ -357,10 +357,10 @@ class AlertEngine:
     def _commit(self, conn: Conn, drafts: list[AlertDraft]) -> None:
         seen: set[tuple[str, str]] = set()
         now = self.clock.now()
-        for d in sorted(drafts, key=lambda d: d.at, reverse=True):
+        for d in sorted(drafts, key=lambda d: d.at):
             key = (d.subject, d.kind)
             if key in seen:
-                continue  # one write per (subject, kind) per batch: the latest draft
+                continue  # one write per (subject, kind) per batch: the first occurrence
             seen.add(key)
             self.stats.drafts += 1
             if AlertKind(d.kind) not in CRITICAL:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 K = AlertKind
 ACTOR = "system:alerts"
 JOB_ID = "alerts.absence_checks"
+#: How far back a closed alert still marks its episode as handled.
+EPISODE_MEMORY = timedelta(days=3)
 
 
 @dataclass
@@ -148,7 +150,7 @@ def run_absence_checks(
         )
 
     kinds = sorted({k.value for k in HOME_ACTIVITY | TECHNICAL})
-    marks = store.latest_alerts(conn, kinds)
+    marks = store.latest_alerts(conn, kinds, now - EPISODE_MEMORY)
     report.findings = len(findings)
     current: set[tuple[str, str]] = set()
     for f in findings:

@@ -217,15 +217,18 @@ class AlertMark:
     last_seen_at: datetime
 
 
-def latest_alerts(conn: Conn, kinds: Sequence[str]) -> dict[tuple[str, str], AlertMark]:
-    """The most recently opened alert per (subject, kind) for ``kinds``."""
+def latest_alerts(
+    conn: Conn, kinds: Sequence[str], since: datetime
+) -> dict[tuple[str, str], AlertMark]:
+    """Per (subject, kind): the active alert, else the latest one opened since ``since``."""
     rows = conn.execute(
         """
         SELECT DISTINCT ON (subject, kind) subject, kind, id, status, opened_at, last_seen_at
-        FROM alerts WHERE kind = ANY(%s)
+        FROM alerts
+        WHERE kind = ANY(%s) AND (status NOT IN ('resolved', 'cancelled') OR opened_at >= %s)
         ORDER BY subject, kind, (status NOT IN ('resolved', 'cancelled')) DESC, opened_at DESC
         """,
-        (list(kinds),),
+        (list(kinds), since),
     ).fetchall()
     return {(r[0], r[1]): AlertMark(r[2], r[3], r[4], r[5]) for r in rows}
 
