@@ -521,3 +521,15 @@ def test_concurrent_activity_upserts_do_not_deadlock(db: Conn, database_url: str
         or ()
     )
     assert count == 40
+
+
+def test_sos_from_an_unprovisioned_resident_still_raises(db: Conn, engine: AlertEngine) -> None:
+    w = make_world(db)
+    e = envelope(w, "sos", Code.SOS, 1, T0)
+    stranger = e.model_copy(update={"res": f"{w.p}-nobody"})
+    hand_off(db, engine, [stranger])
+    (row,) = db.execute(
+        "SELECT kind, subject, resident_id, explanation FROM alerts WHERE site_id = %s", (w.site,)
+    ).fetchall()
+    assert row[:3] == ("sos", f"{w.p}-nobody", None)
+    assert row[3]["unknown_resident"] == f"{w.p}-nobody" and engine.stats.errors == 0

@@ -25,9 +25,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, TypeVar
+
+import psycopg
 
 from carecircle.common.clock import Clock, SystemClock
 from carecircle.common.contract import Code, Envelope, Kind
@@ -59,10 +61,12 @@ from carecircle.platform.alerts.kinds import (
     SEVERITY,
     AlertKind,
 )
+from carecircle.platform.alerts.lifecycle import Severity
 from carecircle.platform.alerts.repository import AlertDraft, Conn
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
 
 
 @dataclass
@@ -216,24 +220,6 @@ class AlertEngine:
             {e.site for e in doors if not e.res},
             lambda ids: store.residents_of_sites(conn, ids),
         )
-        # 1. activity for absence checks
-        store.upsert_activity(
-            conn,
-            [
-                store.ActivityUpdate(
-                    e.dev,
-                    e.payload.code.value,
-                    e.site,
-                    e.res,
-                    e.room,
-                    e.ts,
-                    e.payload.value,
-                    is_activation(e),
-                )
-                for e in items
-                if e.payload.code in ACTIVITY_CODES and e.kind is not Kind.STATUS
-            ],
-        )
         drafts: list[AlertDraft] = []
         vitals: dict[tuple[str, AlertKind], datetime] = {}
         climate: dict[tuple[str, AlertKind], Envelope] = {}
@@ -303,6 +289,28 @@ class AlertEngine:
                     ckey = (e.dev, tkind)
                     if ckey not in climate or climate[ckey].ts < e.ts:
                         climate[ckey] = e
+        # urgent alerts first: committed and notified before anything slower
+        self._commit(conn, drafts)
+        drafts = []
+        # activity for the scheduled absence checks
+        store.upsert_activity(
+            conn,
+            [
+                store.ActivityUpdate(
+                    e.dev,
+                    e.payload.code.value,
+                    e.site,
+                    e.res,
+                    e.room,
+                    e.ts,
+                    e.payload.value,
+                    is_activation(e),
+                )
+                for e in items
+                if e.payload.code in ACTIVITY_CODES and e.kind is not Kind.STATUS
+            ],
+        )
+        # threshold windows, read from the store
         for (rid, tkind), at in vitals.items():
             ctx = residents.get(rid)
             assert ctx is not None
@@ -357,7 +365,8 @@ class AlertEngine:
     def _commit(self, conn: Conn, drafts: list[AlertDraft]) -> None:
         seen: set[tuple[str, str]] = set()
         now = self.clock.now()
-        for d in sorted(drafts, key=lambda d: d.at):
+        # most severe first, then in time order
+        for d in sorted(drafts, key=lambda d: (-_SEVERITY_RANK[d.severity], d.at)):
             key = (d.subject, d.kind)
             if key in seen:
                 continue  # one write per (subject, kind) per batch: the first occurrence
@@ -371,7 +380,20 @@ class AlertEngine:
                     self.stats.damped += 1
                     log.info("held flapping %s alert on %s", d.kind, d.subject)
                     continue
-            change = repository.open_or_refresh(conn, d)
+            try:
+                change = repository.open_or_refresh(conn, d)
+            except psycopg.errors.ForeignKeyViolation:
+                # a resident not (yet) provisioned must not cost the alert: keep it on
+                # the site, name the unknown resident in the explanation
+                log.warning("alert %s names unknown resident; raised on its site", d.kind)
+                change = repository.open_or_refresh(
+                    conn,
+                    replace(
+                        d,
+                        resident_id=None,
+                        explanation={**d.explanation, "unknown_resident": d.resident_id},
+                    ),
+                )
             if change.change == "opened":
                 self.stats.opened += 1
             else:

@@ -172,13 +172,18 @@ def activity_entries(
     """Activity per resident: their own devices, plus their site's shared sensors."""
     rows = conn.execute(
         """
-        SELECT r.id, a.device_id, rm.kind, a.code, a.last_active_at, a.last_value,
+        WITH r AS (
+            SELECT id, site_id FROM residents
+            WHERE %(sites)s::text[] IS NULL OR site_id = ANY(%(sites)s)
+        ), a AS (
+            SELECT r.id AS rid, a.* FROM r JOIN activity_state a ON a.resident_id = r.id
+            UNION ALL
+            SELECT r.id, a.* FROM r JOIN activity_state a
+                ON a.site_id = r.site_id AND a.resident_id IS NULL
+        )
+        SELECT a.rid, a.device_id, rm.kind, a.code, a.last_active_at, a.last_value,
                a.last_change_at
-        FROM residents r
-        JOIN activity_state a
-          ON a.resident_id = r.id OR (a.resident_id IS NULL AND a.site_id = r.site_id)
-        LEFT JOIN rooms rm ON rm.id = a.room_id
-        WHERE %(sites)s::text[] IS NULL OR r.site_id = ANY(%(sites)s)
+        FROM a LEFT JOIN rooms rm ON rm.id = a.room_id
         """,
         {"sites": list(site_ids) if site_ids is not None else None},
     ).fetchall()
