@@ -225,6 +225,12 @@ def test_missed_wakeup_window() -> None:
         ],
     )
     assert evaluate_missed_wakeup(got_up, rule, local(9, 31), TZ) == []
+    gone_out = ActivitySummary(
+        RES,
+        [entry("kitchen", "motion", local(18, 0, 28)), entry("entrance", "door", local(18, 5, 28))],
+    )
+    assert evaluate_missed_wakeup(gone_out, rule, local(9, 31), TZ) == []  # presumed out
+    assert evaluate_missed_wakeup(gone_out, MissedWakeupRule(skip_if_out=False), local(9, 31), TZ)
     bath_only = MissedWakeupRule(rooms=["bathroom"])
     kitchen = ActivitySummary(RES, [entry("kitchen", "motion", local(7, 0))])
     assert evaluate_missed_wakeup(kitchen, bath_only, local(9, 31), TZ)

@@ -98,7 +98,7 @@ def _day_limits() -> dict[RoomKind, int]:
 
 
 def _night_limits() -> dict[RoomKind, int]:
-    return {"bathroom": 3600, "toilet": 3600, "bedroom": 12 * 3600}
+    return {"bathroom": 3600, "toilet": 3600, "bedroom": 12 * 3600, "entrance": 12 * 3600}
 
 
 def _entrance() -> list[RoomKind]:
@@ -166,6 +166,9 @@ class MissedWakeupRule(WindowRule):
     end: time = time(9, 30)
     rooms: list[RoomKind] | None = None
     count_bed_exit: bool = True
+    #: Last seen at the entrance before the window and nothing since: presumed out
+    #: (staying with family without the presence flag set); no alert.
+    skip_if_out: bool = True
     #: Evaluate for this long after ``end``; later, the window is over for the day.
     grace_s: int = Field(default=3 * 3600, gt=0, le=86_400)
 

@@ -132,6 +132,14 @@ def evaluate_missed_wakeup(
         return []
     if not summary.entries:
         return []  # no sensors reporting: device checks cover it
+    if rule.skip_if_out:
+        last = max(
+            (e for e in summary.entries if e.activity_time() is not None),
+            key=lambda e: e.activity_time(),  # type: ignore[arg-type,return-value]
+            default=None,
+        )
+        if last is not None and last.room_kind == "entrance" and last.code == "door":
+            return []
     for e in summary.entries:
         t = e.activity_time()
         if t is None or t < start:
