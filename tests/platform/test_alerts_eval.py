@@ -132,6 +132,7 @@ def test_benign_look_alikes_and_false_rate() -> None:
     assert r.resident_days == pytest.approx(70)
     assert r.false_per_resident_day == pytest.approx(3 / 70)
     assert r.kinds["prolonged_inactivity"].false_alerts == 1
+    assert r.kinds["prolonged_inactivity"].alerts == 1
     checks = r.target_checks()
     assert checks["false_per_resident_day<=0.05"] is True
     assert checks["recall:sos>=0.99"] is None

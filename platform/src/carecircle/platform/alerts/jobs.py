@@ -23,6 +23,8 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
+
 from carecircle.common.clock import Clock, SystemClock
 from carecircle.platform.alerts import repository, store
 from carecircle.platform.alerts.config import (
@@ -71,6 +73,7 @@ class CheckReport:
     already_handled: int = 0
     cleared: list[tuple[str, str]] = field(default_factory=list)
     rule_errors: int = 0
+    errors: int = 0
 
 
 def _rule(book: RuleBook, kind: AlertKind, report: CheckReport, **where: Any) -> Any:
@@ -158,15 +161,20 @@ def run_absence_checks(
         key = (d.subject, d.kind)
         current.add(key)
         mark = marks.get(key)
-        if mark is not None and Status(mark.status) in ACTIVE:
-            repository.open_or_refresh(conn, d, notify_refresh=False)
-            report.refreshed += 1
-        elif mark is not None and mark.opened_at >= f.episode_start:
-            report.already_handled += 1
-        else:
-            repository.open_or_refresh(conn, d)
-            report.opened.append((d.kind, d.subject))
-            log.info("opened %s alert on %s", d.kind, d.subject)
+        try:
+            if mark is not None and Status(mark.status) in ACTIVE:
+                repository.open_or_refresh(conn, d, notify_refresh=False)
+                report.refreshed += 1
+            elif mark is not None and mark.opened_at >= f.episode_start:
+                report.already_handled += 1
+            else:
+                repository.open_or_refresh(conn, d)
+                report.opened.append((d.kind, d.subject))
+                log.info("opened %s alert on %s", d.kind, d.subject)
+        except psycopg.Error:
+            # one bad row must not stop the checks of everyone else
+            report.errors += 1
+            log.exception("could not write %s alert on %s", d.kind, d.subject)
     _clear_technical(conn, marks, current, devices, gateways, book, now, report)
     return report
 

@@ -77,6 +77,7 @@ class KindScore:
     incidents: int = 0
     detected: int = 0
     delays_s: list[float] = field(default_factory=list)
+    alerts: int = 0  #: alerts of this kind in the range
     false_alerts: int = 0
     missed_ids: list[str] = field(default_factory=list)
 
@@ -96,6 +97,7 @@ class KindScore:
             "recall": self.recall,
             "median_delay_s": median(self.delays_s) if self.delays_s else None,
             "p95_delay_s": percentile(self.delays_s, 95),
+            "alerts": self.alerts,
             "false_alerts": self.false_alerts,
             "missed_incidents": self.missed_ids[:20],
         }
@@ -207,6 +209,8 @@ def score(
             matched_alerts.update(a.id for a in hits)
         else:
             ks.missed_ids.append(inc.incident_id)
+    for a in als:
+        kinds.setdefault(a.kind, KindScore(a.kind)).alerts += 1
     false = related = during_benign = 0
     for a in als:
         if a.id in matched_alerts:
@@ -238,7 +242,7 @@ def format_table(result: EvalResult) -> str:
 
     head = (
         f"{'kind':<24}{'incid':>6}{'det':>6}{'miss':>6}{'recall':>8}"
-        f"{'med s':>8}{'p95 s':>8}{'false':>7}"
+        f"{'med s':>8}{'p95 s':>8}{'alerts':>7}{'false':>7}"
     )
     lines = [head, "-" * len(head)]
     for kind, s in sorted(result.kinds.items()):
@@ -246,7 +250,7 @@ def format_table(result: EvalResult) -> str:
         lines.append(
             f"{kind:<24}{s.incidents:>6}{s.detected:>6}{s.missed:>6}"
             f"{fmt(s.recall, '.3f'):>8}{fmt(d['median_delay_s']):>8}{fmt(d['p95_delay_s']):>8}"
-            f"{s.false_alerts:>7}"
+            f"{s.alerts:>7}{s.false_alerts:>7}"
         )
     lines.append("-" * len(head))
     lines.append(
