@@ -533,3 +533,17 @@ def test_sos_from_an_unprovisioned_resident_still_raises(db: Conn, engine: Alert
     ).fetchall()
     assert row[:3] == ("sos", f"{w.p}-nobody", None)
     assert row[3]["unknown_resident"] == f"{w.p}-nobody" and engine.stats.errors == 0
+
+
+def test_build_engine_from_settings(db: Conn, database_url: str) -> None:
+    from carecircle.platform.alerts.engine import build_engine
+    from carecircle.platform.settings import PlatformSettings
+
+    w = make_world(db)
+    eng = build_engine(PlatformSettings(database_url=database_url, alerts_timezone="Asia/Urumqi"))
+    try:
+        assert str(eng.tz) == "Asia/Urumqi" and eng.cache_ttl_s == 30
+        hand_off(db, eng, [envelope(w, "gas", Code.GAS, 1, T0)])
+    finally:
+        eng.close()
+    assert [r[0] for r in alerts_of(db, w.site)] == ["gas"]

@@ -106,3 +106,59 @@ def test_changes_are_pushed_to_mqtt(
     assert first["message"] == "smoke detected" and first["opened_at"] == T0.isoformat()
     assert second["change"] == "transition" and second["status"] == "acknowledged"
     assert sent == [2]
+
+
+def test_push_service_from_settings(
+    db: psycopg.Connection[tuple[object, ...]], database_url: str, mqtt_url: str, topic_root: str
+) -> None:
+    from carecircle.platform.alerts.push import AlertPushService
+    from carecircle.platform.settings import PlatformSettings
+
+    p = f"n{uuid.uuid4().hex[:6]}"
+    db.execute(
+        "INSERT INTO places (id, parent_id, level, name) VALUES "
+        f"('{p}pf', NULL, 'prefecture', 'P'), ('{p}co', '{p}pf', 'county', 'C'), "
+        f"('{p}tw', '{p}co', 'township', 'T'), ('{p}vi', '{p}tw', 'village', 'V')"
+    )
+    db.execute(
+        "INSERT INTO sites (id, kind, place_id, name, lat, lon) "
+        "VALUES (%s, 'household', %s, 'H', 30.1, 120.1)",
+        (f"{p}hh", f"{p}vi"),
+    )
+    got: queue.Queue[dict[str, object]] = queue.Queue(maxsize=100)
+    subscribed = threading.Event()
+    sub = new_connection(BrokerAddress.from_url(mqtt_url), f"{topic_root}-sub2")
+    sub.client.on_connect = lambda c, *_: c.subscribe(Topics(topic_root).alerts(), qos=1)
+    sub.client.on_subscribe = lambda *_: subscribed.set()
+    sub.client.on_message = lambda _c, _u, m: got.put(json.loads(m.payload))
+    sub.connect()
+    sub.client.loop_start()
+    service = AlertPushService(
+        PlatformSettings(database_url=database_url, mqtt_url=mqtt_url, topic_root=topic_root)
+    )
+    try:
+        assert subscribed.wait(10)
+        service.start()
+        # alerts keep coming until the push is listening; the first one seen proves it works
+        deadline = threading.Event()
+        n = 0
+        while got.empty() and n < 100 and not deadline.wait(0.05):
+            repo.open_or_refresh(
+                db,
+                repo.AlertDraft(
+                    subject=f"{p}hh-{n}",
+                    site_id=f"{p}hh",
+                    kind="gas",
+                    severity=Severity.CRITICAL,
+                    detector="rule:gas",
+                    at=T0,
+                ),
+            )
+            n += 1
+        note = got.get(timeout=10)
+    finally:
+        service.stop()
+        sub.client.loop_stop()
+        sub.client.disconnect()
+    assert note["kind"] == "gas" and note["site_id"] == f"{p}hh" and note["change"] == "opened"
+    assert service.sent >= 1

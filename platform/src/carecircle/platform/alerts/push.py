@@ -71,3 +71,49 @@ def run_alert_push(
             if stop.is_set():
                 break
     return sent
+
+
+class AlertPushService:
+    """Runs :func:`run_alert_push` in a thread with its own connections (``PlatformSettings``).
+
+    ``start()`` connects to PostgreSQL and the broker (raising ``StoreUnavailable`` /
+    ``BrokerUnavailable``) and starts forwarding; ``stop()`` ends it and disconnects.
+    """
+
+    def __init__(self, settings: Any) -> None:
+        self._settings = settings
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.sent = 0
+
+    def start(self) -> None:
+        from carecircle.common.mqtt import BrokerAddress, new_connection
+        from carecircle.platform.store import connect
+
+        s = self._settings
+        listen = connect(s.database_url, timeout_s=s.db_connect_timeout_s, autocommit=True)
+        read = connect(s.database_url, timeout_s=s.db_connect_timeout_s, autocommit=True)
+        mqtt = new_connection(BrokerAddress.from_url(s.mqtt_url))
+        mqtt.connect()
+        mqtt.client.loop_start()
+        topics = Topics(s.topic_root)
+
+        def publish(topic: str, payload: bytes) -> None:
+            mqtt.client.publish(topic, payload, qos=1)
+
+        def run() -> None:
+            try:
+                self.sent = run_alert_push(listen, read, publish, topics, self._stop)
+            finally:
+                mqtt.client.loop_stop()
+                mqtt.client.disconnect()
+                listen.close()
+                read.close()
+
+        self._thread = threading.Thread(target=run, name="alert-push", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
