@@ -122,7 +122,13 @@ def test_alert_actions_leave_a_trail(db: Conn) -> None:
             (str(aid),),
         ).fetchall()
     ]
-    assert actions == ["alert.acknowledged", "alert.comment", "alert.snooze", "alert.resolved"]
+    assert actions == [
+        "alert.open",
+        "alert.acknowledged",
+        "alert.comment",
+        "alert.snooze",
+        "alert.resolved",
+    ]
 
 
 def test_list_alerts_filters(db: Conn) -> None:

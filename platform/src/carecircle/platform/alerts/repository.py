@@ -126,6 +126,14 @@ def open_or_refresh(conn: Conn, draft: AlertDraft, *, notify_refresh: bool = Tru
                 "VALUES (%s, %s, NULL, 'open', %s, %s)",
                 (alert_id, draft.at, f"detector:{draft.detector}", draft.message),
             )
+            _audit(
+                conn,
+                alert_id,
+                f"detector:{draft.detector}",
+                draft.at,
+                "alert.open",
+                {"kind": draft.kind, "subject": draft.subject, "severity": draft.severity.value},
+            )
         if change != "refreshed" or notify_refresh:
             _notify(conn, alert_id, change)
     return AlertChange(alert_id, status, change)
