@@ -69,7 +69,7 @@ def test_contradicting_rules_are_reported() -> None:
 def test_care_profile_defaults() -> None:
     assert default_params(K.LOW_SPO2)["threshold"] == 90
     assert default_params(K.LOW_SPO2, conditions=["copd"])["threshold"] == 88
-    assert default_params(K.PROLONGED_INACTIVITY, care_level="dependent")["default_day_s"] == 10800
+    assert default_params(K.PROLONGED_INACTIVITY, care_level="dependent")["default_day_s"] == 9000
 
 
 def test_rulebook_precedence() -> None:
@@ -106,6 +106,7 @@ def test_inactivity_limit_depends_on_room_and_night() -> None:
     rule = InactivityRule()
     assert rule.limit_for("bathroom", time(3, 0)) == 3600
     assert rule.limit_for("bedroom", time(3, 0)) == 12 * 3600
-    assert rule.limit_for("bedroom", time(14, 0)) == 5 * 3600
-    assert rule.limit_for("living_room", time(14, 0)) == 4 * 3600
+    assert rule.limit_for("bedroom", time(14, 0)) == 4 * 3600
+    assert rule.limit_for("living_room", time(14, 0)) == 3 * 3600
+    assert rule.limit_for("entrance", time(14, 0)) == 8 * 3600
     assert rule.limit_for(None, time(23, 0)) == 6 * 3600

@@ -94,7 +94,7 @@ class ThresholdRule(_Rule):
 
 def _day_limits() -> dict[RoomKind, int]:
     # last seen at the entrance: most likely gone out, so allow an outing
-    return {"bathroom": 3600, "toilet": 3600, "bedroom": 5 * 3600, "entrance": 8 * 3600}
+    return {"bathroom": 3600, "toilet": 3600, "bedroom": 4 * 3600, "entrance": 8 * 3600}
 
 
 def _night_limits() -> dict[RoomKind, int]:
@@ -115,7 +115,7 @@ class InactivityRule(_Rule):
 
     night_start: time = time(21, 0)
     night_end: time = time(7, 0)
-    default_day_s: int = Field(default=4 * 3600, gt=0)
+    default_day_s: int = Field(default=3 * 3600, gt=0)
     default_night_s: int = Field(default=6 * 3600, gt=0)
     day_s: dict[RoomKind, int] = Field(default_factory=_day_limits)
     night_s: dict[RoomKind, int] = Field(default_factory=_night_limits)
@@ -285,7 +285,7 @@ def default_params(
     if kind is K.BRADYCARDIA and "heart_disease" in conds:
         params["threshold"] = 45
     if kind is K.PROLONGED_INACTIVITY and (care_level == "dependent" or "dementia" in conds):
-        params["default_day_s"] = 3 * 3600
+        params["default_day_s"] = 9000  # 2.5 h
     if kind is K.BED_EXIT_NOT_RETURNED and "dementia" in conds:
         params["max_out_s"] = 30 * 60
     return params
