@@ -283,3 +283,34 @@ def test_register_jobs_adds_one_interval_job(database_url: str) -> None:
 def test_timezone_setting_is_checked() -> None:
     with pytest.raises(ValueError, match="unknown time zone"):
         PlatformSettings(alerts_timezone="Mars/Olympus")
+
+
+def test_nursing_home_room_sensors_belong_to_their_residents(db: Conn) -> None:
+    h = make_home(db)  # reuse the places; add a second resident in their own room
+    db.execute(
+        "INSERT INTO rooms (id, site_id, kind, name) VALUES (%s, %s, 'bedroom', 'b2')",
+        (f"{h.p}-bed2", h.site),
+    )
+    db.execute("UPDATE residents SET room_id = %s WHERE id = %s", (f"{h.p}-bed", h.res))
+    other = f"{h.p}-r2"
+    db.execute(
+        "INSERT INTO residents (id, site_id, room_id, display_name) VALUES (%s, %s, %s, 'Other')",
+        (other, h.site, f"{h.p}-bed2"),
+    )
+    db.execute(
+        "INSERT INTO devices (id, gateway_id, site_id, room_id, family, native_id, type) "
+        "VALUES (%s, %s, %s, %s, 'zigbee2mqtt', 'pir-bed2', 'sensor')",
+        (f"{h.p}-pir-bed2", h.gw, h.site, f"{h.p}-bed2"),
+    )
+    # the first resident moves in their room all day; the other's room has been still
+    store.upsert_activity(
+        db,
+        [
+            store.ActivityUpdate(
+                f"{h.p}-pir-bed2", "motion", h.site, None, f"{h.p}-bed2", at(29, 8, 0), 1, True
+            )
+        ],
+    )
+    activity(db, h, "pir-bed", "motion", 1, at(29, 13, 50))
+    report = check(db, h, at(29, 14, 0))
+    assert report.opened == [("prolonged_inactivity", other)]  # 6 h still in their room

@@ -169,17 +169,25 @@ def upsert_activity(conn: Conn, updates: Sequence[ActivityUpdate]) -> None:
 def activity_entries(
     conn: Conn, site_ids: Sequence[str] | None = None
 ) -> dict[str, list[ActivityEntry]]:
-    """Activity per resident: their own devices, plus their site's shared sensors."""
+    """Activity per resident: their own devices, plus their site's shared sensors.
+
+    A shared sensor in a room that is some resident's own room (``residents.room_id``)
+    counts only for the residents of that room.
+    """
     rows = conn.execute(
         """
         WITH r AS (
-            SELECT id, site_id FROM residents
+            SELECT id, site_id, room_id FROM residents
             WHERE %(sites)s::text[] IS NULL OR site_id = ANY(%(sites)s)
         ), a AS (
             SELECT r.id AS rid, a.* FROM r JOIN activity_state a ON a.resident_id = r.id
             UNION ALL
+            -- a shared sensor in someone's own room (nursing home) belongs to the people
+            -- of that room; elsewhere (bathroom, corridor, a household) to everyone there
             SELECT r.id, a.* FROM r JOIN activity_state a
                 ON a.site_id = r.site_id AND a.resident_id IS NULL
+            WHERE a.room_id IS NULL OR a.room_id IS NOT DISTINCT FROM r.room_id
+               OR NOT EXISTS (SELECT 1 FROM residents o WHERE o.room_id = a.room_id)
         )
         SELECT a.rid, a.device_id, rm.kind, a.code, a.last_active_at, a.last_value,
                a.last_change_at
