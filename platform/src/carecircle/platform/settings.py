@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PositiveFloat, PositiveInt, SecretStr
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
 
 from carecircle.common.settings import CareCircleSettings, MqttUrl, PostgresUrl
 
@@ -60,3 +61,23 @@ class PlatformSettings(CareCircleSettings):
     notify_sms_url: str | None = None
     notify_sms_api_key: SecretStr | None = None
     notify_emergency_via: Literal["webhook", "sms"] = "webhook"
+
+    # -- alerts (rules, absence checks, lifecycle; docs/alerts.md) --
+    #: Local time for night/morning windows (IANA name; residents are in China).
+    alerts_timezone: str = "Asia/Shanghai"
+    #: How often the scheduler runs the absence, device and gateway checks.
+    alerts_absence_interval_s: PositiveInt = 60
+    #: An alert closed this many times within the window is held when it fires again.
+    alerts_flap_count: PositiveInt = 3
+    alerts_flap_window_s: PositiveInt = 3600
+    #: How long ingest workers cache rules, residents and rooms.
+    alerts_cache_s: PositiveInt = 30
+
+    @field_validator("alerts_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from err
+        return value

@@ -4,7 +4,8 @@ Every change is committed with an ``alert_transitions`` row (who, when, from →
 and a ``pg_notify('cc_alert', …)`` so dispatch, dashboards and other platform
 processes learn of it within milliseconds.  The notification payload is JSON:
 ``{"id", "status", "kind", "severity", "site_id", "resident_id", "subject", "change"}``
-with ``change`` one of ``opened``, ``refreshed``, ``transition``.
+with ``change`` one of ``opened``, ``refreshed``, ``refired`` (a refresh after a snooze
+ran out), ``transition``, ``snoozed``, ``commented``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from carecircle.common.errors import NotFound
+from carecircle.common.errors import Conflict, NotFound
 from carecircle.platform.alerts.lifecycle import (
+    ACTIVE,
     TIMESTAMP_COLUMN,
     Outcome,
     Severity,
@@ -68,11 +70,14 @@ def _notify(conn: Conn, alert_id: int, change: str) -> None:
     )
 
 
-def open_or_refresh(conn: Conn, draft: AlertDraft) -> AlertChange:
+def open_or_refresh(conn: Conn, draft: AlertDraft, *, notify_refresh: bool = True) -> AlertChange:
     """Open an alert, or refresh the active one of the same (subject, kind).
 
     A refresh bumps ``occurrences`` and ``last_seen_at`` and raises the severity if
-    the new draft is more severe; it never creates a second active alert.
+    the new draft is more severe; it never creates a second active alert.  A refresh
+    after the alert's snooze ran out clears the snooze and is notified as ``refired``.
+    ``notify_refresh=False`` keeps a plain refresh quiet (scheduled checks that
+    confirm an open condition every minute); openings and re-firings always notify.
     Runs in its own transaction (or the caller's, if one is open).
     """
     with conn.transaction():
@@ -91,8 +96,11 @@ def open_or_refresh(conn: Conn, draft: AlertDraft) -> AlertChange:
                               > array_position(ARRAY['low','medium','high','critical'],
                                                alerts.severity)
                               THEN EXCLUDED.severity ELSE alerts.severity END,
+                          snoozed_until = CASE WHEN alerts.snoozed_until <= EXCLUDED.last_seen_at
+                              THEN NULL ELSE alerts.snoozed_until END,
                           updated_at = now()
-            RETURNING id, status, (xmax = 0) AS inserted
+            RETURNING id, status, (xmax = 0) AS inserted,
+                      (SELECT a.snoozed_until FROM alerts a WHERE a.id = alerts.id) AS old_snooze
             """,
             {
                 "subject": draft.subject,
@@ -110,14 +118,24 @@ def open_or_refresh(conn: Conn, draft: AlertDraft) -> AlertChange:
         ).fetchone()
         assert row is not None
         alert_id, status, inserted = int(row[0]), Status(row[1]), bool(row[2])
-        change = "opened" if inserted else "refreshed"
+        refired = not inserted and row[3] is not None and row[3] <= draft.at
+        change = "opened" if inserted else ("refired" if refired else "refreshed")
         if inserted:
             conn.execute(
                 "INSERT INTO alert_transitions (alert_id, at, from_status, to_status, actor, note) "
                 "VALUES (%s, %s, NULL, 'open', %s, %s)",
                 (alert_id, draft.at, f"detector:{draft.detector}", draft.message),
             )
-        _notify(conn, alert_id, change)
+            _audit(
+                conn,
+                alert_id,
+                f"detector:{draft.detector}",
+                draft.at,
+                "alert.open",
+                {"kind": draft.kind, "subject": draft.subject, "severity": draft.severity.value},
+            )
+        if change != "refreshed" or notify_refresh:
+            _notify(conn, alert_id, change)
     return AlertChange(alert_id, status, change)
 
 
@@ -170,6 +188,74 @@ def transition(
         )
         _notify(conn, alert_id, "transition")
     return AlertChange(alert_id, target, "transition")
+
+
+def _audit(conn: Conn, alert_id: int, actor: str, at: datetime, action: str, detail: Any) -> None:
+    conn.execute(
+        "INSERT INTO audit_log (at, actor, action, object_type, object_id, detail) "
+        "VALUES (%s, %s, %s, 'alert', %s, %s)",
+        (at, actor, action, str(alert_id), Jsonb(detail)),
+    )
+
+
+def _active_status(conn: Conn, alert_id: int) -> Status:
+    row = conn.execute("SELECT status FROM alerts WHERE id = %s FOR UPDATE", (alert_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"alert {alert_id} not found")
+    status = Status(row[0])
+    if status not in ACTIVE:
+        raise Conflict(f"alert {alert_id} is already {status.value}")
+    return status
+
+
+def snooze(
+    conn: Conn, alert_id: int, until: datetime, *, actor: str, at: datetime, note: str = ""
+) -> AlertChange:
+    """Hide an active alert until ``until``; a repeat of its condition after that re-fires it."""
+    if until <= at:
+        raise Conflict("a snooze must end in the future")
+    with conn.transaction():
+        status = _active_status(conn, alert_id)
+        conn.execute(
+            "UPDATE alerts SET snoozed_until = %s, updated_at = now() WHERE id = %s",
+            (until, alert_id),
+        )
+        conn.execute(
+            "INSERT INTO alert_transitions (alert_id, at, from_status, to_status, actor, note) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (
+                alert_id,
+                at,
+                status.value,
+                status.value,
+                actor,
+                f"snoozed until {until.isoformat()}" + (f": {note}" if note else ""),
+            ),
+        )
+        _audit(
+            conn, alert_id, actor, at, "alert.snooze", {"until": until.isoformat(), "note": note}
+        )
+        _notify(conn, alert_id, "snoozed")
+    return AlertChange(alert_id, status, "snoozed")
+
+
+def comment(conn: Conn, alert_id: int, note: str, *, actor: str, at: datetime) -> AlertChange:
+    """Add a note to an alert's trail (any status), audited and notified."""
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT status FROM alerts WHERE id = %s FOR UPDATE", (alert_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"alert {alert_id} not found")
+        status = Status(row[0])
+        conn.execute(
+            "INSERT INTO alert_transitions (alert_id, at, from_status, to_status, actor, note) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (alert_id, at, status.value, status.value, actor, note),
+        )
+        _audit(conn, alert_id, actor, at, "alert.comment", {"note": note})
+        _notify(conn, alert_id, "commented")
+    return AlertChange(alert_id, status, "commented")
 
 
 def get(conn: Conn, alert_id: int) -> dict[str, Any]:

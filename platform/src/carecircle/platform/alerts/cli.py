@@ -1,0 +1,195 @@
+"""``carecircle alerts …``: rule configuration, one-shot checks and alert listing for operators.
+
+The API exposes the same service functions to staff; this is for administrators,
+demos and debugging on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import click
+
+from carecircle.common.cli import CliContext, pass_cli
+from carecircle.common.clock import utcnow
+from carecircle.common.errors import ConfigError
+from carecircle.platform.alerts import service
+from carecircle.platform.alerts.config import Scope
+from carecircle.platform.alerts.jobs import run_absence_checks
+from carecircle.platform.settings import PlatformSettings
+from carecircle.platform.store import connect
+
+SCOPES = click.Choice(["global", "site", "resident"])
+
+
+def _settings(cli: CliContext, database_url: str | None) -> PlatformSettings:
+    return cli.settings(PlatformSettings, database_url=database_url)
+
+
+def _scope_id(scope: str, scope_id: str | None) -> str | None:
+    if scope == "global":
+        if scope_id:
+            raise click.BadParameter("a global rule takes no --id")
+        return None
+    if not scope_id:
+        raise click.BadParameter(f"a {scope} rule needs --id")
+    return scope_id
+
+
+def _scope(scope: str) -> Scope:
+    return cast(Scope, scope)
+
+
+def _echo(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+db_option = click.option("--database-url", help="PostgreSQL URL [CARECIRCLE_DATABASE_URL]")
+
+
+@click.group("alerts")
+def alerts_cli() -> None:
+    """Alert rules, absence checks and alerts."""
+
+
+@alerts_cli.command("rules")
+@click.option("--scope", type=SCOPES, default="global", show_default=True)
+@click.option("--id", "scope_id", help="site or resident id")
+@db_option
+@pass_cli
+def rules_cmd(cli: CliContext, scope: str, scope_id: str | None, database_url: str | None) -> None:
+    """Show the effective rules at a scope, and where each comes from."""
+    s = _settings(cli, database_url)
+    with connect(s.database_url, timeout_s=s.db_connect_timeout_s, autocommit=True) as conn:
+        _echo(service.effective_rules(conn, _scope(scope), _scope_id(scope, scope_id)))
+
+
+@alerts_cli.command("rule-put")
+@click.argument("kind")
+@click.option("--scope", type=SCOPES, required=True)
+@click.option("--id", "scope_id", help="site or resident id")
+@click.option("--params", default="{}", show_default=True, help="JSON object of parameters")
+@click.option("--disabled", is_flag=True, help="store the rule switched off")
+@click.option("--actor", default="cli", show_default=True, help="who makes the change (audit)")
+@db_option
+@pass_cli
+def rule_put_cmd(
+    cli: CliContext,
+    kind: str,
+    scope: str,
+    scope_id: str | None,
+    params: str,
+    disabled: bool,
+    actor: str,
+    database_url: str | None,
+) -> None:
+    """Validate and store a rule; a rule that cannot fire or contradicts itself is refused."""
+    try:
+        parsed = json.loads(params)
+    except json.JSONDecodeError as err:
+        raise click.BadParameter(f"--params is not JSON: {err}") from err
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("--params must be a JSON object")
+    s = _settings(cli, database_url)
+    with connect(s.database_url, timeout_s=s.db_connect_timeout_s, autocommit=True) as conn:
+        _echo(
+            service.put_rule(
+                conn,
+                _scope(scope),
+                _scope_id(scope, scope_id),
+                kind,
+                parsed,
+                enabled=not disabled,
+                actor=actor,
+                at=utcnow(),
+            )
+        )
+
+
+@alerts_cli.command("rule-delete")
+@click.argument("kind")
+@click.option("--scope", type=SCOPES, required=True)
+@click.option("--id", "scope_id", help="site or resident id")
+@click.option("--actor", default="cli", show_default=True)
+@db_option
+@pass_cli
+def rule_delete_cmd(
+    cli: CliContext,
+    kind: str,
+    scope: str,
+    scope_id: str | None,
+    actor: str,
+    database_url: str | None,
+) -> None:
+    """Remove a stored rule (the next less specific one applies again)."""
+    s = _settings(cli, database_url)
+    with connect(s.database_url, timeout_s=s.db_connect_timeout_s, autocommit=True) as conn:
+        service.delete_rule(
+            conn,
+            _scope(scope),
+            _scope_id(scope, scope_id),
+            kind,
+            actor=actor,
+            at=utcnow(),
+        )
+    click.echo(f"deleted the {scope} {kind} rule")
+
+
+@alerts_cli.command("check")
+@click.option("--at", "at_time", help="judge at this time (RFC 3339); default now")
+@click.option("--site", "sites", multiple=True, help="only these sites (repeatable)")
+@db_option
+@pass_cli
+def check_cmd(
+    cli: CliContext, at_time: str | None, sites: tuple[str, ...], database_url: str | None
+) -> None:
+    """Run the absence, device and gateway checks once (the scheduler runs them every minute)."""
+    s = _settings(cli, database_url)
+    now = utcnow()
+    if at_time:
+        try:
+            now = datetime.fromisoformat(at_time)
+        except ValueError as err:
+            raise click.BadParameter(f"{at_time!r} is not an RFC 3339 time") from err
+        if now.tzinfo is None:
+            raise ConfigError("--at needs a UTC offset")
+    with connect(s.database_url, timeout_s=s.db_connect_timeout_s, autocommit=True) as conn:
+        report = run_absence_checks(
+            conn, now, ZoneInfo(s.alerts_timezone), site_ids=list(sites) or None
+        )
+    _echo(report.__dict__)
+
+
+@alerts_cli.command("list")
+@click.option("--site", "sites", multiple=True, help="only these sites (repeatable)")
+@click.option("--resident", help="only this resident")
+@click.option("--active", is_flag=True, help="only open/acknowledged/dispatched/on scene")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@db_option
+@pass_cli
+def list_cmd(
+    cli: CliContext,
+    sites: tuple[str, ...],
+    resident: str | None,
+    active: bool,
+    limit: int,
+    database_url: str | None,
+) -> None:
+    """List alerts, newest first."""
+    s = _settings(cli, database_url)
+    with connect(s.database_url, timeout_s=s.db_connect_timeout_s, autocommit=True) as conn:
+        rows = service.list_alerts(
+            conn,
+            site_ids=list(sites) or None,
+            resident_id=resident,
+            active_only=active,
+            limit=limit,
+        )
+    for r in rows:
+        click.echo(
+            f"{r['id']:>7}  {r['opened_at']:%Y-%m-%d %H:%M:%S}  {r['status']:<12} "
+            f"{r['severity']:<8} {r['kind']:<22} {r['subject']}  {r['message']}"
+        )

@@ -1,0 +1,1 @@
+"""Detectors: pure functions from typed inputs and ``now`` to :class:`AlertDraft` lists."""

@@ -1,0 +1,345 @@
+"""Absence checks, judged on a schedule: the alert is about something that did *not* happen.
+
+Three modes from telecare practice: too long since the last activation
+(:func:`evaluate_inactivity`, room-aware and day/night-aware), no activation by the end
+of a window (:func:`evaluate_missed_wakeup`), and a state that lasts too long in a window
+(:func:`evaluate_bed_exit`).  The first-activation-in-a-window mode (a door at night) is
+judged on arrival, in :mod:`.immediate`.  Device and gateway checks are per sensor.
+
+Every finding carries ``episode_start``: the job opens at most one alert per episode
+(after an alert is resolved, the same silence does not raise a new one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+
+from carecircle.platform.alerts.config import (
+    BedExitRule,
+    DeviceOfflineRule,
+    GatewayOfflineRule,
+    InactivityRule,
+    LowBatteryRule,
+    MissedWakeupRule,
+)
+from carecircle.platform.alerts.context import ResidentCtx
+from carecircle.platform.alerts.kinds import SEVERITY, AlertKind
+from carecircle.platform.alerts.repository import AlertDraft
+
+K = AlertKind
+BED = "bed_occupancy"
+
+
+@dataclass(frozen=True)
+class ActivityEntry:
+    """Last activity seen by one sensor code (from ``activity_state``)."""
+
+    device_id: str
+    room_kind: str | None
+    code: str
+    last_active_at: datetime | None  #: last activation (motion/presence 1, door change, steps)
+    last_value: float | None
+    last_change_at: datetime | None  #: when the value last changed (bed: in/out)
+
+    def activity_time(self) -> datetime | None:
+        """When this sensor last showed someone moving (bed: last in/out change)."""
+        return self.last_change_at if self.code == BED else self.last_active_at
+
+
+@dataclass(frozen=True)
+class ActivitySummary:
+    resident: ResidentCtx
+    entries: Sequence[ActivityEntry]
+
+
+@dataclass(frozen=True)
+class Finding:
+    draft: AlertDraft
+    #: Start of the condition; at most one alert is opened per (subject, kind, episode).
+    episode_start: datetime
+
+
+def _draft(
+    r: ResidentCtx, kind: AlertKind, now: datetime, message: str, **explanation: object
+) -> AlertDraft:
+    return AlertDraft(
+        subject=r.id,
+        site_id=r.site_id,
+        kind=kind.value,
+        severity=SEVERITY[kind],
+        detector=f"rule:{kind.value}",
+        at=now,
+        resident_id=r.id,
+        message=message,
+        explanation=dict(explanation),
+    )
+
+
+def _at_local(day: datetime, t: object, tz: tzinfo) -> datetime:
+    assert hasattr(t, "hour")
+    return datetime.combine(day.date(), t, tzinfo=tz)  # type: ignore[arg-type]
+
+
+def evaluate_inactivity(
+    summary: ActivitySummary, rule: InactivityRule, now: datetime, tz: tzinfo
+) -> list[Finding]:
+    """Too long since the last activity anywhere, with the limit of the room it was in."""
+    best: ActivityEntry | None = None
+    for e in summary.entries:
+        t = e.activity_time()
+        if t is not None and t <= now:
+            bt = best.activity_time() if best else None
+            if bt is None or t > bt:
+                best = e
+    if best is None:
+        return []
+    last = best.activity_time()
+    assert last is not None
+    local = last.astimezone(tz)
+    limit = rule.limit_for(best.room_kind, local.time())
+    silent = (now - last).total_seconds()
+    if silent <= limit:
+        return []
+    where = best.room_kind or "unknown room"
+    return [
+        Finding(
+            _draft(
+                summary.resident,
+                K.PROLONGED_INACTIVITY,
+                now,
+                f"no activity for {silent / 60:.0f} min since {where} at {local:%H:%M}",
+                last_activity=last.isoformat(),
+                last_room_kind=best.room_kind,
+                last_device_id=best.device_id,
+                limit_s=limit,
+                silent_s=silent,
+            ),
+            last,
+        )
+    ]
+
+
+def evaluate_missed_wakeup(
+    summary: ActivitySummary, rule: MissedWakeupRule, now: datetime, tz: tzinfo
+) -> list[Finding]:
+    """No activation in the wake-up rooms between ``start`` and ``end`` of today (local)."""
+    local_now = now.astimezone(tz)
+    start = _at_local(local_now, rule.start, tz)
+    end = _at_local(local_now, rule.end, tz)
+    if not (end <= local_now < end + timedelta(seconds=rule.grace_s)):
+        return []
+    if not summary.entries:
+        return []  # no sensors reporting: device checks cover it
+    if rule.skip_if_out:
+        last = max(
+            (e for e in summary.entries if e.activity_time() is not None),
+            key=lambda e: e.activity_time(),  # type: ignore[arg-type,return-value]
+            default=None,
+        )
+        if last is not None and last.room_kind == "entrance" and last.code == "door":
+            return []
+    for e in summary.entries:
+        t = e.activity_time()
+        if t is None or t < start:
+            continue
+        if e.code == BED:
+            if rule.count_bed_exit:
+                return []
+            continue
+        counted = e.room_kind != "bedroom" if rule.rooms is None else e.room_kind in rule.rooms
+        if counted:
+            return []
+    return [
+        Finding(
+            _draft(
+                summary.resident,
+                K.MISSED_WAKEUP,
+                now,
+                f"no activity between {rule.start:%H:%M} and {rule.end:%H:%M}",
+                window=[start.isoformat(), end.isoformat()],
+                rooms=rule.rooms,
+            ),
+            start,
+        )
+    ]
+
+
+def evaluate_bed_exit(
+    summary: ActivitySummary, rule: BedExitRule, now: datetime, tz: tzinfo
+) -> list[Finding]:
+    """Out of bed during the night window for longer than ``max_out_s``, and not back."""
+    beds = [e for e in summary.entries if e.code == BED and e.last_change_at is not None]
+    if not beds:
+        return []
+    latest = max(beds, key=lambda e: e.last_change_at)  # type: ignore[arg-type,return-value]
+    if latest.last_value != 0 or latest.last_change_at is None:
+        return []
+    exit_at = latest.last_change_at
+    exit_local = exit_at.astimezone(tz)
+    if not rule.contains(exit_local.time()):
+        return []
+    end = _at_local(exit_local, rule.end, tz)
+    if end <= exit_local:
+        end += timedelta(days=1)
+    out = (now - exit_at).total_seconds()
+    if out <= rule.max_out_s or now > end:
+        return []
+    return [
+        Finding(
+            _draft(
+                summary.resident,
+                K.BED_EXIT_NOT_RETURNED,
+                now,
+                f"out of bed since {exit_local:%H:%M} ({out / 60:.0f} min)",
+                bed_exit_at=exit_at.isoformat(),
+                device_id=latest.device_id,
+                out_s=out,
+                max_out_s=rule.max_out_s,
+            ),
+            exit_at,
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    id: str
+    site_id: str
+    gateway_id: str
+    resident_id: str | None
+    power: str
+    offline_timeout_s: int
+    status: str
+    last_seen: datetime | None
+    battery: float | None
+
+
+@dataclass(frozen=True)
+class GatewayState:
+    id: str
+    site_id: str
+    status: str
+    last_seen: datetime | None
+
+
+def gateway_offline(gw: GatewayState, rule: GatewayOfflineRule, now: datetime) -> bool:
+    if gw.last_seen is None:
+        return gw.status == "offline"
+    return gw.status == "offline" or (now - gw.last_seen).total_seconds() > rule.timeout_s
+
+
+def evaluate_gateway(gw: GatewayState, rule: GatewayOfflineRule, now: datetime) -> list[Finding]:
+    if not gateway_offline(gw, rule, now):
+        return []
+    since = gw.last_seen or now
+    kind = K.GATEWAY_OFFLINE
+    draft = AlertDraft(
+        subject=gw.id,
+        site_id=gw.site_id,
+        kind=kind.value,
+        severity=SEVERITY[kind],
+        detector="rule:gateway_offline",
+        at=now,
+        device_id=gw.id,
+        message=f"gateway silent since {since.isoformat()}",
+        explanation={"last_seen": since.isoformat(), "status": gw.status},
+    )
+    return [Finding(draft, since)]
+
+
+def device_timeout_s(dev: DeviceState, rule: DeviceOfflineRule) -> int:
+    floor = rule.mains_min_timeout_s if dev.power == "mains" else rule.battery_min_timeout_s
+    return max(dev.offline_timeout_s, floor)
+
+
+def device_offline(dev: DeviceState, rule: DeviceOfflineRule, now: datetime) -> bool:
+    if dev.status == "offline":
+        return True
+    if dev.last_seen is None:
+        return False  # never seen yet: not provisioned on a gateway, nothing to judge
+    return (now - dev.last_seen).total_seconds() > device_timeout_s(dev, rule)
+
+
+def evaluate_device(
+    dev: DeviceState,
+    offline_rule: DeviceOfflineRule | None,
+    battery_rule: LowBatteryRule | None,
+    now: datetime,
+    gateway_down: bool,
+) -> list[Finding]:
+    """Offline (per device timeout) and low battery; nothing while its gateway is down."""
+    out: list[Finding] = []
+    if gateway_down:
+        return out
+    if offline_rule is not None and device_offline(dev, offline_rule, now):
+        since = dev.last_seen or now
+        kind = K.DEVICE_OFFLINE
+        out.append(
+            Finding(
+                AlertDraft(
+                    subject=dev.id,
+                    site_id=dev.site_id,
+                    kind=kind.value,
+                    severity=SEVERITY[kind],
+                    detector="rule:device_offline",
+                    at=now,
+                    resident_id=dev.resident_id,
+                    device_id=dev.id,
+                    message=f"{dev.power} device silent since {since.isoformat()}",
+                    explanation={
+                        "last_seen": since.isoformat(),
+                        "status": dev.status,
+                        "timeout_s": device_timeout_s(dev, offline_rule),
+                    },
+                ),
+                since,
+            )
+        )
+    if (
+        battery_rule is not None
+        and dev.battery is not None
+        and dev.battery < battery_rule.below_pct
+    ):
+        kind = K.LOW_BATTERY
+        out.append(
+            Finding(
+                AlertDraft(
+                    subject=dev.id,
+                    site_id=dev.site_id,
+                    kind=kind.value,
+                    severity=SEVERITY[kind],
+                    detector="rule:low_battery",
+                    at=now,
+                    resident_id=dev.resident_id,
+                    device_id=dev.id,
+                    message=f"battery at {dev.battery:.0f} %",
+                    explanation={"battery": dev.battery, "below_pct": battery_rule.below_pct},
+                ),
+                # one low-battery episode per day at most once resolved by hand
+                now.replace(hour=0, minute=0, second=0, microsecond=0),
+            )
+        )
+    return out
+
+
+def technical_cleared(
+    kind: str,
+    dev: DeviceState | None,
+    gw: GatewayState | None,
+    rules: tuple[DeviceOfflineRule, LowBatteryRule, GatewayOfflineRule],
+    alert_last_seen: datetime,
+    now: datetime,
+) -> bool:
+    """Has a technical alert's condition cleared for long enough (delayed clear)?"""
+    offline_rule, battery_rule, gw_rule = rules
+    if kind == K.DEVICE_OFFLINE and dev is not None:
+        quiet = (now - alert_last_seen).total_seconds() >= offline_rule.clear_after_s
+        return not device_offline(dev, offline_rule, now) and quiet
+    if kind == K.LOW_BATTERY and dev is not None:
+        return dev.battery is not None and dev.battery >= battery_rule.clear_at_pct
+    if kind == K.GATEWAY_OFFLINE and gw is not None:
+        quiet = (now - alert_last_seen).total_seconds() >= gw_rule.clear_after_s
+        return not gateway_offline(gw, gw_rule, now) and quiet
+    return False

@@ -1,0 +1,105 @@
+"""Immediate events: SOS, fall, smoke, gas, CO, water leak, and a door opened at night."""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+
+from carecircle.common.contract import Code, Envelope, Kind
+from carecircle.platform.alerts.config import NightWanderingRule
+from carecircle.platform.alerts.kinds import IMMEDIATE, SEVERITY, AlertKind
+from carecircle.platform.alerts.repository import AlertDraft
+
+_MESSAGES = {
+    AlertKind.SOS: "SOS button pressed",
+    AlertKind.FALL: "fall detected",
+    AlertKind.SMOKE: "smoke detected",
+    AlertKind.GAS: "combustible gas detected",
+    AlertKind.CARBON_MONOXIDE: "carbon monoxide detected",
+    AlertKind.WATER_LEAK: "water leak detected",
+}
+
+
+def immediate_kind(env: Envelope) -> AlertKind | None:
+    """The alert kind an envelope raises by itself, or ``None``.
+
+    SOS fires on any SOS event (a value of 0 is never sent for a press; a missing value
+    counts as a press); the others fire on value 1 only (0 = cleared / fall warning).
+    """
+    kind = IMMEDIATE.get(env.payload.code)
+    if kind is None or env.kind not in (Kind.EVENT, Kind.READING):
+        return None
+    value = env.payload.value
+    if kind is AlertKind.SOS:
+        return kind if value is None or value >= 1 else None
+    return kind if value is not None and value >= 1 else None
+
+
+def evaluate_immediate(
+    env: Envelope, enabled: frozenset[AlertKind] | None = None
+) -> list[AlertDraft]:
+    """Alerts one envelope raises on its own. ``enabled`` limits the kinds (None = all)."""
+    kind = immediate_kind(env)
+    if kind is None or (enabled is not None and kind not in enabled):
+        return []
+    explanation: dict[str, object] = {
+        "code": env.payload.code.value,
+        "msg_id": str(env.id),
+        "device_id": env.dev,
+        "room_id": env.room,
+        "gw_ts": env.gw_ts.isoformat(),
+    }
+    if env.payload.attrs:
+        explanation["attrs"] = dict(env.payload.attrs)
+    return [
+        AlertDraft(
+            subject=env.res or env.site,
+            site_id=env.site,
+            kind=kind.value,
+            severity=SEVERITY[kind],
+            detector=f"rule:{kind.value}",
+            at=env.ts,
+            resident_id=env.res,
+            device_id=env.dev,
+            message=_MESSAGES[kind],
+            explanation=explanation,
+        )
+    ]
+
+
+def evaluate_night_door(
+    env: Envelope,
+    room_kind: str | None,
+    rule: NightWanderingRule,
+    tz: tzinfo,
+    resident_id: str | None,
+) -> list[AlertDraft]:
+    """A door in a watched room opened during the night window → ``night_wandering``.
+
+    ``resident_id`` is the envelope's resident or, for a shared door sensor, the
+    household's only resident (``None`` when it cannot be told).
+    """
+    if env.payload.code is not Code.DOOR or env.payload.value != 1 or room_kind not in rule.rooms:
+        return []
+    local = env.ts.astimezone(tz)
+    if not rule.contains(local.time()):
+        return []
+    kind = AlertKind.NIGHT_WANDERING
+    return [
+        AlertDraft(
+            subject=resident_id or env.site,
+            site_id=env.site,
+            kind=kind.value,
+            severity=SEVERITY[kind],
+            detector="rule:night_wandering",
+            at=env.ts,
+            resident_id=resident_id,
+            device_id=env.dev,
+            message=f"{room_kind} door opened at {local:%H:%M} local time",
+            explanation={
+                "device_id": env.dev,
+                "room_id": env.room,
+                "local_time": local.isoformat(),
+                "window": [rule.start.isoformat(), rule.end.isoformat()],
+            },
+        )
+    ]

@@ -1,0 +1,1 @@
+"""``carecircle eval``: score alerts against the simulator's ground truth."""

@@ -1,0 +1,245 @@
+"""Scheduled absence checks: per resident and per sensor, not per gateway.
+
+``run_absence_checks(conn, now, tz)`` is a plain function (the platform scheduler
+calls it every ``alerts_absence_interval_s``; tests call it with a moved clock).
+It reads the last activity per sensor (``activity_state``, kept by the engine),
+residents' presence, devices and gateways; judges the pure detectors of
+:mod:`.detectors.absence`; and writes through :mod:`.repository`:
+
+* a new episode opens an alert (notified);
+* a condition that persists refreshes the active alert quietly (no NOTIFY every
+  minute; ``last_seen_at`` says it is still true);
+* an episode that already had an alert (even one resolved since) opens no other;
+* technical alerts (device/gateway offline, low battery) resolve themselves after
+  the condition has been clear for ``clear_after_s`` (delayed clear against flapping).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from carecircle.common.clock import Clock, SystemClock
+from carecircle.platform.alerts import repository, store
+from carecircle.platform.alerts.config import (
+    BedExitRule,
+    DeviceOfflineRule,
+    GatewayOfflineRule,
+    InactivityRule,
+    LowBatteryRule,
+    MissedWakeupRule,
+    RuleBook,
+    RuleInvalid,
+)
+from carecircle.platform.alerts.context import ResidentCtx
+from carecircle.platform.alerts.detectors.absence import (
+    ActivitySummary,
+    DeviceState,
+    Finding,
+    GatewayState,
+    evaluate_bed_exit,
+    evaluate_device,
+    evaluate_gateway,
+    evaluate_inactivity,
+    evaluate_missed_wakeup,
+    gateway_offline,
+    technical_cleared,
+)
+from carecircle.platform.alerts.kinds import HOME_ACTIVITY, TECHNICAL, AlertKind
+from carecircle.platform.alerts.lifecycle import ACTIVE, Status
+from carecircle.platform.alerts.repository import Conn
+
+log = logging.getLogger(__name__)
+K = AlertKind
+ACTOR = "system:alerts"
+JOB_ID = "alerts.absence_checks"
+#: How far back a closed alert still marks its episode as handled.
+EPISODE_MEMORY = timedelta(days=3)
+
+
+@dataclass
+class CheckReport:
+    residents: int = 0
+    suppressed: int = 0  #: residents away/in hospital/at day care: home checks skipped
+    findings: int = 0
+    opened: list[tuple[str, str]] = field(default_factory=list)  #: (kind, subject)
+    refreshed: int = 0
+    already_handled: int = 0
+    cleared: list[tuple[str, str]] = field(default_factory=list)
+    rule_errors: int = 0
+    errors: int = 0
+
+
+def _rule(book: RuleBook, kind: AlertKind, report: CheckReport, **where: Any) -> Any:
+    try:
+        return book.rule(kind, **where)
+    except RuleInvalid as err:
+        report.rule_errors += 1
+        log.warning("stored %s rule is invalid, skipped: %s", kind, err)
+        return None
+
+
+def _resident_findings(
+    ctx: ResidentCtx,
+    summary: ActivitySummary,
+    book: RuleBook,
+    now: datetime,
+    tz: tzinfo,
+    report: CheckReport,
+) -> list[Finding]:
+    out: list[Finding] = []
+    where = ctx.where()
+    inactivity = _rule(book, K.PROLONGED_INACTIVITY, report, **where)
+    if isinstance(inactivity, InactivityRule):
+        out += evaluate_inactivity(summary, inactivity, now, tz)
+    wakeup = _rule(book, K.MISSED_WAKEUP, report, **where)
+    if isinstance(wakeup, MissedWakeupRule):
+        out += evaluate_missed_wakeup(summary, wakeup, now, tz)
+    bed = _rule(book, K.BED_EXIT_NOT_RETURNED, report, **where)
+    if isinstance(bed, BedExitRule):
+        out += evaluate_bed_exit(summary, bed, now, tz)
+    return out
+
+
+def run_absence_checks(
+    conn: Conn, now: datetime, tz: tzinfo, *, site_ids: Sequence[str] | None = None
+) -> CheckReport:
+    """Judge every absence check once at ``now``; see the module docstring.
+
+    ``site_ids`` limits the run to some sites (sharding, tests); ``None`` checks all.
+    """
+    report = CheckReport()
+    book = RuleBook(store.load_rules(conn))
+    residents = store.residents(conn, site_ids=site_ids)
+    activity = store.activity_entries(conn, site_ids)
+    findings: list[Finding] = []
+    for rid, ctx in residents.items():
+        report.residents += 1
+        if ctx.away(now):
+            report.suppressed += 1
+            continue
+        summary = ActivitySummary(ctx, activity.get(rid, []))
+        findings += _resident_findings(ctx, summary, book, now, tz, report)
+
+    gateways = {g.id: g for g in store.gateway_states(conn, site_ids)}
+    devices = {d.id: d for d in store.device_states(conn, site_ids)}
+    down: set[str] = set()
+    for gw in gateways.values():
+        rule = _rule(book, K.GATEWAY_OFFLINE, report, site_id=gw.site_id)
+        if isinstance(rule, GatewayOfflineRule):
+            found = evaluate_gateway(gw, rule, now)
+            findings += found
+            if found:
+                down.add(gw.id)
+        elif gateway_offline(gw, GatewayOfflineRule(), now):
+            down.add(gw.id)
+    for dev in devices.values():
+        owner = residents.get(dev.resident_id) if dev.resident_id else None
+        where: dict[str, Any] = owner.where() if owner else {"site_id": dev.site_id}
+        off = _rule(book, K.DEVICE_OFFLINE, report, **where)
+        bat = _rule(book, K.LOW_BATTERY, report, **where)
+        findings += evaluate_device(
+            dev,
+            off if isinstance(off, DeviceOfflineRule) else None,
+            bat if isinstance(bat, LowBatteryRule) else None,
+            now,
+            dev.gateway_id in down,
+        )
+
+    kinds = sorted({k.value for k in HOME_ACTIVITY | TECHNICAL})
+    marks = store.latest_alerts(conn, kinds, now - EPISODE_MEMORY)
+    report.findings = len(findings)
+    current: set[tuple[str, str]] = set()
+    for f in findings:
+        d = f.draft
+        key = (d.subject, d.kind)
+        current.add(key)
+        mark = marks.get(key)
+        try:
+            if mark is not None and Status(mark.status) in ACTIVE:
+                repository.open_or_refresh(conn, d, notify_refresh=False)
+                report.refreshed += 1
+            elif mark is not None and mark.opened_at >= f.episode_start:
+                report.already_handled += 1
+            else:
+                repository.open_or_refresh(conn, d)
+                report.opened.append((d.kind, d.subject))
+                log.info("opened %s alert on %s", d.kind, d.subject)
+        except psycopg.Error:
+            # one bad row must not stop the checks of everyone else
+            report.errors += 1
+            log.exception("could not write %s alert on %s", d.kind, d.subject)
+    _clear_technical(conn, marks, current, devices, gateways, book, now, report)
+    return report
+
+
+def _clear_technical(
+    conn: Conn,
+    marks: dict[tuple[str, str], store.AlertMark],
+    current: set[tuple[str, str]],
+    devices: dict[str, DeviceState],
+    gateways: dict[str, GatewayState],
+    book: RuleBook,
+    now: datetime,
+    report: CheckReport,
+) -> None:
+    for (subject, kind), mark in marks.items():
+        if kind not in TECHNICAL or Status(mark.status) not in ACTIVE:
+            continue
+        if (subject, kind) in current:
+            continue
+        dev, gw = devices.get(subject), gateways.get(subject)
+        site = dev.site_id if dev else (gw.site_id if gw else None)
+        rules = (
+            _rule(book, K.DEVICE_OFFLINE, report, site_id=site) or DeviceOfflineRule(),
+            _rule(book, K.LOW_BATTERY, report, site_id=site) or LowBatteryRule(),
+            _rule(book, K.GATEWAY_OFFLINE, report, site_id=site) or GatewayOfflineRule(),
+        )
+        if technical_cleared(kind, dev, gw, rules, mark.last_seen_at, now):
+            repository.transition(
+                conn, mark.id, Status.RESOLVED, actor=ACTOR, at=now, note="condition cleared"
+            )
+            report.cleared.append((kind, subject))
+
+
+def absence_job(
+    connect: Callable[[], Conn], tz: tzinfo, clock: Clock | None = None
+) -> Callable[[], CheckReport]:
+    """A zero-argument callable for the scheduler: connect, check at ``clock.now()``, close."""
+    clk = clock or SystemClock()
+
+    def job() -> CheckReport:
+        with connect() as conn:
+            report = run_absence_checks(conn, clk.now(), tz)
+        log.info(
+            "absence checks: %d residents, %d findings, %d opened, %d cleared",
+            report.residents,
+            report.findings,
+            len(report.opened),
+            len(report.cleared),
+        )
+        return report
+
+    return job
+
+
+def register_jobs(
+    scheduler: Any, settings: Any, connect: Callable[[], Conn], clock: Clock | None = None
+) -> None:
+    """Add the alerts jobs to an APScheduler 3 scheduler (``PlatformSettings`` fields)."""
+    scheduler.add_job(
+        absence_job(connect, ZoneInfo(settings.alerts_timezone), clock),
+        "interval",
+        seconds=settings.alerts_absence_interval_s,
+        id=JOB_ID,
+        name="alerts: absence, device and gateway checks",
+        max_instances=1,
+        coalesce=True,
+        replace_existing=True,
+    )

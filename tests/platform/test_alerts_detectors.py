@@ -1,0 +1,317 @@
+"""Pure detectors: immediate events, threshold windows, absence checks (no database)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from carecircle.common.contract import Code, Envelope, Kind, Payload
+from carecircle.platform.alerts.config import (
+    BedExitRule,
+    DeviceOfflineRule,
+    GatewayOfflineRule,
+    InactivityRule,
+    LowBatteryRule,
+    MissedWakeupRule,
+    NightWanderingRule,
+    validate_rule,
+)
+from carecircle.platform.alerts.context import ResidentCtx
+from carecircle.platform.alerts.detectors.absence import (
+    ActivityEntry,
+    ActivitySummary,
+    DeviceState,
+    GatewayState,
+    evaluate_bed_exit,
+    evaluate_device,
+    evaluate_gateway,
+    evaluate_inactivity,
+    evaluate_missed_wakeup,
+    technical_cleared,
+)
+from carecircle.platform.alerts.detectors.immediate import evaluate_immediate, evaluate_night_door
+from carecircle.platform.alerts.detectors.threshold import Sample, evaluate_threshold
+from carecircle.platform.alerts.engine import FlapPolicy, is_flapping
+from carecircle.platform.alerts.lifecycle import Severity
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def local(h: int, m: int = 0, day: int = 29) -> datetime:
+    return datetime(2026, 11, day, h, m, tzinfo=TZ)
+
+
+def env(
+    code: Code,
+    value: float | None,
+    kind: Kind = Kind.EVENT,
+    *,
+    at: datetime | None = None,
+    room: str | None = "hh-bath",
+    res: str | None = "r1",
+    attrs: dict[str, object] | None = None,
+) -> Envelope:
+    at = at or local(10)
+    return Envelope(
+        id=uuid.uuid4(),
+        kind=kind,
+        gw="gw1",
+        dev="dev1",
+        res=res,
+        site="hh1",
+        room=room,
+        ts=at,
+        gw_ts=at,
+        payload=Payload(code=code, value=value, attrs=attrs or {}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "value", "alert"),
+    [
+        (Code.SOS, Kind.EVENT, 1, "sos"),
+        (Code.SOS, Kind.EVENT, None, "sos"),
+        (Code.FALL, Kind.EVENT, 1, "fall"),
+        (Code.FALL, Kind.EVENT, 0, None),
+        (Code.SMOKE, Kind.READING, 1, "smoke"),
+        (Code.SMOKE, Kind.EVENT, 1, "smoke"),
+        (Code.SMOKE, Kind.READING, 0, None),
+        (Code.GAS, Kind.EVENT, 1, "gas"),
+        (Code.CARBON_MONOXIDE, Kind.READING, 1, "carbon_monoxide"),
+        (Code.WATER_LEAK, Kind.READING, 1, "water_leak"),
+        (Code.MOTION, Kind.READING, 1, None),
+        (Code.BUTTON, Kind.EVENT, 1, None),
+    ],
+)
+def test_immediate_events(code: Code, kind: Kind, value: float | None, alert: str | None) -> None:
+    drafts = evaluate_immediate(env(code, value, kind))
+    assert [d.kind for d in drafts] == ([alert] if alert else [])
+    for d in drafts:
+        assert d.subject == "r1" and d.resident_id == "r1" and d.device_id == "dev1"
+        assert d.at == local(10)
+
+
+def test_immediate_subject_falls_back_to_site_and_severity() -> None:
+    (d,) = evaluate_immediate(env(Code.SMOKE, 1, Kind.READING, res=None))
+    assert d.subject == "hh1" and d.resident_id is None and d.severity is Severity.CRITICAL
+    (w,) = evaluate_immediate(env(Code.WATER_LEAK, 1, Kind.READING))
+    assert w.severity is Severity.HIGH
+
+
+def test_night_door_only_in_window_and_watched_rooms() -> None:
+    rule = NightWanderingRule()
+    door = env(Code.DOOR, 1, Kind.READING, at=local(2, 30), room="hh-ent")
+    assert [d.kind for d in evaluate_night_door(door, "entrance", rule, TZ, "r1")] == [
+        "night_wandering"
+    ]
+    day = env(Code.DOOR, 1, Kind.READING, at=local(14, 0), room="hh-ent")
+    assert evaluate_night_door(day, "entrance", rule, TZ, "r1") == []
+    closed = env(Code.DOOR, 0, Kind.READING, at=local(2, 30), room="hh-ent")
+    assert evaluate_night_door(closed, "entrance", rule, TZ, "r1") == []
+    fridge = env(Code.DOOR, 1, Kind.READING, at=local(2, 30), room="hh-kit")
+    assert evaluate_night_door(fridge, "kitchen", rule, TZ, "r1") == []
+    # 02:30 Shanghai is 18:30 UTC the day before: the window is judged in local time
+    assert door.ts.astimezone(UTC).hour == 18
+
+
+T0 = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
+
+
+def series(values: list[float], step_s: int = 60) -> list[Sample]:
+    return [Sample(T0 + timedelta(seconds=i * step_s), v) for i, v in enumerate(values)]
+
+
+def test_duration_condition_needs_the_whole_run() -> None:
+    rule = validate_rule("tachycardia", {"threshold": 120, "duration_s": 300, "repetitions": 0})
+    assert isinstance(rule, type(rule))
+    five = series([80, 125, 126, 130, 128, 127, 131])  # above from minute 1 to minute 6
+    v = evaluate_threshold(five, rule, "above", five[-1].time)  # type: ignore[arg-type]
+    assert v.fired and v.condition == "duration" and v.explanation["extreme"] == 131
+    four = series([80, 80, 125, 126, 130, 128, 127])  # 4 minutes above only
+    assert not evaluate_threshold(four, rule, "above", four[-1].time).fired  # type: ignore[arg-type]
+    dip = series([125, 126, 110, 130, 128, 127, 131])  # a dip restarts the run
+    assert not evaluate_threshold(dip, rule, "above", dip[-1].time).fired  # type: ignore[arg-type]
+    gappy = [Sample(T0, 130), Sample(T0 + timedelta(minutes=6), 130)]  # 6 min gap > max_gap
+    assert not evaluate_threshold(gappy, rule, "above", gappy[-1].time).fired  # type: ignore[arg-type]
+
+
+def test_repetition_condition_counts_within_the_window() -> None:
+    rule = validate_rule(
+        "low_spo2", {"threshold": 90, "duration_s": 0, "repetitions": 3, "within_s": 600}
+    )
+    three = series([88, 95, 87, 96, 89], step_s=120)  # 3 low readings in 8 minutes
+    v = evaluate_threshold(three, rule, "below", three[-1].time)  # type: ignore[arg-type]
+    assert v.fired and v.condition == "repetitions" and v.explanation["count"] == 3
+    spread = series([88, 95, 96, 97, 98, 99, 87, 96, 89], step_s=120)  # first low too old
+    assert not evaluate_threshold(spread, rule, "below", spread[-1].time).fired  # type: ignore[arg-type]
+    # readings after the judged time are ignored
+    assert not evaluate_threshold(three, rule, "below", three[1].time).fired  # type: ignore[arg-type]
+
+
+def test_seasonal_rule_only_fires_in_season() -> None:
+    rule = validate_rule("cold_room", {"threshold": 12, "duration_s": 1800, "max_gap_s": 900})
+    cold = [Sample(T0 + timedelta(minutes=10 * i), 9.0) for i in range(4)]
+    assert evaluate_threshold(cold, rule, "below", cold[-1].time, TZ).fired  # type: ignore[arg-type]
+    july = [Sample(s.time.replace(month=7), s.value) for s in cold]
+    assert not evaluate_threshold(july, rule, "below", july[-1].time, TZ).fired  # type: ignore[arg-type]
+
+
+RES = ResidentCtx(id="r1", site_id="hh1")
+
+
+def entry(
+    room: str | None,
+    code: str,
+    active: datetime | None,
+    value: float | None = 1,
+    change: datetime | None = None,
+) -> ActivityEntry:
+    return ActivityEntry(f"dev-{room}-{code}", room, code, active, value, change)
+
+
+def test_inactivity_is_room_and_night_aware() -> None:
+    rule = InactivityRule()
+    # last seen in the bathroom at 10:00: 61 minutes later is too long
+    s = ActivitySummary(
+        RES,
+        [entry("living_room", "motion", local(9, 30)), entry("bathroom", "motion", local(10, 0))],
+    )
+    assert evaluate_inactivity(s, rule, local(10, 59), TZ) == []
+    (f,) = evaluate_inactivity(s, rule, local(11, 1), TZ)
+    assert f.draft.kind == "prolonged_inactivity" and f.episode_start == local(10, 0)
+    assert f.draft.explanation["last_room_kind"] == "bathroom"
+    # last seen going to bed at 22:00: 8 hours of stillness is normal at night
+    night = ActivitySummary(RES, [entry("bedroom", "motion", local(22, 0, day=28))])
+    assert evaluate_inactivity(night, rule, local(6, 0), TZ) == []
+    assert evaluate_inactivity(night, rule, local(10, 30), TZ)  # 12.5 h: too long
+    # the same 8 hours in the living room during the day is too long
+    day = ActivitySummary(RES, [entry("living_room", "motion", local(8, 0))])
+    assert evaluate_inactivity(day, rule, local(12, 1), TZ)
+    assert evaluate_inactivity(ActivitySummary(RES, []), rule, local(12), TZ) == []
+
+
+def test_bed_changes_count_as_activity_not_periodic_occupancy() -> None:
+    rule = InactivityRule()
+    # in bed since 21:30 (change), bed mat re-reports but last_change_at is what counts
+    s = ActivitySummary(RES, [entry("bedroom", "bed_occupancy", local(6), 1, local(21, 30, 28))])
+    assert evaluate_inactivity(s, rule, local(7, 0), TZ) == []
+    assert evaluate_inactivity(s, rule, local(10, 0), TZ)
+
+
+def test_missed_wakeup_window() -> None:
+    rule = MissedWakeupRule()  # 06:00-09:30, any room except the bedroom, bed exit counts
+    asleep = ActivitySummary(
+        RES,
+        [
+            entry("bedroom", "motion", local(7, 0)),  # tossing in bed does not count
+            entry("bedroom", "bed_occupancy", local(7), 1, local(22, 0, 28)),
+            entry("kitchen", "motion", local(20, 0, 28)),
+        ],
+    )
+    assert evaluate_missed_wakeup(asleep, rule, local(9, 0), TZ) == []  # window not over
+    (f,) = evaluate_missed_wakeup(asleep, rule, local(9, 31), TZ)
+    assert f.draft.kind == "missed_wakeup" and f.episode_start == local(6, 0)
+    assert evaluate_missed_wakeup(asleep, rule, local(12, 31), TZ) == []  # grace is over
+    up = ActivitySummary(RES, [*asleep.entries, entry("bathroom", "motion", local(7, 15))])
+    assert evaluate_missed_wakeup(up, rule, local(9, 31), TZ) == []
+    got_up = ActivitySummary(
+        RES,
+        [
+            entry("bedroom", "bed_occupancy", local(8), 0, local(8, 0)),
+            entry("kitchen", "motion", local(20, 0, 28)),
+        ],
+    )
+    assert evaluate_missed_wakeup(got_up, rule, local(9, 31), TZ) == []
+    gone_out = ActivitySummary(
+        RES,
+        [entry("kitchen", "motion", local(18, 0, 28)), entry("entrance", "door", local(18, 5, 28))],
+    )
+    assert evaluate_missed_wakeup(gone_out, rule, local(9, 31), TZ) == []  # presumed out
+    assert evaluate_missed_wakeup(gone_out, MissedWakeupRule(skip_if_out=False), local(9, 31), TZ)
+    bath_only = MissedWakeupRule(rooms=["bathroom"])
+    kitchen = ActivitySummary(RES, [entry("kitchen", "motion", local(7, 0))])
+    assert evaluate_missed_wakeup(kitchen, bath_only, local(9, 31), TZ)
+
+
+def test_bed_exit_not_returned() -> None:
+    rule = BedExitRule()  # 22:00-06:00, 45 min
+    out = ActivitySummary(RES, [entry("bedroom", "bed_occupancy", None, 0, local(2, 0))])
+    assert evaluate_bed_exit(out, rule, local(2, 44), TZ) == []
+    (f,) = evaluate_bed_exit(out, rule, local(2, 46), TZ)
+    assert f.draft.kind == "bed_exit_not_returned" and f.episode_start == local(2, 0)
+    back = ActivitySummary(RES, [entry("bedroom", "bed_occupancy", None, 1, local(2, 30))])
+    assert evaluate_bed_exit(back, rule, local(3, 30), TZ) == []
+    morning = ActivitySummary(RES, [entry("bedroom", "bed_occupancy", None, 0, local(5, 40))])
+    assert evaluate_bed_exit(morning, rule, local(6, 30), TZ) == []  # ran past the window end
+    evening = ActivitySummary(RES, [entry("bedroom", "bed_occupancy", None, 0, local(20, 0))])
+    assert evaluate_bed_exit(evening, rule, local(22, 50), TZ) == []  # left before the window
+
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def dev(
+    power: str = "battery",
+    timeout: int = 3600,
+    seen_ago_s: int | None = 60,
+    status: str = "online",
+    battery: float | None = 80,
+) -> DeviceState:
+    seen = NOW - timedelta(seconds=seen_ago_s) if seen_ago_s is not None else None
+    return DeviceState("d1", "hh1", "gw1", "r1", power, timeout, status, seen, battery)
+
+
+def test_device_checks_are_per_device() -> None:
+    off, bat = DeviceOfflineRule(), LowBatteryRule()
+    assert evaluate_device(dev(), off, bat, NOW, False) == []
+    (f,) = evaluate_device(dev(timeout=600, seen_ago_s=601), off, bat, NOW, False)
+    assert f.draft.kind == "device_offline" and f.draft.subject == "d1"
+    assert evaluate_device(dev(timeout=3600, seen_ago_s=601), off, bat, NOW, False) == []
+    floor = DeviceOfflineRule(battery_min_timeout_s=7200)
+    assert evaluate_device(dev(timeout=600, seen_ago_s=3000), floor, bat, NOW, False) == []
+    assert evaluate_device(dev(status="offline"), off, bat, NOW, False)
+    assert evaluate_device(dev(seen_ago_s=None), off, bat, NOW, False) == []
+    assert evaluate_device(dev(timeout=600, seen_ago_s=601), off, bat, NOW, True) == []
+    (low,) = evaluate_device(dev(battery=9), off, bat, NOW, False)
+    assert low.draft.kind == "low_battery"
+    rules = (off, bat, GatewayOfflineRule())
+    assert not technical_cleared("low_battery", dev(battery=20), None, rules, NOW, NOW)
+    assert technical_cleared("low_battery", dev(battery=30), None, rules, NOW, NOW)
+    back = dev(seen_ago_s=5)
+    assert not technical_cleared(
+        "device_offline", back, None, rules, NOW - timedelta(seconds=60), NOW
+    )
+    assert technical_cleared("device_offline", back, None, rules, NOW - timedelta(seconds=600), NOW)
+
+
+def test_gateway_offline() -> None:
+    rule = GatewayOfflineRule(timeout_s=300)
+    assert (
+        evaluate_gateway(
+            GatewayState("gw1", "hh1", "online", NOW - timedelta(seconds=60)), rule, NOW
+        )
+        == []
+    )
+    (f,) = evaluate_gateway(
+        GatewayState("gw1", "hh1", "online", NOW - timedelta(seconds=400)), rule, NOW
+    )
+    assert f.draft.kind == "gateway_offline" and f.draft.subject == "gw1"
+    assert evaluate_gateway(GatewayState("gw1", "hh1", "offline", NOW), rule, NOW)
+
+
+def test_flapping_policy() -> None:
+    policy = FlapPolicy(count=3, window_s=3600)
+    recent = [NOW - timedelta(minutes=m) for m in (5, 20, 40)]
+    assert is_flapping(recent, NOW, policy)
+    assert not is_flapping(recent[:2], NOW, policy)
+    assert not is_flapping([NOW - timedelta(hours=2), *recent[:2]], NOW, policy)
+
+
+def test_presence_suppression_window() -> None:
+    away = ResidentCtx("r1", "hh1", presence="hospital", presence_until=NOW + timedelta(days=1))
+    assert away.away(NOW) and not away.away(NOW + timedelta(days=2))
+    assert ResidentCtx("r1", "hh1", presence="day_care").away(NOW)
+    assert not ResidentCtx("r1", "hh1").away(NOW)

@@ -1,0 +1,316 @@
+"""Scheduled absence checks with a moved clock, on the real PostgreSQL.
+
+Activity reaches ``activity_state`` the way the engine folds it on ingest's hand-off;
+devices and gateways carry ``last_seen``/``status``/``battery`` as ingest keeps them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from carecircle.platform.alerts import repository as repo
+from carecircle.platform.alerts import service, store
+from carecircle.platform.alerts.jobs import CheckReport, register_jobs, run_absence_checks
+from carecircle.platform.alerts.lifecycle import Outcome
+from carecircle.platform.settings import PlatformSettings
+
+TZ = ZoneInfo("Asia/Shanghai")
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+@dataclass
+class Home:
+    p: str
+    site: str
+    res: str
+    gw: str
+
+
+def make_home(db: Conn, presence: str = "home", presence_until: datetime | None = None) -> Home:
+    p = f"j{uuid.uuid4().hex[:7]}"
+    db.execute(
+        "INSERT INTO places (id, parent_id, level, name) VALUES "
+        f"('{p}pf', NULL, 'prefecture', 'P'), ('{p}co', '{p}pf', 'county', 'C'), "
+        f"('{p}tw', '{p}co', 'township', 'T'), ('{p}vi', '{p}tw', 'village', 'V')"
+    )
+    site = f"{p}-hh"
+    db.execute(
+        "INSERT INTO sites (id, kind, place_id, name, lat, lon) "
+        "VALUES (%s, 'household', %s, 'H', 30.1, 120.1)",
+        (site, f"{p}vi"),
+    )
+    for name, kind in (
+        ("bed", "bedroom"),
+        ("bath", "bathroom"),
+        ("liv", "living_room"),
+        ("kit", "kitchen"),
+        ("ent", "entrance"),
+    ):
+        db.execute(
+            "INSERT INTO rooms (id, site_id, kind, name) VALUES (%s, %s, %s, %s)",
+            (f"{p}-{name}", site, kind, name),
+        )
+    res = f"{p}-r"
+    db.execute(
+        "INSERT INTO residents (id, site_id, display_name, presence, presence_until) "
+        "VALUES (%s, %s, 'Elder', %s, %s)",
+        (res, site, presence, presence_until),
+    )
+    gw = f"{p}-gw"
+    db.execute("INSERT INTO gateways (id, site_id) VALUES (%s, %s)", (gw, site))
+    for name, room, timeout, power in (
+        ("pir-bath", "bath", 600, "battery"),
+        ("pir-liv", "liv", 3600, "battery"),
+        ("pir-kit", "kit", 3600, "battery"),
+        ("pir-bed", "bed", 3600, "battery"),
+        ("bedmat", "bed", 300, "mains"),
+    ):
+        db.execute(
+            "INSERT INTO devices (id, gateway_id, site_id, room_id, resident_id, family, "
+            "native_id, type, offline_timeout_s, power) "
+            "VALUES (%s, %s, %s, %s, %s, 'zigbee2mqtt', %s, 'sensor', %s, %s)",
+            (
+                f"{p}-{name}",
+                gw,
+                site,
+                f"{p}-{room}",
+                res if name == "bedmat" else None,
+                name,
+                timeout,
+                power,
+            ),
+        )
+    return Home(p, site, res, gw)
+
+
+def activity(db: Conn, h: Home, device: str, code: str, value: float, at: datetime) -> None:
+    room = {
+        "pir-bath": "bath",
+        "pir-liv": "liv",
+        "pir-kit": "kit",
+        "pir-bed": "bed",
+        "bedmat": "bed",
+    }[device]
+    store.upsert_activity(
+        db,
+        [
+            store.ActivityUpdate(
+                f"{h.p}-{device}",
+                code,
+                h.site,
+                h.res if device == "bedmat" else None,
+                f"{h.p}-{room}",
+                at,
+                value,
+                code != "bed_occupancy" and value > 0,
+            )
+        ],
+    )
+
+
+def check(db: Conn, h: Home, now: datetime, *, fresh: bool = True) -> CheckReport:
+    """Run the checks at ``now``; ``fresh`` marks every device and the gateway seen just now."""
+    if fresh:
+        all_devices_seen(db, h, now)
+    return run_absence_checks(db, now, TZ, site_ids=[h.site])
+
+
+def alerts(db: Conn, h: Home) -> list[tuple[object, ...]]:
+    return db.execute(
+        "SELECT kind, subject, status FROM alerts WHERE site_id = %s ORDER BY id", (h.site,)
+    ).fetchall()
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=TZ)
+
+
+def all_devices_seen(db: Conn, h: Home, when: datetime) -> None:
+    db.execute(
+        "UPDATE devices SET last_seen = %s, status = 'online' WHERE site_id = %s", (when, h.site)
+    )
+    db.execute("UPDATE gateways SET last_seen = %s, status = 'online' WHERE id = %s", (when, h.gw))
+
+
+def test_prolonged_inactivity_in_the_bathroom_one_alert_per_episode(
+    db: Conn, database_url: str
+) -> None:
+    h = make_home(db)
+    activity(db, h, "pir-liv", "motion", 1, at(29, 9, 30))
+    activity(db, h, "pir-bath", "motion", 1, at(29, 10, 0))
+    all_devices_seen(db, h, at(29, 11, 0))
+    assert check(db, h, at(29, 10, 59)).opened == []
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {repo.NOTIFY_CHANNEL}")
+        report = check(db, h, at(29, 11, 1))
+        assert report.opened == [("prolonged_inactivity", h.res)]
+        again = check(db, h, at(29, 11, 2))  # still true: quiet refresh, no second alert
+        assert again.refreshed == 1 and again.opened == []
+        notes = [
+            repo.parse_notification(n.payload)["change"] for n in listener.notifies(timeout=0.5)
+        ]
+    assert notes == ["opened"]
+    (aid,) = db.execute("SELECT id FROM alerts WHERE site_id = %s", (h.site,)).fetchone() or ()
+    service.resolve(db, int(str(aid)), Outcome.RESIDENT_FINE, actor="staff:s1", at=at(29, 11, 5))
+    # the same silence does not raise a new alert after staff resolved it
+    assert check(db, h, at(29, 11, 10)).already_handled == 1
+    assert [r[0] for r in alerts(db, h)] == ["prolonged_inactivity"]
+    # new activity, then a new long silence in the bathroom: a new episode, a new alert
+    activity(db, h, "pir-bath", "motion", 1, at(29, 11, 30))
+    assert check(db, h, at(29, 12, 0)).opened == []
+    assert check(db, h, at(29, 12, 31)).opened == [("prolonged_inactivity", h.res)]
+
+
+def test_a_night_in_the_bedroom_is_not_inactivity(db: Conn) -> None:
+    h = make_home(db)
+    activity(db, h, "pir-bed", "motion", 1, at(28, 22, 0))
+    all_devices_seen(db, h, at(29, 6, 55))
+    assert check(db, h, at(29, 7, 0)).opened == []
+    # 12 h in the bedroom is too long even at night (and nobody got up this morning)
+    assert sorted(check(db, h, at(29, 10, 5)).opened) == [
+        ("missed_wakeup", h.res),
+        ("prolonged_inactivity", h.res),
+    ]
+
+
+def test_missed_wakeup(db: Conn) -> None:
+    h = make_home(db)
+    activity(db, h, "pir-kit", "motion", 1, at(28, 20, 0))
+    activity(db, h, "bedmat", "bed_occupancy", 1, at(28, 21, 30))
+    activity(db, h, "pir-bed", "motion", 1, at(29, 7, 10))  # turning in bed: not waking
+    all_devices_seen(db, h, at(29, 9, 30))
+    assert check(db, h, at(29, 9, 29)).opened == []
+    assert check(db, h, at(29, 9, 31)).opened == [("missed_wakeup", h.res)]
+    # a resident who got up on time raises nothing
+    up = make_home(db)
+    activity(db, up, "pir-kit", "motion", 1, at(28, 20, 0))
+    activity(db, up, "pir-bath", "motion", 1, at(29, 6, 40))
+    activity(db, up, "pir-liv", "motion", 1, at(29, 9, 0))
+    all_devices_seen(db, up, at(29, 9, 30))
+    assert check(db, up, at(29, 9, 31)).opened == []
+
+
+def test_bed_exit_not_returned(db: Conn) -> None:
+    h = make_home(db)
+    activity(db, h, "bedmat", "bed_occupancy", 1, at(28, 22, 30))
+    activity(db, h, "bedmat", "bed_occupancy", 0, at(29, 2, 0))
+    activity(db, h, "pir-bath", "motion", 1, at(29, 2, 5))
+    all_devices_seen(db, h, at(29, 2, 45))
+    assert check(db, h, at(29, 2, 44)).opened == []
+    assert ("bed_exit_not_returned", h.res) in check(db, h, at(29, 2, 46)).opened
+
+
+def test_away_resident_is_not_checked_until_back(db: Conn) -> None:
+    h = make_home(db, presence="day_care", presence_until=at(29, 17, 0))
+    activity(db, h, "pir-liv", "motion", 1, at(29, 8, 0))
+    all_devices_seen(db, h, at(29, 16, 0))
+    report = check(db, h, at(29, 16, 0))
+    assert report.suppressed == 1 and report.opened == []
+    assert check(db, h, at(29, 17, 1)).opened == [("prolonged_inactivity", h.res)]
+
+
+def test_device_offline_per_device_timeout_and_delayed_clear(db: Conn) -> None:
+    h = make_home(db)
+    activity(db, h, "pir-liv", "motion", 1, at(29, 11, 55))
+    all_devices_seen(db, h, at(29, 11, 59))
+    # the bathroom PIR (timeout 10 min) went silent at 11:49; the others are fine
+    db.execute(
+        "UPDATE devices SET last_seen = %s WHERE id = %s", (at(29, 11, 49), f"{h.p}-pir-bath")
+    )
+    db.execute(
+        "UPDATE devices SET last_seen = %s WHERE id = %s", (at(29, 11, 30), f"{h.p}-pir-kit")
+    )
+    report = check(db, h, at(29, 12, 0), fresh=False)
+    assert report.opened == [("device_offline", f"{h.p}-pir-bath")]
+    # back online at 12:05: cleared only once quiet for clear_after_s (600 s)
+    db.execute(
+        "UPDATE devices SET last_seen = %s WHERE id = %s", (at(29, 12, 5), f"{h.p}-pir-bath")
+    )
+    assert check(db, h, at(29, 12, 6), fresh=False).cleared == []
+    all_devices_seen(db, h, at(29, 12, 10))
+    assert check(db, h, at(29, 12, 10), fresh=False).cleared == [
+        ("device_offline", f"{h.p}-pir-bath")
+    ]
+    (status, actor) = (
+        db.execute(
+            "SELECT a.status, t.actor FROM alerts a JOIN alert_transitions t ON t.alert_id = a.id "
+            "WHERE a.site_id = %s AND t.to_status = 'resolved'",
+            (h.site,),
+        ).fetchone()
+        or ()
+    )
+    assert status == "resolved" and actor == "system:alerts"
+
+
+def test_gateway_offline_covers_its_devices(db: Conn) -> None:
+    h = make_home(db)
+    activity(db, h, "pir-liv", "motion", 1, at(29, 11, 55))
+    all_devices_seen(db, h, at(29, 11, 30))
+    report = check(db, h, at(29, 12, 0), fresh=False)
+    assert report.opened == [("gateway_offline", h.gw)]  # not one per device behind it
+
+
+def test_low_battery_opens_and_clears(db: Conn) -> None:
+    h = make_home(db)
+    activity(db, h, "pir-liv", "motion", 1, at(29, 11, 55))
+    all_devices_seen(db, h, at(29, 11, 59))
+    db.execute("UPDATE devices SET battery = 9 WHERE id = %s", (f"{h.p}-pir-kit",))
+    assert check(db, h, at(29, 12, 0), fresh=False).opened == [("low_battery", f"{h.p}-pir-kit")]
+    db.execute("UPDATE devices SET battery = 20 WHERE id = %s", (f"{h.p}-pir-kit",))
+    assert check(db, h, at(29, 12, 1), fresh=False).cleared == []  # hysteresis: not yet 25 %
+    db.execute("UPDATE devices SET battery = 100 WHERE id = %s", (f"{h.p}-pir-kit",))
+    assert check(db, h, at(29, 12, 2), fresh=False).cleared == [("low_battery", f"{h.p}-pir-kit")]
+
+
+def test_register_jobs_adds_one_interval_job(database_url: str) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(timezone="UTC")
+    settings = PlatformSettings(database_url=database_url, alerts_absence_interval_s=30)
+    register_jobs(scheduler, settings, lambda: psycopg.connect(database_url, autocommit=True))
+    (job,) = scheduler.get_jobs()
+    assert job.id == "alerts.absence_checks" and job.trigger.interval == timedelta(seconds=30)
+    report = job.func()  # the job runs end to end against the database
+    assert isinstance(report, CheckReport) and report.residents >= 0
+
+
+def test_timezone_setting_is_checked() -> None:
+    with pytest.raises(ValueError, match="unknown time zone"):
+        PlatformSettings(alerts_timezone="Mars/Olympus")
+
+
+def test_nursing_home_room_sensors_belong_to_their_residents(db: Conn) -> None:
+    h = make_home(db)  # reuse the places; add a second resident in their own room
+    db.execute(
+        "INSERT INTO rooms (id, site_id, kind, name) VALUES (%s, %s, 'bedroom', 'b2')",
+        (f"{h.p}-bed2", h.site),
+    )
+    db.execute("UPDATE residents SET room_id = %s WHERE id = %s", (f"{h.p}-bed", h.res))
+    other = f"{h.p}-r2"
+    db.execute(
+        "INSERT INTO residents (id, site_id, room_id, display_name) VALUES (%s, %s, %s, 'Other')",
+        (other, h.site, f"{h.p}-bed2"),
+    )
+    db.execute(
+        "INSERT INTO devices (id, gateway_id, site_id, room_id, family, native_id, type) "
+        "VALUES (%s, %s, %s, %s, 'zigbee2mqtt', 'pir-bed2', 'sensor')",
+        (f"{h.p}-pir-bed2", h.gw, h.site, f"{h.p}-bed2"),
+    )
+    # the first resident moves in their room all day; the other's room has been still
+    store.upsert_activity(
+        db,
+        [
+            store.ActivityUpdate(
+                f"{h.p}-pir-bed2", "motion", h.site, None, f"{h.p}-bed2", at(29, 8, 0), 1, True
+            )
+        ],
+    )
+    activity(db, h, "pir-bed", "motion", 1, at(29, 13, 50))
+    report = check(db, h, at(29, 14, 0))
+    assert report.opened == [("prolonged_inactivity", other)]  # 6 h still in their room
