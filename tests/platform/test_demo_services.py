@@ -156,16 +156,22 @@ def test_configured_servers_are_used_as_they_are(tmp_path: Path) -> None:
     paths = DemoPaths.for_root(tmp_path / ".demo")
     with Supervisor(paths.logs) as sup:
         db = provide_database(
-            sup, paths, {"CARECIRCLE_DATABASE_URL": "postgresql://u@db.example/x"},
+            sup,
+            paths,
+            {"CARECIRCLE_DATABASE_URL": "postgresql://u@db.example/x"},
             allow_install=False,
         )
         broker = provide_broker(
-            sup, paths, {"CARECIRCLE_MQTT_URL": "mqtt://broker.example:1883"},
+            sup,
+            paths,
+            {"CARECIRCLE_MQTT_URL": "mqtt://broker.example:1883"},
             allow_install=False,
         )
         assert sup.running() == []
     assert (db.url, db.origin, db.private) == (
-        "postgresql://u@db.example/x", "CARECIRCLE_DATABASE_URL", False
+        "postgresql://u@db.example/x",
+        "CARECIRCLE_DATABASE_URL",
+        False,
     )
     assert (broker.url, broker.private) == ("mqtt://broker.example:1883", False)
 

