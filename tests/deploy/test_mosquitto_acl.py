@@ -67,14 +67,20 @@ def _make_certs(d: Path) -> None:
         "-CAcreateserial", "-days", "2", "-out", "server.crt", "-extfile", "san.ext")  # fmt: skip
 
 
-def _config_for_test(d: Path, plain_port: int, tls_port: int) -> str:
-    """deploy/mosquitto/mosquitto.conf with ports and paths moved to ``d``."""
+CONFIGS = {
+    "production": DEPLOY / "mosquitto.conf",
+    "compose": ROOT / "deploy" / "compose" / "mosquitto.conf",
+}
+
+
+def _config_for_test(source: Path, d: Path, plain_port: int, tls_port: int) -> str:
+    """A deploy/ Mosquitto configuration with only its ports and paths moved to ``d``."""
     out = []
-    for line in (DEPLOY / "mosquitto.conf").read_text().splitlines():
+    for line in source.read_text().splitlines():
         key = line.split(" ", 1)[0]
         if line == "listener 8883":
             line = f"listener {tls_port} 127.0.0.1"
-        elif line == "listener 1883 127.0.0.1":
+        elif line in {"listener 1883 127.0.0.1", "listener 1883"}:
             line = f"listener {plain_port} 127.0.0.1"
         elif key in {"certfile", "keyfile", "cafile", "password_file", "acl_file"}:
             line = f"{key} {d / Path(line.split()[1]).name}"
@@ -87,9 +93,11 @@ def _config_for_test(d: Path, plain_port: int, tls_port: int) -> str:
     return "\n".join(out) + "\n"
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    d = tmp_path_factory.mktemp("mosquitto")
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Broker]:
+    d = tmp_path_factory.mktemp(f"mosquitto-{request.param}")
     _make_certs(d)
     shutil.copy(DEPLOY / "carecircle.acl", d / "carecircle.acl")
     passwd = d / "carecircle.passwd"
@@ -97,7 +105,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         flags = ["-c", "-b"] if i == 0 else ["-b"]
         subprocess.run([PASSWD or "", *flags, str(passwd), user, password], check=True)
     plain_port, tls_port = free_port(), free_port()
-    (d / "test.conf").write_text(_config_for_test(d, plain_port, tls_port))
+    (d / "test.conf").write_text(_config_for_test(CONFIGS[request.param], d, plain_port, tls_port))
     log = d / "mosquitto.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
