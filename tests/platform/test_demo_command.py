@@ -194,3 +194,55 @@ def test_table_rows_run_when_their_command_exists(tmp_path: Path) -> None:
     assert said[-1] == "stopped: nothing left running"
     maintain_log = (tmp_path / ".demo" / "logs" / "tick.log").read_text()
     assert '"backend"' in maintain_log
+
+
+def _git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_make_demo_in_a_fresh_clone_and_ctrl_c(tmp_path: Path) -> None:
+    """As a new user: clone, `make demo`, wait for it, Ctrl-C to the terminal's process group."""
+    root = Path(__file__).resolve().parents[2]
+    clone = tmp_path / "clone"
+    _git("clone", "-q", str(root), str(clone), cwd=tmp_path)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CARECIRCLE_", "VIRTUAL_ENV", "PYTHON"))
+    }
+    proc = subprocess.Popen(
+        ["make", "demo", "DEMO_ARGS=--no-install"],
+        cwd=clone,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
+    )
+    try:
+        lines = read_until(proc, "ready: press Ctrl-C", 780)
+        assert any("ready: press Ctrl-C" in line for line in lines), "\n".join(lines[-40:])
+        assert (clone / ".venv" / "bin" / "carecircle").exists()
+        with psycopg.connect(_value(lines, "PostgreSQL:"), connect_timeout=5) as conn:
+            row = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
+            assert row is not None and row[0] >= 2
+        family = descendants(proc.pid)
+        assert len(family) >= 3  # carecircle demo, PostgreSQL, Mosquitto
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        out, _ = proc.communicate(timeout=60)
+        assert "stopped: nothing left running" in out, out
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(p) for p in family):
+            time.sleep(0.1)
+        assert not [p for p in family if alive(p)]
+        assert (clone / ".demo" / "logs" / "demo.log").exists()
+        status = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True
+        ).stdout
+        assert status == "", f"make demo left untracked or changed files:\n{status}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

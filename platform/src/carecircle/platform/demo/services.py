@@ -284,17 +284,26 @@ def install_pypi_postgres(notify: Notify) -> PostgresBinaries:
 def _binaries_usable_by(
     bins: PostgresBinaries, user: str | None, runtime: Path
 ) -> PostgresBinaries:
-    """Binaries ``user`` can execute: a copy in ``runtime`` when the originals are not."""
+    """Binaries ``user`` can execute: a copy in ``runtime`` when the originals are not.
+
+    Only for a wheel's relocatable install (``<pkg>/pginstall/bin``): the copy keeps
+    the layout, including the wheel's vendored ``<pkg>.libs`` its RPATH points to.
+    """
     if readable_by(bins.tool("postgres"), user):
         return bins
     install = bins.bindir.parent
-    copy = runtime / "pginstall"
-    if not (copy / "bin" / "postgres").exists():
-        shutil.copytree(install, copy, symlinks=True, dirs_exist_ok=True)
-        for path in [copy, *copy.rglob("*")]:
+    package = install.parent
+    copy_root = runtime / "pgcopy"
+    target = copy_root / package.name / install.name
+    if not (target / "bin" / "postgres").exists():
+        shutil.copytree(install, target, symlinks=True, dirs_exist_ok=True)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, copy_root / libs.name, symlinks=True, dirs_exist_ok=True)
+        for path in [copy_root, *copy_root.rglob("*")]:
             if path.is_dir():
                 path.chmod(0o755)
-    return PostgresBinaries(copy / "bin", bins.origin)
+    return PostgresBinaries(target / "bin", bins.origin)
 
 
 def _socket_dir(data_dir: Path, runtime: Path, user: str | None) -> Path:
