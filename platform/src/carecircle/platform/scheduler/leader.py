@@ -217,6 +217,9 @@ def run_as_leader(
 ) -> None:
     """Wait for leadership, run jobs while leader, stop them as soon as it is lost; repeat.
 
+    After losing leadership it waits ``lease_s`` before competing again, so another
+    instance takes over.
+
     ``start_jobs`` starts the jobs (e.g. builds and starts an APScheduler
     ``BackgroundScheduler`` whose jobs are wrapped with :func:`leader_only`) and
     returns a function that stops them.  Returns when ``stop`` is set.
@@ -225,10 +228,16 @@ def run_as_leader(
         if not lock.acquire_or_wait(stop):
             break
         stop_jobs = start_jobs()
+        lost = False
         try:
             while not stop.wait(lock.check_interval_s):
                 if not lock.confirm():
+                    lost = True
                     break
         finally:
             stop_jobs()
             lock.release()
+        if lost:
+            # Whatever cost us the lock (a dropped session, a sick host) may cost it
+            # again: let a healthier instance take over before trying once more.
+            stop.wait(lock.lease_s)
