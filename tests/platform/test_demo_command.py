@@ -246,3 +246,37 @@ def test_make_demo_in_a_fresh_clone_and_ctrl_c(tmp_path: Path) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.5, 1.5])
+def test_ctrl_c_while_starting_leaves_nothing(tmp_path: Path, after_s: float) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARECIRCLE_")}
+    proc = subprocess.Popen(
+        [str(CARECIRCLE), "demo", "--workdir", str(tmp_path / ".demo"), "--no-install"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        first = read_until(proc, "logs:", 60)  # the demo has taken over Ctrl-C
+        assert first and first[-1].startswith("logs:"), first
+        seen: set[int] = set()
+        deadline = time.monotonic() + after_s
+        while True:
+            seen |= descendants(proc.pid)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        assert "stopped: nothing left running" in out, out
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(p) for p in seen):
+            time.sleep(0.1)
+        assert not [p for p in seen if alive(p)], out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

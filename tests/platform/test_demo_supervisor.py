@@ -235,3 +235,20 @@ def test_spec_validation() -> None:
         ProcessSpec("has space", SLEEP)
     with pytest.raises(ValueError, match="empty"):
         ProcessSpec("empty", [])
+
+
+def test_stop_event_cuts_short_a_oneshot_and_a_health_wait(tmp_path: Path) -> None:
+    import threading
+
+    stop = threading.Event()
+    with Supervisor(tmp_path, grace_s=1, stop=stop) as sup:
+        threading.Timer(0.3, stop.set).start()
+        started = time.monotonic()
+        with pytest.raises(ProcessFailed, match="stopped while long was running"):
+            sup.run_oneshot(ProcessSpec("long", SLEEP, oneshot=True), timeout_s=60)
+        assert time.monotonic() - started < 10
+        assert not alive(sup.pid("long"))
+        with pytest.raises(ProcessFailed, match="stopped while waiting for slow"):
+            sup.start_healthy(
+                ProcessSpec("slow", SLEEP, health=LogLine("never"), health_timeout_s=60)
+            )

@@ -114,12 +114,16 @@ def run_demo(options: DemoOptions, say: Say, stop: threading.Event) -> DemoState
     paths = DemoPaths.for_root(workdir)
     for old in paths.logs.glob("*.log"):
         old.unlink()  # one run's logs at a time
-    services = Supervisor(paths.logs, grace_s=options.grace_s)
-    components = Supervisor(paths.logs, grace_s=options.grace_s)
+    services = Supervisor(paths.logs, grace_s=options.grace_s, stop=stop)
+    components = Supervisor(paths.logs, grace_s=options.grace_s, stop=stop)
     say(f"logs: {paths.logs}/ (demo.log has every process, one file per process beside it)")
     try:
         _start(options, state, paths, services, components, say, stop)
         _watch(options, state, components, say, stop)
+    except CareCircleError:
+        if not stop.is_set():
+            raise
+        # Ctrl-C while starting: not an error, just stop what has started.
     finally:
         say("stopping…")
         components.close()

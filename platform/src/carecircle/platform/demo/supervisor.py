@@ -123,9 +123,13 @@ class ExitReport:
 class Supervisor:
     """Start, watch and stop a set of child processes."""
 
-    def __init__(self, log_dir: Path, *, grace_s: float = 10.0) -> None:
+    def __init__(
+        self, log_dir: Path, *, grace_s: float = 10.0, stop: threading.Event | None = None
+    ) -> None:
+        """``stop``, when set, cuts short any wait for health or for a one-shot child."""
         self.log_dir = log_dir
         self.grace_s = grace_s
+        self._stop = stop or threading.Event()
         self._children: dict[str, _Child] = {}
         self._order: list[str] = []
         self._combined_lock = threading.Lock()
@@ -229,7 +233,8 @@ class Supervisor:
                     f"{name} was not ready within {child.spec.health_timeout_s:.0f} s; "
                     "last output:\n" + "\n".join(child.tail)
                 )
-            time.sleep(0.05)
+            if self._stop.wait(0.05):
+                raise ProcessFailed(f"stopped while waiting for {name}")
 
     def run_oneshot(self, spec: ProcessSpec, timeout_s: float) -> tuple[str, ...]:
         """Run a ``oneshot`` child to completion and return its output lines."""
@@ -237,11 +242,14 @@ class Supervisor:
             raise ValueError(f"{spec.name} is not a oneshot process")
         self.start(spec)
         child = self._children[spec.name]
-        try:
-            code = child.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired as err:
-            self._stop_child(child)
-            raise ProcessFailed(f"{spec.name} did not finish within {timeout_s:.0f} s") from err
+        deadline = time.monotonic() + timeout_s
+        while (code := child.proc.poll()) is None:
+            if self._stop.wait(0.1):
+                self._stop_child(child)
+                raise ProcessFailed(f"stopped while {spec.name} was running")
+            if time.monotonic() > deadline:
+                self._stop_child(child)
+                raise ProcessFailed(f"{spec.name} did not finish within {timeout_s:.0f} s")
         self._join_reader(child)
         child.finished = True
         if code != 0:
