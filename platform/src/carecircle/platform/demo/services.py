@@ -26,8 +26,9 @@ Broker, in order of preference:
 2. The system's ``mosquitto`` with a generated configuration (loopback listener on
    a free port, anonymous access, persistence in the runtime directory).
 3. On Debian/Ubuntu as root: ``apt-get install mosquitto``, then (2).
-4. ``amqtt`` from PyPI, with a warning: it has no MQTT 5 shared subscriptions, so
-   the demo runs a single ingest worker.
+4. ``amqtt`` from PyPI, with a warning: it speaks MQTT 3.1.1 only (no shared
+   subscriptions), so the demo runs a single ingest worker; it refuses MQTT 5
+   connections, so it serves only clients able to fall back to 3.1.1.
 """
 
 from __future__ import annotations
@@ -552,8 +553,9 @@ def start_amqtt(sup: Supervisor, paths: DemoPaths, *, notify: Notify = _quiet) -
     conf = runtime / "amqtt.yaml"
     conf.write_text(amqtt_config(port), encoding="utf-8")
     notify(
-        "WARNING: using amqtt, a pure-Python broker without MQTT 5 shared subscriptions: "
-        "the demo runs ONE ingest worker. Install mosquitto for the full demo."
+        "WARNING: no Mosquitto, using amqtt, a pure-Python broker that speaks MQTT 3.1.1 "
+        "only (no MQTT 5, no shared subscriptions): the demo runs ONE ingest worker, and "
+        "clients that insist on MQTT 5 are refused. Install mosquitto for the full demo."
     )
     sup.start_healthy(
         ProcessSpec(
