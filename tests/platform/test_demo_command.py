@@ -280,3 +280,21 @@ def test_ctrl_c_while_starting_leaves_nothing(tmp_path: Path, after_s: float) ->
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_second_demo_from_the_same_directory_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    workdir = tmp_path / ".demo"
+    workdir.mkdir()
+    with (workdir / "demo.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        out = subprocess.run(
+            [str(CARECIRCLE), "demo", "--workdir", str(workdir), "--no-install"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert out.returncode == 1
+    assert "another `carecircle demo` is running" in out.stderr
+    assert not (workdir / "logs").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -38,6 +39,10 @@ from carecircle.platform.store.db import redact
 log = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
+
+
+class DemoBusy(CareCircleError):
+    """Another demo runs from the same directory (it would share the servers' data)."""
 
 
 class DemoStopped(CareCircleError):
@@ -108,9 +113,21 @@ def _check(stop: threading.Event) -> None:
 
 def run_demo(options: DemoOptions, say: Say, stop: threading.Event) -> DemoState:
     """Run the demo until ``stop`` is set; stop everything it started before returning."""
-    state = DemoState()
     workdir = options.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    with (workdir / "demo.lock").open("w") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            raise DemoBusy(
+                f"another `carecircle demo` is running from {workdir}: stop it first "
+                "(or give this one another --workdir)"
+            ) from err
+        return _run_locked(options, workdir, say, stop)
+
+
+def _run_locked(options: DemoOptions, workdir: Path, say: Say, stop: threading.Event) -> DemoState:
+    state = DemoState()
     paths = DemoPaths.for_root(workdir)
     for old in paths.logs.glob("*.log"):
         old.unlink()  # one run's logs at a time
