@@ -117,6 +117,9 @@ def test_demo_starts_private_servers_migrates_and_stops_clean_on_ctrl_c(tmp_path
         assert {"demo.log", "postgres.log", "mosquitto.log", "migrate.log"} <= {
             p.name for p in logs.iterdir()
         }
+        from carecircle.platform.demo.services import DemoPaths
+
+        assert not DemoPaths.for_root(tmp_path / ".demo").runtime.exists()
     finally:
         if proc.poll() is None:
             proc.kill()

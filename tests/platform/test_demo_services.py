@@ -98,6 +98,8 @@ def test_private_postgres_starts_unprivileged_and_stops(tmp_path: Path) -> None:
             assert _uid_of(pid) != 0, "PostgreSQL must not run as root"
     finally:
         sup.close()
+        paths.remove_runtime()
+    assert not paths.runtime.exists()
     assert not _port_open("127.0.0.1", int(str(port)))
     assert sup.running() == []
     assert "database system is shut down" in (paths.logs / "postgres.log").read_text()
@@ -141,6 +143,7 @@ def test_private_mosquitto_speaks_mqtt5_with_shared_subscriptions(tmp_path: Path
             assert _uid_of(sup.pid("mosquitto")) != 0
     finally:
         sup.close()
+        paths.remove_runtime()
     assert not _port_open("127.0.0.1", port)
 
 
@@ -215,6 +218,7 @@ def test_pypi_postgres_binaries_start_like_system_ones(tmp_path: Path) -> None:
             assert _uid_of(sup.pid("postgres")) != 0
     finally:
         sup.close()
+        paths.remove_runtime()
     assert sup.running() == []
 
 

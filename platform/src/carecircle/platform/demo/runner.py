@@ -146,6 +146,8 @@ def _run_locked(options: DemoOptions, workdir: Path, say: Say, stop: threading.E
         components.close()
         services.close()
         left = services.running() + components.running()
+        if not left:
+            paths.remove_runtime()  # a fresh cluster is made at every start anyway
         say("stopped: nothing left running" if not left else f"still running: {left}")
     return state
 

@@ -105,6 +105,10 @@ class DemoPaths:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    def remove_runtime(self) -> None:
+        """Delete the servers' data (call only once they have stopped); logs stay."""
+        shutil.rmtree(self.runtime, ignore_errors=True)
+
 
 # -- service users (only when running as root) -------------------------------------------
 
