@@ -18,6 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from carecircle.platform.scheduler.leader import (
     LeaderLock,
+    apscheduler_jobs,
     leader_connection_factory,
     leader_only,
     run_as_leader,
@@ -136,14 +137,14 @@ def _scheduler_instance(url: str, name: str, stop: threading.Event) -> LeaderLoc
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("INSERT INTO ticks VALUES (clock_timestamp(), %s)", (name,))
 
-    def start_jobs() -> Callable[[], None]:
-        scheduler = BackgroundScheduler(timezone="UTC")
-        scheduler.add_job(leader_only(lock, tick), "cron", second="*", misfire_grace_time=1)
-        scheduler.start()
-        return lambda: scheduler.shutdown(wait=True)
+    def add_jobs(scheduler: BackgroundScheduler) -> None:
+        scheduler.add_job(tick, "cron", second="*", misfire_grace_time=1)
 
     threading.Thread(
-        target=run_as_leader, args=(lock, start_jobs, stop), name=f"sched-{name}", daemon=True
+        target=run_as_leader,
+        args=(lock, apscheduler_jobs(lock, add_jobs), stop),
+        name=f"sched-{name}",
+        daemon=True,
     ).start()
     return lock
 
@@ -243,3 +244,35 @@ def test_two_scheduler_processes_and_the_leader_killed(ticks_db: str) -> None:
     names = [r[1] for r in rows]
     switch = names.index(follower_name)
     assert set(names[:switch]) == {leader_name} and set(names[switch:]) == {follower_name}
+
+
+def test_apscheduler_jobs_are_wrapped_to_run_only_while_leader(
+    fresh_database: Callable[[], str],
+) -> None:
+    now = [0.0]
+    lock = LeaderLock(
+        leader_connection_factory(fresh_database()),
+        KEY,
+        check_interval_s=1,
+        lease_s=3,
+        monotonic=lambda: now[0],
+    )
+    ran: list[int] = []
+    schedulers: list[BackgroundScheduler] = []
+
+    def add_jobs(scheduler: BackgroundScheduler) -> None:
+        schedulers.append(scheduler)
+        scheduler.add_job(lambda: ran.append(1), "interval", hours=1, id="job")
+
+    assert lock.try_acquire()
+    stop_jobs = apscheduler_jobs(lock, add_jobs)()
+    try:
+        job = schedulers[0].get_job("job")
+        job.func()
+        assert ran == [1]
+        now[0] += 10  # lease over: the same job object must now do nothing
+        job.func()
+        assert ran == [1]
+    finally:
+        stop_jobs()
+        lock.release()

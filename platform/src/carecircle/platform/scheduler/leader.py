@@ -241,3 +241,30 @@ def run_as_leader(
             # Whatever cost us the lock (a dropped session, a sick host) may cost it
             # again: let a healthier instance take over before trying once more.
             stop.wait(lock.lease_s)
+
+
+def apscheduler_jobs(
+    lock: LeaderLock, add_jobs: Callable[[Any], None], *, timezone: str = "UTC"
+) -> Callable[[], Callable[[], None]]:
+    """A ``start_jobs`` for :func:`run_as_leader` built on an APScheduler 3 scheduler.
+
+    ``add_jobs(scheduler)`` adds the jobs (``scheduler.add_job(...)``) to a fresh
+    ``BackgroundScheduler``; each job is then wrapped with :func:`leader_only`, so it
+    does nothing once leadership is lost, even before the scheduler is shut down.
+    """
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    def start_jobs() -> Callable[[], None]:
+        scheduler = BackgroundScheduler(timezone=timezone)
+        add_jobs(scheduler)
+        for job in scheduler.get_jobs():
+            job.modify(func=leader_only(lock, job.func))
+        scheduler.start()
+        log.info("scheduler started %d jobs as leader", len(scheduler.get_jobs()))
+
+        def stop_jobs() -> None:
+            scheduler.shutdown(wait=True)
+
+        return stop_jobs
+
+    return start_jobs
