@@ -21,6 +21,12 @@ $(STAMP): $(foreach c,$(COMPONENTS),$(c)/pyproject.toml) requirements-dev.txt to
 test: venv
 	$(PY) -m pytest
 
+# The whole circle on this machine (private PostgreSQL and Mosquitto unless
+# CARECIRCLE_DATABASE_URL / CARECIRCLE_MQTT_URL are set); Ctrl-C stops everything.
+DEMO_ARGS ?=
+demo: venv
+	$(VENV)/bin/carecircle demo $(DEMO_ARGS)
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

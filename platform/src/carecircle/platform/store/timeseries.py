@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Advisory-lock key so two platform instances never maintain partitions at once.
-MAINTENANCE_LOCK = 0x43430002
+MAINTENANCE_LOCK = 0x43430003
 
 
 @dataclass(frozen=True)

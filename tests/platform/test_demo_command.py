@@ -1,0 +1,303 @@
+"""``carecircle demo`` as a user runs it: services up, schema migrated, Ctrl-C leaves nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from carecircle.platform.demo.components import DEMO_COMPONENTS, Component, command_exists
+from carecircle.platform.demo.runner import DemoOptions, run_demo
+from carecircle.platform.demo.services import system_mosquitto, system_postgres
+
+CARECIRCLE = Path(sys.executable).parent / "carecircle"
+
+pytestmark = pytest.mark.skipif(
+    system_postgres() is None or system_mosquitto() is None,
+    reason="needs system PostgreSQL binaries and mosquitto",
+)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc, following parent ids)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def read_until(proc: subprocess.Popen[str], marker: str, timeout_s: float) -> list[str]:
+    lines: list[str] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if marker in line:
+                done.set()
+                return
+        done.set()
+
+    threading.Thread(target=reader, daemon=True).start()
+    done.wait(timeout_s)
+    return lines
+
+
+def _value(lines: list[str], prefix: str) -> str:
+    return next(line for line in lines if line.startswith(prefix)).split(None, 1)[1]
+
+
+@pytest.mark.timeout(180)
+def test_demo_starts_private_servers_migrates_and_stops_clean_on_ctrl_c(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARECIRCLE_")}
+    proc = subprocess.Popen(
+        [str(CARECIRCLE), "demo", "--workdir", str(tmp_path / ".demo"), "--no-install"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = read_until(proc, "ready: press Ctrl-C", 120)
+        assert any("ready: press Ctrl-C" in line for line in lines), "\n".join(lines)
+        assert "system PostgreSQL" in _value(lines, "database:")
+        assert "Mosquitto" in _value(lines, "broker:")
+        assert "applied" in _value(lines, "schema:")
+        db_url = _value(lines, "PostgreSQL:")
+        with psycopg.connect(db_url, connect_timeout=5) as conn:
+            row = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
+            assert row is not None and row[0] >= 2
+        # The report is honest about what could not start.
+        for row_ in DEMO_COMPONENTS:
+            listed = any(f"carecircle {' '.join(row_.command)}" in line for line in lines)
+            assert listed == (not command_exists(row_.command)), row_.name
+        family = descendants(proc.pid)
+        assert len(family) >= 2, "PostgreSQL and Mosquitto should be running"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        assert "stopped: nothing left running" in out
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(p) for p in family):
+            time.sleep(0.1)
+        assert not [p for p in family if alive(p)]
+        logs = tmp_path / ".demo" / "logs"
+        assert {"demo.log", "postgres.log", "mosquitto.log", "migrate.log"} <= {
+            p.name for p in logs.iterdir()
+        }
+        from carecircle.platform.demo.services import DemoPaths
+
+        assert not DemoPaths.for_root(tmp_path / ".demo").runtime.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_configured_database_and_broker_are_used_instead(
+    tmp_path: Path, fresh_database: Callable[[], str], mqtt_url: str
+) -> None:
+    url = fresh_database()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARECIRCLE_")}
+    env.update(CARECIRCLE_DATABASE_URL=url, CARECIRCLE_MQTT_URL=mqtt_url)
+    proc = subprocess.Popen(
+        [str(CARECIRCLE), "demo", "--workdir", str(tmp_path / ".demo"), "--no-install"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = read_until(proc, "ready: press Ctrl-C", 60)
+        assert "CARECIRCLE_DATABASE_URL" in _value(lines, "database:")
+        assert "CARECIRCLE_MQTT_URL" in _value(lines, "broker:")
+        assert descendants(proc.pid) == set()
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
+            assert row is not None and row[0] >= 2
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_table_rows_run_when_their_command_exists(tmp_path: Path) -> None:
+    """Setup and periodic rows run real commands; absent commands are listed, not faked."""
+    rows = (
+        Component("status", ("db", "status"), kind="setup", description="schema report"),
+        Component("absent", ("platform", "no-such-command"), description="not installed"),
+        Component("tick", ("db", "maintain"), kind="periodic", every_s=0.5),
+    )
+    said: list[str] = []
+    stop = threading.Event()
+    options = DemoOptions(
+        workdir=tmp_path / ".demo",
+        components=rows,
+        first_incident_after_s=0.0,
+        allow_install=False,
+        grace_s=5,
+    )
+    env_backup = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("CARECIRCLE_")}
+    try:
+        result: dict[str, object] = {}
+
+        def run() -> None:
+            result["state"] = run_demo(options, said.append, stop)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and sum("tick: run" in s for s in said) < 2:
+            time.sleep(0.1)
+        stop.set()
+        thread.join(60)
+        assert not thread.is_alive()
+    finally:
+        os.environ.update(env_backup)
+    state = result["state"]
+    assert state.started == ["status"]  # type: ignore[attr-defined]
+    assert [r.name for r in state.unavailable] == ["absent"]  # type: ignore[attr-defined]
+    assert any(re.match(r"status: done \(\s+\d{4}_\w+\s+applied", s) for s in said), said
+    assert sum("tick: run" in s for s in said) >= 2
+    assert said[-1] == "stopped: nothing left running"
+    maintain_log = (tmp_path / ".demo" / "logs" / "tick.log").read_text()
+    assert '"backend"' in maintain_log
+
+
+def _git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_make_demo_in_a_fresh_clone_and_ctrl_c(tmp_path: Path) -> None:
+    """As a new user: clone, `make demo`, wait for it, Ctrl-C to the terminal's process group."""
+    root = Path(__file__).resolve().parents[2]
+    clone = tmp_path / "clone"
+    _git("clone", "-q", str(root), str(clone), cwd=tmp_path)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CARECIRCLE_", "VIRTUAL_ENV", "PYTHON"))
+    }
+    proc = subprocess.Popen(
+        ["make", "demo", "DEMO_ARGS=--no-install"],
+        cwd=clone,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
+    )
+    try:
+        lines = read_until(proc, "ready: press Ctrl-C", 780)
+        assert any("ready: press Ctrl-C" in line for line in lines), "\n".join(lines[-40:])
+        assert (clone / ".venv" / "bin" / "carecircle").exists()
+        with psycopg.connect(_value(lines, "PostgreSQL:"), connect_timeout=5) as conn:
+            row = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
+            assert row is not None and row[0] >= 2
+        family = descendants(proc.pid)
+        assert len(family) >= 3  # carecircle demo, PostgreSQL, Mosquitto
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        out, _ = proc.communicate(timeout=60)
+        assert "stopped: nothing left running" in out, out
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(p) for p in family):
+            time.sleep(0.1)
+        assert not [p for p in family if alive(p)]
+        assert (clone / ".demo" / "logs" / "demo.log").exists()
+        status = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True
+        ).stdout
+        assert status == "", f"make demo left untracked or changed files:\n{status}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.5, 1.5])
+def test_ctrl_c_while_starting_leaves_nothing(tmp_path: Path, after_s: float) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARECIRCLE_")}
+    proc = subprocess.Popen(
+        [str(CARECIRCLE), "demo", "--workdir", str(tmp_path / ".demo"), "--no-install"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        first = read_until(proc, "logs:", 60)  # the demo has taken over Ctrl-C
+        assert first and first[-1].startswith("logs:"), first
+        seen: set[int] = set()
+        deadline = time.monotonic() + after_s
+        while True:
+            seen |= descendants(proc.pid)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        assert "stopped: nothing left running" in out, out
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(p) for p in seen):
+            time.sleep(0.1)
+        assert not [p for p in seen if alive(p)], out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_second_demo_from_the_same_directory_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    workdir = tmp_path / ".demo"
+    workdir.mkdir()
+    with (workdir / "demo.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        out = subprocess.run(
+            [str(CARECIRCLE), "demo", "--workdir", str(workdir), "--no-install"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert out.returncode == 1
+    assert "another `carecircle demo` is running" in out.stderr
+    assert not (workdir / "logs").exists()
