@@ -13,7 +13,9 @@ T0 = datetime(2026, 11, 29, 8, 0, 0, tzinfo=UTC)
 SITE = "hh-0001"
 
 
-def binding(dev: str, family: str, native: str, type_: str, room: str = "hh-0001-living", **kw: object) -> DeviceBinding:
+def binding(
+    dev: str, family: str, native: str, type_: str, room: str = "hh-0001-living", **kw: object
+) -> DeviceBinding:
     return DeviceBinding.model_validate(
         {
             "id": dev,

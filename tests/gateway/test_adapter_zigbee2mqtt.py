@@ -178,7 +178,9 @@ def test_bridge_and_commands_are_not_device_readings(registry: Registry) -> None
     assert adapt(registry, "living_motion", {"state": "ON"}, "/set").ignored
 
 
-def test_unknown_device_malformed_and_impossible_values_are_dead_letters(registry: Registry) -> None:
+def test_unknown_device_malformed_and_impossible_values_are_dead_letters(
+    registry: Registry,
+) -> None:
     unknown = adapt(registry, "0x90fd9ffffe6494fc", {"occupancy": True})
     assert unknown.dead_letters[0].reason.startswith("unknown zigbee2mqtt device")
     broken = adapt(registry, "living_motion", b'{"occupancy": tru')

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from carecircle.common.contract import Code, DeviceBinding, Kind
-from carecircle.gateway.registry.registry import HaEntity
+from carecircle.gateway.registry.registry import HaEntity as HaEntity
 
 AttrValue = str | int | float | bool | None
 
