@@ -6,8 +6,7 @@ import json
 from datetime import timedelta
 
 from carecircle.common.contract import Code
-from carecircle.gateway.adapters import Bases
-from carecircle.gateway.adapters import careband
+from carecircle.gateway.adapters import Bases, careband
 from carecircle.gateway.pipeline import Normaliser
 from carecircle.gateway.registry import Registry
 
