@@ -10,6 +10,7 @@ this test's topic root.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import signal
@@ -60,6 +61,9 @@ class Upstream:
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
             f"persistence_location {self.dir}/\nautosave_interval 1\nmax_queued_messages 100000\n"
             "max_inflight_messages 0\n"
+            # run as root, Mosquitto would switch to user "mosquitto", which cannot write
+            # the persistence file into this test's private temporary directory
+            f"user {getpass.getuser()}\n"
         )
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"mqtt://127.0.0.1:{self.port}"
@@ -191,6 +195,9 @@ def test_outage_kill9_restore_every_reading_once_alarms_first(
         collector.wait_for(
             lambda m: any(t == topics.gateway_state(GW) and b"online" in p for t, p, _ in m), 20
         )
+        # the registry arrives from the platform (retained) and is cached before devices speak
+        cache = queue.with_name(queue.name + ".config.json")
+        wait(cache.exists, 10, "the pushed config to be cached")
         # phase 0, link up: proves the gateway is subscribed locally and sending
         for _ in range(10):
             reading("before")
