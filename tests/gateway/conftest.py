@@ -77,6 +77,7 @@ class Collector:
     url: str
     topic_filter: str
     persistent: bool = False
+    ca_file: str | None = None
     messages: list[tuple[str, bytes, bool]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -84,10 +85,13 @@ class Collector:
         ready = threading.Event()
         if self.persistent:  # the broker keeps our subscription and messages while we are away
             self.conn = new_connection(
-                BrokerAddress.from_url(self.url), clean_start=False, session_expiry_s=600
+                BrokerAddress.from_url(self.url),
+                clean_start=False,
+                session_expiry_s=600,
+                ca_file=self.ca_file,
             )
         else:
-            self.conn = new_connection(BrokerAddress.from_url(self.url))
+            self.conn = new_connection(BrokerAddress.from_url(self.url), ca_file=self.ca_file)
         c = self.conn.client
 
         def on_connect(client: mqtt.Client, *_: object) -> None:
@@ -138,8 +142,8 @@ class Collector:
 class Publisher:
     """A deterministic native-device publisher (QoS 1, waits for each PUBACK)."""
 
-    def __init__(self, url: str) -> None:
-        self.conn = new_connection(BrokerAddress.from_url(url))
+    def __init__(self, url: str, ca_file: str | None = None) -> None:
+        self.conn = new_connection(BrokerAddress.from_url(url), ca_file=ca_file)
         self.conn.connect()
         self.conn.client.loop_start()
 

@@ -155,7 +155,9 @@ class UplinkSender:
     def _on_disconnect(
         self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
     ) -> None:
-        if self.connected.is_set():
+        if self._stop.is_set():
+            log.info("uplink closed")
+        elif self.connected.is_set():
             log.warning("uplink lost (%s); the queue keeps everything", reason)
         self.connected.clear()
 
