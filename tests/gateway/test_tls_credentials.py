@@ -33,20 +33,21 @@ def tls_broker(tmp_path: Path, topic_root: str) -> Iterator[tuple[int, Path]]:
         pytest.skip("mosquitto binary not installed")
     d = tmp_path / "tls"
     d.mkdir()
-    _run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=CareCircle test CA", "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"))  # fmt: skip
-    _run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-         "-keyout", str(d / "server.key"), "-out", str(d / "server.csr"))  # fmt: skip
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    _run("openssl", "x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.crt"),
-         "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "2",
-         "-extfile", str(d / "san.ext"), "-out", str(d / "server.crt"))  # fmt: skip
+    ca_key, ca_crt = str(d / "ca.key"), str(d / "ca.crt")
+    key, csr, crt, ext = (str(d / n) for n in ("server.key", "server.csr", "server.crt", "san.ext"))
+    new_key = ["openssl", "req", "-newkey", "rsa:2048", "-nodes"]
+    _run(*new_key, "-x509", "-days", "2", "-subj", "/CN=test CA", "-keyout", ca_key, "-out", ca_crt)
+    _run(*new_key, "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr)
+    Path(ext).write_text("subjectAltName=IP:127.0.0.1\n")
+    sign = ["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key]
+    _run(*sign, "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", crt)
     pw = d / "passwd"
     _run("mosquitto_passwd", "-b", "-c", str(pw), GW, "gw-secret")
     _run("mosquitto_passwd", "-b", str(pw), "platform", "platform-secret")
     acl = d / "acl"
     acl.write_text(
-        f"user {GW}\ntopic readwrite {topic_root}/v1/gw/{GW}/#\n\nuser platform\ntopic readwrite #\n"
+        f"user {GW}\ntopic readwrite {topic_root}/v1/gw/{GW}/#\n\n"
+        "user platform\ntopic readwrite #\n"
     )
     port = free_port()
     conf = d / "mosquitto.conf"
