@@ -56,6 +56,9 @@ class AdapterResult:
     #: Home Assistant discovery: entities learned (or, with ``forget``, removed).
     learned: list[HaEntity] = field(default_factory=list)
     forget: list[str] = field(default_factory=list)
+    #: Known devices that spoke even if nothing in the message maps to a code
+    #: (e.g. only ``illuminance``), for per-sensor liveness.
+    spoke: list[str] = field(default_factory=list)
     #: Why the message was deliberately ignored (bridge chatter, commands), for debugging.
     ignored: str | None = None
 

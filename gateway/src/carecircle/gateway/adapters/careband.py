@@ -97,7 +97,7 @@ def _alarm(b: DeviceBinding, doc: dict[str, Any], ts: datetime) -> Draft:
 def _telemetry(
     b: DeviceBinding, doc: dict[str, Any], ts: datetime, topic: str, payload: bytes
 ) -> AdapterResult:
-    result = AdapterResult()
+    result = AdapterResult(spoke=[b.id])
     worn = True
     if "worn" in doc:
         try:

@@ -125,7 +125,7 @@ def _state(
         return dead(str(err), topic, payload, binding.id)
     if not isinstance(doc, dict):
         return dead(f"expected a JSON object, got {type(doc).__name__}", topic, payload, binding.id)
-    result = AdapterResult()
+    result = AdapterResult(spoke=[binding.id])
     ts = received_at
     if "last_seen" in doc and doc["last_seen"] is not None:
         try:

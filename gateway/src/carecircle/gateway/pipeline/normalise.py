@@ -102,6 +102,7 @@ class Normaliser:
             result = AdapterResult()
             result.dead(f"adapter error: {type(err).__name__}: {err}", topic, payload)
         out.learned, out.forget = result.learned, result.forget
+        out.seen.update(result.spoke)
         for letter in result.dead_letters:
             out.dead_letters.append(dead_letter_record(self.gateway_id, letter, received_at))
         for draft in result.drafts:
