@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,6 +141,34 @@ def queue_depth(path: Path) -> int:
         return 0
 
 
+def write_config(tmp: Path, topic_root: str, uplink: str, local: str, queue: Path) -> Path:
+    cfg_file = tmp / "carecircle.toml"
+    cfg_file.write_text(
+        "[gateway]\n"
+        f'gateway_id = "{GW}"\nsite_id = "hh-0001"\ntopic_root = "{topic_root}"\n'
+        f'mqtt_url = "{uplink}"\nlocal_mqtt_url = "{local}"\n'
+        f'queue_path = "{queue}"\nzigbee2mqtt_base = "{topic_root}/zigbee2mqtt"\n'
+        f'careband_base = "{topic_root}/careband"\nbedsensor_base = "{topic_root}/bedsensor"\n'
+        f'homeassistant_base = "{topic_root}/homeassistant"\n'
+        "batch_max_items = 50\nbatch_max_delay_ms = 100\nheartbeat_interval_s = 5\n"
+        "uplink_reconnect_max_s = 1\nstatus_interval_s = 2\nlocal_session_expiry_s = 600\n"
+    )
+    return cfg_file
+
+
+def uplink_items(msgs: list[tuple[str, bytes, bool]], topics: Topics) -> list[tuple[str, Any]]:
+    """``(channel, envelope)`` for every item of every uplink batch, in arrival order."""
+    out = []
+    for t, p, _ in msgs:
+        parsed = topics.parse_uplink(t)
+        if parsed is None:
+            continue
+        decoded = decode_batch(p, topic_gateway=GW)
+        assert not decoded.rejected, decoded.rejected
+        out.extend((parsed[1].value, env) for env in decoded.items)
+    return out
+
+
 @pytest.mark.timeout(120)
 def test_outage_kill9_restore_every_reading_once_alarms_first(
     tmp_path: Path,
@@ -151,17 +180,7 @@ def test_outage_kill9_restore_every_reading_once_alarms_first(
     topics = Topics(topic_root)
     z2m = f"{topic_root}/zigbee2mqtt"
     queue = tmp_path / "gw" / "queue.sqlite3"
-    cfg_file = tmp_path / "carecircle.toml"
-    cfg_file.write_text(
-        "[gateway]\n"
-        f'gateway_id = "{GW}"\nsite_id = "hh-0001"\ntopic_root = "{topic_root}"\n'
-        f'mqtt_url = "{upstream.url}"\nlocal_mqtt_url = "{mqtt_url}"\n'
-        f'queue_path = "{queue}"\nzigbee2mqtt_base = "{z2m}"\n'
-        f'careband_base = "{topic_root}/careband"\nbedsensor_base = "{topic_root}/bedsensor"\n'
-        f'homeassistant_base = "{topic_root}/homeassistant"\n'
-        "batch_max_items = 50\nbatch_max_delay_ms = 100\nheartbeat_interval_s = 5\n"
-        "uplink_reconnect_max_s = 1\nstatus_interval_s = 2\nlocal_session_expiry_s = 600\n"
-    )
+    cfg_file = write_config(tmp_path, topic_root, upstream.url, mqtt_url, queue)
     # the platform side: retained config and a collector with a persistent session
     up_pub = publisher_factory(upstream.url)
     up_pub.publish(topics.gateway_config(GW), config(version=5).model_dump_json(), retain=True)
@@ -285,4 +304,72 @@ def test_outage_kill9_restore_every_reading_once_alarms_first(
         f"\noutage {outage_s:.1f} s with kill -9; {routine_n} outage items; caught up in "
         f"{catch_up_s:.2f} s after restore (incl. reconnect); "
         f"{copies - len(produced)} duplicate copies"
+    )
+
+
+@pytest.mark.timeout(120)
+def test_rows_stay_until_puback_and_unacked_ones_are_resent_with_the_same_ids(
+    tmp_path: Path,
+    mqtt_url: str,
+    topic_root: str,
+    upstream: Upstream,
+    publisher_factory: Callable[[str], Publisher],
+) -> None:
+    """The platform broker freezes (SIGSTOP: the TCP connection stays up, no PUBACK comes)
+    while the gateway has publishes in flight; the gateway is killed; the broker thaws and
+    may deliver what it had buffered; the restarted gateway resends every unacknowledged
+    row.  Copies may arrive twice — always with the same id, so the platform drops them."""
+    topics = Topics(topic_root)
+    queue = tmp_path / "gw" / "queue.sqlite3"
+    cfg_file = write_config(tmp_path, topic_root, upstream.url, mqtt_url, queue)
+    up_pub = publisher_factory(upstream.url)
+    up_pub.publish(topics.gateway_config(GW), config(version=5).model_dump_json(), retain=True)
+    collector = Collector(upstream.url, f"{topic_root}/v1/gw/{GW}/#", persistent=True)
+    local = publisher_factory(mqtt_url)
+    gateway = GatewayProcess(cfg_file, tmp_path / "gateway.log")
+    assert upstream.proc is not None
+    base_ms = int((datetime.now(UTC) - timedelta(minutes=5)).timestamp() * 1000)
+    want = set()
+    try:
+        gateway.start()
+        cache = queue.with_name(queue.name + ".config.json")
+        wait(cache.exists, 10, "the pushed config to be cached")
+        upstream.proc.send_signal(signal.SIGSTOP)
+        for i in range(120):
+            ms = base_ms + i
+            local.publish(
+                f"{topic_root}/zigbee2mqtt/bedroom_climate",
+                json.dumps({"temperature": 20.5, "last_seen": ms}),
+            )
+            want.add(datetime.fromtimestamp(ms / 1000, UTC))
+        wait(lambda: queue_depth(queue) == 120, 15, "all readings queued")
+        time.sleep(1.0)  # the sender hands batches to the frozen broker during this second
+        assert queue_depth(queue) == 120, "nothing leaves the queue without a PUBACK"
+        gateway.kill9()
+        upstream.proc.send_signal(signal.SIGCONT)
+        gateway.start()
+
+        def temps(m: list[tuple[str, bytes, bool]]) -> list[tuple[Any, str]]:
+            return [
+                (env.ts, str(env.id))
+                for _, env in uplink_items(m, topics)
+                if env.payload.code.value == "room_temperature"
+            ]
+
+        msgs = collector.wait_for(lambda m: {ts for ts, _ in temps(m)} >= want, 30)
+        wait(lambda: queue_depth(queue) == 0, 10, "the queue to drain")
+        assert gateway.terminate() == 0
+    finally:
+        if upstream.proc is not None:
+            upstream.proc.send_signal(signal.SIGCONT)
+        if gateway.proc is not None:
+            gateway.kill9()
+        collector.close()
+    ids: dict[Any, set[str]] = {}
+    for ts, id_ in temps(msgs):
+        ids.setdefault(ts, set()).add(id_)
+    assert set(ids) == want
+    assert all(len(v) == 1 for v in ids.values()), "a resent reading keeps its id"
+    print(
+        f"\n{len(temps(msgs)) - len(want)} duplicate copies after the frozen broker, all removable"
     )
