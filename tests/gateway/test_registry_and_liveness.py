@@ -70,3 +70,13 @@ def test_silent_sensor_reported_once_and_back_online() -> None:
     assert [s.binding.id for s in tracker.due([short, long], T0 + timedelta(seconds=3601))] == [
         "dev-b"
     ]
+
+
+def test_newly_provisioned_device_gets_its_grace_period_from_then() -> None:
+    late = binding("dev-late", "zigbee2mqtt", "late", "motion_sensor", offline_timeout_s=60)
+    tracker = LivenessTracker(T0)
+    tracker.watch(["dev-late"], T0 + timedelta(hours=2))
+    assert tracker.due([late], T0 + timedelta(hours=2, seconds=59)) == []
+    assert [s.binding.id for s in tracker.due([late], T0 + timedelta(hours=2, seconds=61))] == [
+        "dev-late"
+    ]

@@ -204,6 +204,7 @@ class Gateway:
                 )
                 return False
             self.registry = Registry.from_config(config, previous=self.registry)
+            self.liveness.watch((d.id for d in config.devices), self.clock.now())
         self.cache.save(config)
         log.info("registry updated to version %d: %d devices", config.version, len(config.devices))
         return True
