@@ -11,6 +11,10 @@ from carecircle.common.contract.envelope import Ident
 from carecircle.common.settings import CareCircleSettings, MqttUrl
 
 
+#: A topic base: no wildcards, no leading or trailing slash.
+TOPIC_BASE = r"^[^#+/]+(/[^#+/]+)*$"
+
+
 class GatewaySettings(CareCircleSettings):
     section: ClassVar[str] = "gateway"
 
@@ -31,10 +35,10 @@ class GatewaySettings(CareCircleSettings):
 
     # -- gateway runtime (adapters, queue durability, uplink, liveness) -------------
     #: Native topic bases on the local broker (prefix them to share a broker).
-    zigbee2mqtt_base: str = Field(default="zigbee2mqtt", min_length=1)
-    careband_base: str = Field(default="careband", min_length=1)
-    bedsensor_base: str = Field(default="bedsensor", min_length=1)
-    homeassistant_base: str = Field(default="homeassistant", min_length=1)
+    zigbee2mqtt_base: str = Field(default="zigbee2mqtt", pattern=TOPIC_BASE)
+    careband_base: str = Field(default="careband", pattern=TOPIC_BASE)
+    bedsensor_base: str = Field(default="bedsensor", pattern=TOPIC_BASE)
+    homeassistant_base: str = Field(default="homeassistant", pattern=TOPIC_BASE)
     #: ``FULL`` survives power cuts; ``NORMAL`` (with WAL) survives process crashes only.
     queue_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     #: Where the last pushed GatewayConfig is cached (default: next to the queue).
