@@ -10,7 +10,6 @@ from pydantic import Field, PositiveInt
 from carecircle.common.contract.envelope import Ident
 from carecircle.common.settings import CareCircleSettings, MqttUrl
 
-
 #: A topic base: no wildcards, no leading or trailing slash.
 TOPIC_BASE = r"^[^#+/]+(/[^#+/]+)*$"
 
