@@ -203,9 +203,9 @@ class Gateway:
                     "ignoring config version %d (have %d)", config.version, self.registry.version
                 )
                 return False
+            self.cache.save(config)  # cached first: whoever sees the new version finds it
             self.registry = Registry.from_config(config, previous=self.registry)
             self.liveness.watch((d.id for d in config.devices), self.clock.now())
-        self.cache.save(config)
         log.info("registry updated to version %d: %d devices", config.version, len(config.devices))
         return True
 
