@@ -13,6 +13,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -35,9 +36,18 @@ GW = "gw-0001"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the ephemeral range, so that while our broker is stopped no
+    client socket (not even a reconnecting client connecting to itself) can take it."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port in 20000-32000")
 
 
 def wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
