@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt
 
 from carecircle.common.contract.envelope import Ident
 from carecircle.common.settings import CareCircleSettings, MqttUrl
+
+#: A topic base: no wildcards, no leading or trailing slash.
+TOPIC_BASE = r"^[^#+/]+(/[^#+/]+)*$"
 
 
 class GatewaySettings(CareCircleSettings):
@@ -28,3 +31,28 @@ class GatewaySettings(CareCircleSettings):
     batch_max_items: PositiveInt = Field(default=500, le=5000)
     batch_max_delay_ms: PositiveInt = 200
     heartbeat_interval_s: PositiveInt = 30
+
+    # -- gateway runtime (adapters, queue durability, uplink, liveness) -------------
+    #: Native topic bases on the local broker (prefix them to share a broker).
+    zigbee2mqtt_base: str = Field(default="zigbee2mqtt", pattern=TOPIC_BASE)
+    careband_base: str = Field(default="careband", pattern=TOPIC_BASE)
+    bedsensor_base: str = Field(default="bedsensor", pattern=TOPIC_BASE)
+    homeassistant_base: str = Field(default="homeassistant", pattern=TOPIC_BASE)
+    #: ``FULL`` survives power cuts; ``NORMAL`` (with WAL) survives process crashes only.
+    queue_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    #: Where the last pushed GatewayConfig is cached (default: next to the queue).
+    registry_cache_path: Path | None = None
+    #: Local broker session kept this long while the gateway is down (QoS 1 devices lose nothing).
+    local_session_expiry_s: PositiveInt = 7 * 86400
+    #: MQTT client ids (default: derived from topic_root and gateway_id).
+    local_client_id: str | None = None
+    uplink_client_id: str | None = None
+    uplink_max_inflight: PositiveInt = Field(default=20, le=1000)
+    uplink_reconnect_max_s: PositiveInt = 30
+    #: Seconds between status log lines (queue depth, sent/s, dead letters).
+    status_interval_s: PositiveInt = 30
+
+    def cache_path(self) -> Path:
+        return self.registry_cache_path or self.queue_path.with_name(
+            self.queue_path.name + ".config.json"
+        )

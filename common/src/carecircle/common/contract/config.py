@@ -32,6 +32,9 @@ class DeviceBinding(BaseModel):
     native_id: str = Field(min_length=1, max_length=128)
     site: Ident
     room: Ident | None = None
+    #: Kind of that room (``RoomKind`` of the provisioning document, e.g. ``bathroom``),
+    #: optional: the gateway maps a presence sensor in a bathroom to ``bathroom_presence``.
+    room_kind: str | None = Field(default=None, max_length=32)
     res: Ident | None = None
     #: Device type as provisioned, e.g. ``motion_sensor``, ``door_sensor``, ``wearable``.
     type: str = Field(min_length=1, max_length=64)
