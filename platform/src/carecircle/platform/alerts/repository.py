@@ -4,7 +4,8 @@ Every change is committed with an ``alert_transitions`` row (who, when, from →
 and a ``pg_notify('cc_alert', …)`` so dispatch, dashboards and other platform
 processes learn of it within milliseconds.  The notification payload is JSON:
 ``{"id", "status", "kind", "severity", "site_id", "resident_id", "subject", "change"}``
-with ``change`` one of ``opened``, ``refreshed``, ``transition``.
+with ``change`` one of ``opened``, ``refreshed``, ``transition``, and (from the API)
+``snoozed``, ``commented``, ``assigned``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from carecircle.common.errors import NotFound
+from carecircle.common.errors import Conflict, NotFound
 from carecircle.platform.alerts.lifecycle import (
+    ACTIVE,
     TIMESTAMP_COLUMN,
     Outcome,
     Severity,
@@ -170,6 +172,79 @@ def transition(
         )
         _notify(conn, alert_id, "transition")
     return AlertChange(alert_id, target, "transition")
+
+
+def _audit(conn: Conn, at: datetime, actor: str, action: str, alert_id: int, detail: Any) -> None:
+    conn.execute(
+        "INSERT INTO audit_log (at, actor, action, object_type, object_id, detail) "
+        "VALUES (%s, %s, %s, 'alert', %s, %s)",
+        (at, actor, action, str(alert_id), Jsonb(detail)),
+    )
+
+
+def _lock_active(conn: Conn, alert_id: int) -> Status:
+    row = conn.execute("SELECT status FROM alerts WHERE id = %s FOR UPDATE", (alert_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"alert {alert_id} not found")
+    status = Status(row[0])
+    if status not in ACTIVE:
+        raise Conflict(f"alert is already {status.value}")
+    return status
+
+
+def snooze(
+    conn: Conn, alert_id: int, until: datetime | None, *, actor: str, at: datetime, note: str = ""
+) -> AlertChange:
+    """Quieten an active alert until ``until`` (``None`` wakes it); its status stays."""
+    with conn.transaction():
+        status = _lock_active(conn, alert_id)
+        if until is not None and until <= at:
+            raise Conflict("snooze until a time in the future")
+        conn.execute(
+            "UPDATE alerts SET snoozed_until = %s, updated_at = now() WHERE id = %s",
+            (until, alert_id),
+        )
+        _audit(
+            conn,
+            at,
+            actor,
+            "alert.snooze",
+            alert_id,
+            {"until": until.isoformat() if until else None, "note": note},
+        )
+        _notify(conn, alert_id, "snoozed")
+    return AlertChange(alert_id, status, "snoozed")
+
+
+def comment(conn: Conn, alert_id: int, body: str, *, actor: str, at: datetime) -> int:
+    """Add a note to an alert (any status); returns the comment id."""
+    with conn.transaction():
+        row = conn.execute(
+            "INSERT INTO alert_comments (alert_id, at, actor, body) "
+            "SELECT id, %s, %s, %s FROM alerts WHERE id = %s RETURNING id",
+            (at, actor, body, alert_id),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"alert {alert_id} not found")
+        _audit(conn, at, actor, "alert.comment", alert_id, {"comment_id": int(row[0])})
+        _notify(conn, alert_id, "commented")
+    return int(row[0])
+
+
+def assign(conn: Conn, alert_id: int, responder_id: str, *, actor: str, at: datetime) -> None:
+    """Record that ``responder_id`` was sent to an active alert (a manual dispatch)."""
+    with conn.transaction():
+        _lock_active(conn, alert_id)
+        try:
+            conn.execute(
+                "INSERT INTO alert_assignments (alert_id, responder_id, assigned_at, assigned_by) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (alert_id, responder_id, at, actor),
+            )
+        except psycopg.errors.ForeignKeyViolation as err:
+            raise NotFound(f"responder {responder_id} not found") from err
+        _audit(conn, at, actor, "alert.assign", alert_id, {"responder_id": responder_id})
+        _notify(conn, alert_id, "assigned")
 
 
 def get(conn: Conn, alert_id: int) -> dict[str, Any]:

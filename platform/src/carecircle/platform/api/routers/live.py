@@ -1,0 +1,56 @@
+"""``GET /api/v1/live``: Server-Sent Events of alert changes in the caller's scope."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from carecircle.platform.api.deps import PrincipalDep, StateDep
+from carecircle.platform.api.live import CLOSE
+from carecircle.platform.auth.policy import Action, require_role
+
+router = APIRouter(tags=["live"])
+KEEPALIVE_S = 15.0
+
+
+@router.get(
+    "/live",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "event stream"}},
+)
+async def live(request: Request, p: PrincipalDep, st: StateDep) -> StreamingResponse:
+    """Alert changes as they happen: ``event: alert`` with the change notification as data.
+
+    Every event is checked against the caller's scope (family members see only alerts
+    of linked residents whose consent allows it).  A ``: keep-alive`` comment is sent
+    every 15 s.  A client that falls far behind is disconnected; EventSource reconnects.
+    """
+    require_role(p, Action.LIVE)
+    sub = st.hub.subscribe(p)
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield "retry: 3000\n: connected\n\n"
+            while True:
+                try:
+                    event = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield ": keep-alive\n\n"
+                    continue
+                if event is CLOSE:
+                    return
+                yield f"event: alert\ndata: {json.dumps(event)}\n\n"
+        finally:
+            st.hub.unsubscribe(sub)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
