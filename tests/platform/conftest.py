@@ -19,6 +19,7 @@ from carecircle.platform.alerts.lifecycle import Severity
 from carecircle.platform.api.app import create_app
 from carecircle.platform.auth import users
 from carecircle.platform.auth.policy import Role
+from carecircle.platform.auth.tokens import DEMO_SECRET, TokenCodec
 from carecircle.platform.settings import PlatformSettings
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -157,7 +158,7 @@ def build_world(conn: psycopg.Connection[Any]) -> World:
     return world
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def world(database_url: str) -> Iterator[World]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield build_world(conn)
@@ -177,14 +178,14 @@ def api(database_url: str, clock: ManualClock, world: World) -> Iterator[TestCli
         yield client
 
 
-@pytest.fixture(scope="module")
-def tokens(api: TestClient, world: World) -> dict[str, dict[str, str]]:
-    """Authorization headers per role name."""
+@pytest.fixture(scope="session")
+def tokens(world: World) -> dict[str, dict[str, str]]:
+    """Authorization headers per role name: access tokens issued at ``NOW`` with the demo
+    secret (signing in through the API is tested in test_api_auth.py)."""
+    codec = TokenCodec(DEMO_SECRET, timedelta(minutes=15))
     out = {}
     for name in [*ROLES, "family_full", "admin2"]:
-        r = api.post(
-            "/api/v1/auth/token", data={"username": world.username(name), "password": PASSWORD}
-        )
-        assert r.status_code == 200, r.text
-        out[name] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        user = users.by_username(world.conn, world.username(name))
+        assert user is not None
+        out[name] = {"Authorization": f"Bearer {codec.issue(user.id, user.role.value, NOW)}"}
     return out

@@ -182,6 +182,7 @@ def serve_cmd(
         port=settings.http_port,
         log_config=None,
         proxy_headers=False,
+        timeout_graceful_shutdown=5,
     )
 
 

@@ -32,21 +32,31 @@ async def live(request: Request, p: PrincipalDep, st: StateDep) -> StreamingResp
     require_role(p, Action.LIVE)
     sub = st.hub.subscribe(p)
 
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
     async def events() -> AsyncIterator[str]:
+        gone = asyncio.create_task(disconnected())
         try:
             yield "retry: 3000\n: connected\n\n"
             while True:
-                try:
-                    event = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
-                except TimeoutError:
-                    if await request.is_disconnected():
+                item = asyncio.create_task(sub.queue.get())
+                done, _ = await asyncio.wait(
+                    {item, gone}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                if item not in done:
+                    item.cancel()
+                    if gone in done:
                         return
                     yield ": keep-alive\n\n"
                     continue
+                event = item.result()
                 if event is CLOSE:
                     return
                 yield f"event: alert\ndata: {json.dumps(event)}\n\n"
         finally:
+            gone.cancel()
             st.hub.unsubscribe(sub)
 
     return StreamingResponse(
