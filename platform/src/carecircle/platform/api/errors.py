@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -141,6 +142,12 @@ def install(app: FastAPI) -> None:
         return error_response(
             err.status_code, code, str(err.detail), headers=dict(err.headers or {}) or None
         )
+
+    @app.exception_handler(psycopg.DataError)
+    async def _data(request: Request, err: psycopg.DataError) -> JSONResponse:
+        # A value PostgreSQL cannot hold (NUL bytes, out-of-range numbers or times):
+        # the request is at fault, and nothing was written.
+        return error_response(400, "invalid_input", "a value in the request cannot be stored")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, err: Exception) -> JSONResponse:

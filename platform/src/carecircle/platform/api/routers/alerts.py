@@ -21,6 +21,7 @@ from carecircle.platform.api.models import (
     SnoozeIn,
 )
 from carecircle.platform.api.paging import CursorQ, LimitQ, Page
+from carecircle.platform.api.params import IdQ, KindQ, utc
 from carecircle.platform.api.repo import alerts as alerts_repo
 from carecircle.platform.auth import scope
 from carecircle.platform.auth.policy import Action, Principal, require, require_role
@@ -37,10 +38,10 @@ def list_alerts(
     p: PrincipalDep,
     conn: ConnDep,
     status: Annotated[list[StatusName] | None, Query()] = None,
-    kind: Annotated[list[Annotated[str, Query(max_length=64)]] | None, Query()] = None,
+    kind: Annotated[list[KindQ] | None, Query()] = None,
     severity: Annotated[list[SeverityName] | None, Query()] = None,
-    site_id: Annotated[str | None, Query(max_length=64)] = None,
-    resident_id: Annotated[str | None, Query(max_length=64)] = None,
+    site_id: IdQ = None,
+    resident_id: IdQ = None,
     since: Annotated[datetime | None, Query(description="opened at or after")] = None,
     until: Annotated[datetime | None, Query(description="opened before")] = None,
     active: Annotated[bool | None, Query(description="only active (or only closed)")] = None,
@@ -55,8 +56,8 @@ def list_alerts(
         severity=list(severity) if severity else None,
         site_id=site_id,
         resident_id=resident_id,
-        since=since,
-        until=until,
+        since=utc(since),
+        until=utc(until),
         active=active,
     )
     rows, nxt = alerts_repo.list_alerts(conn, p, f, limit=limit, cursor=cursor)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from carecircle.platform.api.deps import ConnDep, PrincipalDep
 from carecircle.platform.api.models import (
@@ -22,14 +22,13 @@ from carecircle.platform.api.models import (
     SiteOut,
 )
 from carecircle.platform.api.paging import CursorQ, LimitQ, Page
+from carecircle.platform.api.params import IdPath, IdQ
 from carecircle.platform.api.repo import audit, directory
 from carecircle.platform.auth import scope
 from carecircle.platform.auth.policy import Action, require, require_role
 
 router = APIRouter()
 
-IdPath = Annotated[str, Path(max_length=64)]
-IdQ = Annotated[str | None, Query(max_length=64)]
 Health = Literal["online", "offline", "unknown"]
 
 FACILITY_KINDS = ["nursing_home", "day_care", "community_station", "meal_point"]
@@ -79,7 +78,7 @@ def list_sites(
     p: PrincipalDep,
     conn: ConnDep,
     kind: Annotated[list[SiteKind] | None, Query()] = None,
-    place_id: Annotated[str | None, Query(max_length=64, description="under this place")] = None,
+    place_id: IdQ = None,
     limit: LimitQ = 100,
     cursor: CursorQ = None,
 ) -> Page[SiteOut]:
@@ -91,7 +90,7 @@ def list_sites(
 def list_households(
     p: PrincipalDep,
     conn: ConnDep,
-    place_id: Annotated[str | None, Query(max_length=64)] = None,
+    place_id: IdQ = None,
     limit: LimitQ = 100,
     cursor: CursorQ = None,
 ) -> Page[SiteOut]:
@@ -102,7 +101,7 @@ def list_households(
 def list_facilities(
     p: PrincipalDep,
     conn: ConnDep,
-    place_id: Annotated[str | None, Query(max_length=64)] = None,
+    place_id: IdQ = None,
     limit: LimitQ = 100,
     cursor: CursorQ = None,
 ) -> Page[SiteOut]:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from carecircle.common.contract import VOCABULARY, Category, Code
 from carecircle.platform.api.deps import ConnDep, PrincipalDep, StateDep
 from carecircle.platform.api.errors import InvalidInput
+from carecircle.platform.api.params import ID_PATTERN, utc
 from carecircle.platform.api.repo import audit, vitals
 from carecircle.platform.api.routers.residents import resident_access, window
 from carecircle.platform.auth.policy import Action
@@ -67,9 +68,11 @@ def _date_bounds(values: list[str]) -> tuple[datetime | None, datetime | None]:
     for v in values:
         prefix, raw = (v[:2], v[2:]) if v[:2] in ("ge", "gt", "le", "lt") else ("eq", v)
         try:
-            t = datetime.fromisoformat(raw)
+            parsed = utc(datetime.fromisoformat(raw))
         except ValueError as err:
             raise InvalidInput(f"date {v!r} is not [ge|gt|le|lt]<ISO date-time>") from err
+        assert parsed is not None
+        t = parsed
         if prefix in ("ge", "gt"):
             since = t
         elif prefix in ("le", "lt"):
@@ -88,7 +91,7 @@ def search_observations(
     p: PrincipalDep,
     st: StateDep,
     conn: ConnDep,
-    patient: Annotated[str, Query(max_length=64, description="resident id")],
+    patient: Annotated[str, Query(pattern=ID_PATTERN, max_length=64, description="resident id")],
     code: Annotated[
         list[Annotated[str, Query(max_length=64)]] | None,
         Query(description="LOINC code, optionally as http://loinc.org|8867-4"),

@@ -3,11 +3,11 @@ now and the daily wellbeing summary; family members' own list of residents."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from psycopg.rows import dict_row
 
 from carecircle.common.contract import Code, spec
@@ -25,6 +25,7 @@ from carecircle.platform.api.models import (
     SummaryOut,
 )
 from carecircle.platform.api.paging import CursorQ, LimitQ, Page
+from carecircle.platform.api.params import IdPath, IdQ, utc
 from carecircle.platform.api.repo import audit, directory, vitals
 from carecircle.platform.auth import scope
 from carecircle.platform.auth.policy import (
@@ -39,7 +40,6 @@ from carecircle.platform.auth.policy import (
 
 router = APIRouter(tags=["residents"])
 
-IdPath = Annotated[str, Path(max_length=64)]
 CodesQ = Annotated[list[Code] | None, Query(description="measurement codes (repeatable)")]
 MAX_SPAN = timedelta(days=31)
 
@@ -48,17 +48,13 @@ def window(
     since: datetime | None, until: datetime | None, now: datetime, default: timedelta
 ) -> tuple[datetime, datetime]:
     """A [since, until) window, defaulting to the last ``default``; at most 31 days."""
-    until = _aware(until) if until else now
-    since = _aware(since) if since else until - default
+    until = utc(until) or now
+    since = utc(since) or until - default
     if since >= until:
         raise InvalidInput("since must be before until")
     if until - since > MAX_SPAN:
         raise InvalidInput("ask for at most 31 days at a time")
     return since, until
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def resident_access(conn: ConnDep, p: Principal, resident_id: str, action: Action) -> Resource:
@@ -70,7 +66,7 @@ def resident_access(conn: ConnDep, p: Principal, resident_id: str, action: Actio
 def list_residents(
     p: PrincipalDep,
     conn: ConnDep,
-    site_id: Annotated[str | None, Query(max_length=64)] = None,
+    site_id: IdQ = None,
     limit: LimitQ = 100,
     cursor: CursorQ = None,
 ) -> Page[ResidentOut]:
