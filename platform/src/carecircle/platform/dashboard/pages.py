@@ -128,10 +128,17 @@ def _render(
         },
         status_code=status,
     )
-    if "lang" in request.query_params and lang == request.query_params["lang"]:
-        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
+    _remember_lang(request, response)
     for s in pending:
         _set_session(request, response, s, _st(request).settings.refresh_token_days)
+    return response
+
+
+def _remember_lang(request: Request, response: Response) -> Response:
+    """``?lang=`` switches the language for this and later pages (a cookie)."""
+    lang = request.query_params.get("lang")
+    if lang in LANGS:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
     return response
 
 
@@ -226,7 +233,7 @@ def board(request: Request) -> Response:
     try:
         p, pending = _guard(request)
     except _Redirect as redirect:
-        return redirect.response
+        return _remember_lang(request, redirect.response)
     return _render(request, "board.html", p, pending, **_board_data(_st(request), p))
 
 
@@ -245,7 +252,7 @@ def map_page(request: Request) -> Response:
     try:
         p, pending = _guard(request)
     except _Redirect as redirect:
-        return redirect.response
+        return _remember_lang(request, redirect.response)
     st = _st(request)
     items: list[charts.MapItem] = []
     with st.pool.connection() as conn:
@@ -290,7 +297,7 @@ def resident_page(request: Request, resident_id: str) -> Response:
     try:
         p, pending = _guard(request)
     except _Redirect as redirect:
-        return redirect.response
+        return _remember_lang(request, redirect.response)
     st = _st(request)
     now = st.clock.now()
     with st.pool.connection() as conn:
@@ -339,7 +346,7 @@ def alert_page(request: Request, alert_id: int) -> Response:
     try:
         p, pending = _guard(request)
     except _Redirect as redirect:
-        return redirect.response
+        return _remember_lang(request, redirect.response)
     st = _st(request)
     with st.pool.connection() as conn:
         try:
