@@ -299,7 +299,7 @@ def resident_page(request: Request, resident_id: str) -> Response:
     except _Redirect as redirect:
         return _remember_lang(request, redirect.response)
     st = _st(request)
-    now = st.clock.now()
+    now = st.clock.now().astimezone(ZoneInfo(st.settings.display_timezone))
     with st.pool.connection() as conn:
         try:
             require(
