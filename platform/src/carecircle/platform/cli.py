@@ -175,6 +175,12 @@ def serve_cmd(
         demo_mode=demo_mode,
     )
     app = create_app(settings)  # refuses a weak JWT secret outside demo mode
+    with connect(
+        settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
+    ) as conn:
+        row = conn.execute("SELECT to_regclass('users') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        raise click.ClickException("the database is not migrated: run `carecircle db migrate`")
     click.echo(f"CareCircle dashboard: http://{settings.http_host}:{settings.http_port}/board")
     uvicorn.run(
         app,

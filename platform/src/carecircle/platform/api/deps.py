@@ -68,23 +68,21 @@ ConnDep = Annotated[Conn, Depends(get_conn)]
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def _principal(request: Request, st: AppState, bearer: str | None) -> Principal:
+def _principal(request: Request, st: AppState, conn: Conn, bearer: str | None) -> Principal:
     now = st.clock.now()
     api_key = request.headers.get(API_KEY_HEADER)
-    cookie = request.cookies.get(SESSION_COOKIE)
-    with st.pool.connection(timeout=10) as conn:
-        if api_key:
-            p = users.principal_for_key(conn, api_key, now)
-            if p is None:
-                raise Unauthenticated("invalid, expired or revoked API key")
-            return p
-        token = bearer or cookie
-        if not token:
-            raise Unauthenticated("sign in first: Authorization: Bearer <token> or X-API-Key")
-        user_id = st.codec.subject(token, now)
-        user = users.by_id(conn, user_id) if user_id else None
-        if user is None or user.disabled:
-            raise Unauthenticated("invalid or expired access token")
+    if api_key:
+        p = users.principal_for_key(conn, api_key, now)
+        if p is None:
+            raise Unauthenticated("invalid, expired or revoked API key")
+        return p
+    token = bearer or request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise Unauthenticated("sign in first: Authorization: Bearer <token> or X-API-Key")
+    user_id = st.codec.subject(token, now)
+    user = users.by_id(conn, user_id) if user_id else None
+    if user is None or user.disabled:
+        raise Unauthenticated("invalid or expired access token")
     if bearer is None and request.method not in ("GET", "HEAD", "OPTIONS"):
         # Cookie sessions (the dashboard) must prove the request came from our page.
         sent = request.headers.get(CSRF_HEADER)
@@ -94,9 +92,22 @@ def _principal(request: Request, st: AppState, bearer: str | None) -> Principal:
 
 
 def current_principal(
+    request: Request,
+    st: StateDep,
+    conn: ConnDep,
+    bearer: Annotated[str | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, checked on the request's own connection."""
+    return _principal(request, st, conn, bearer)
+
+
+def stream_principal(
     request: Request, st: StateDep, bearer: Annotated[str | None, Depends(_bearer)]
 ) -> Principal:
-    return _principal(request, st, bearer)
+    """The caller of a long-lived stream: a short connection, not held while streaming."""
+    with st.pool.connection(timeout=10) as conn:
+        return _principal(request, st, conn, bearer)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+StreamPrincipalDep = Annotated[Principal, Depends(stream_principal)]

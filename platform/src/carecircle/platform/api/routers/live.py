@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from carecircle.platform.api.deps import PrincipalDep, StateDep
+from carecircle.platform.api.deps import StateDep, StreamPrincipalDep
 from carecircle.platform.api.live import CLOSE
 from carecircle.platform.auth.policy import Action, require_role
 
@@ -22,7 +22,7 @@ KEEPALIVE_S = 15.0
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "event stream"}},
 )
-async def live(request: Request, p: PrincipalDep, st: StateDep) -> StreamingResponse:
+async def live(request: Request, p: StreamPrincipalDep, st: StateDep) -> StreamingResponse:
     """Alert changes as they happen: ``event: alert`` with the change notification as data.
 
     Every event is checked against the caller's scope (family members see only alerts
