@@ -44,6 +44,7 @@ def test_board_needs_a_signed_in_staff_member(browser: TestClient, world: Any) -
     assert bad.status_code == 401 and 'id="login-error"' in bad.text
     ok = sign_in(browser, world.username("staff"))
     assert ok.status_code == 200 and 'id="board-rows"' in ok.text
+    assert "frame-ancestors 'none'" in ok.headers["content-security-policy"]
     assert f'id="alert-{world.alerts["a1"]}"' in ok.text  # world 1 household alert
     assert f'id="alert-{world.alerts["a2"]}"' not in ok.text  # another prefecture
 

@@ -261,6 +261,19 @@ def test_admin_provisions_a_gateway_and_device(api: TestClient, world: Any, toke
         headers=h,
     )
     assert wrong_site.status_code == 409
+    elsewhere = api.post(
+        f"/api/v1/gateways/{world.w}GX/devices",
+        json={
+            "id": f"{world.w}DW",
+            "site_id": world["h1"],
+            "family": "wearable",
+            "native_id": "AABBCCDDEEFF",
+            "type": "wearable",
+            "resident_id": world["r2"],  # lives in another prefecture
+        },
+        headers=h,
+    )
+    assert elsewhere.status_code == 404
     rotated = api.post(f"/api/v1/gateways/{world.w}GX/credentials", headers=h).json()
     assert rotated["secret"] != secret
 

@@ -88,6 +88,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "device_offline": "Device offline",
         "low_battery": "Low battery",
         "gateway_offline": "Gateway offline",
+        "snoozed_until": "snoozed until",
     },
     "zh": {
         "title": "一刻钟养老服务圈",
@@ -170,6 +171,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "device_offline": "设备离线",
         "low_battery": "电量低",
         "gateway_offline": "网关离线",
+        "snoozed_until": "静音至",
     },
 }
 

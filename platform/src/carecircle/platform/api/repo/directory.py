@@ -211,6 +211,22 @@ def create_device(conn: Conn, gateway_id: str, data: dict[str, Any]) -> dict[str
             raise NotFound("gateway not found")
         if gw["site_id"] != data["site_id"]:
             raise Conflict("a device must be at its gateway's site")
+        if (
+            data["room_id"]
+            and not cur.execute(
+                "SELECT 1 FROM rooms WHERE id = %s AND site_id = %s",
+                (data["room_id"], gw["site_id"]),
+            ).fetchone()
+        ):
+            raise NotFound("room not found at this site")
+        if (
+            data["resident_id"]
+            and not cur.execute(
+                "SELECT 1 FROM residents WHERE id = %s AND (site_id = %s OR day_care_site_id = %s)",
+                (data["resident_id"], gw["site_id"], gw["site_id"]),
+            ).fetchone()
+        ):
+            raise NotFound("resident not found at this site")
         try:
             with conn.transaction():
                 row = cur.execute(
