@@ -93,8 +93,8 @@ class LiveHub:
         while not self._stop.is_set():
             try:
                 with (
-                    psycopg.connect(self._url, autocommit=True) as listen,
-                    psycopg.connect(self._url, autocommit=True) as query,
+                    psycopg.connect(self._url, autocommit=True, connect_timeout=5) as listen,
+                    psycopg.connect(self._url, autocommit=True, connect_timeout=5) as query,
                 ):
                     listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self.ready.set()
