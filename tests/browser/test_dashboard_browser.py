@@ -99,7 +99,7 @@ def seed(conn: psycopg.Connection[Any]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(database_url: str) -> Iterator[str]:
-    settings = PlatformSettings(database_url=database_url, demo_mode=True)  # type: ignore[arg-type]
+    settings = PlatformSettings(database_url=database_url, jwt_secret="", demo_mode=True)  # type: ignore[arg-type]
     port = free_port()
     srv = uvicorn.Server(
         uvicorn.Config(

@@ -172,7 +172,7 @@ def clock() -> ManualClock:
 @pytest.fixture(scope="module")
 def api(database_url: str, clock: ManualClock, world: World) -> Iterator[TestClient]:
     settings = PlatformSettings(
-        database_url=database_url, demo_mode=True, login_burst=1000, api_pool_size=4
+        database_url=database_url, jwt_secret="", demo_mode=True, login_burst=1000, api_pool_size=4
     )  # type: ignore[arg-type]
     with TestClient(create_app(settings, clock)) as client:
         yield client

@@ -137,7 +137,7 @@ def test_api_key_scopes_cannot_exceed_the_role(
 def test_login_is_rate_limited_per_username_and_address(database_url: str, world: Any) -> None:
     clock = ManualClock(datetime(2026, 11, 29, 8, 0, tzinfo=UTC))
     settings = PlatformSettings(
-        database_url=database_url, demo_mode=True, login_burst=3, login_refill_s=60
+        database_url=database_url, jwt_secret="", demo_mode=True, login_burst=3, login_refill_s=60
     )  # type: ignore[arg-type]
     with TestClient(create_app(settings, clock, dashboard=False)) as api:
         user = world.username("family")
@@ -177,7 +177,7 @@ def test_weak_secret_refused_outside_demo_mode() -> None:
     strong = "s" * 40
     assert signing_secret(strong, demo_mode=False) == strong
     with pytest.raises(ConfigError):
-        create_app(PlatformSettings(demo_mode=False))
+        create_app(PlatformSettings(demo_mode=False, jwt_secret=""))  # type: ignore[arg-type]
 
 
 def test_tokens_signed_with_another_secret_are_refused() -> None:

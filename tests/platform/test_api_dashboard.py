@@ -18,7 +18,9 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture(scope="module")
 def app(database_url: str, clock: ManualClock, world: Any) -> Any:
-    settings = PlatformSettings(database_url=database_url, demo_mode=True, login_burst=1000)  # type: ignore[arg-type]
+    settings = PlatformSettings(
+        database_url=database_url, jwt_secret="", demo_mode=True, login_burst=1000
+    )  # type: ignore[arg-type]
     return create_app(settings, clock)
 
 

@@ -30,7 +30,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(database_url: str, clock: ManualClock, world: Any) -> Iterator[str]:
-    settings = PlatformSettings(database_url=database_url, demo_mode=True, login_burst=1000)  # type: ignore[arg-type]
+    settings = PlatformSettings(
+        database_url=database_url, jwt_secret="", demo_mode=True, login_burst=1000
+    )  # type: ignore[arg-type]
     port = free_port()
     srv = uvicorn.Server(
         uvicorn.Config(
