@@ -51,7 +51,13 @@ def free_port() -> int:
 
 def seed(conn: psycopg.Connection[Any]) -> dict[str, str]:
     w = f"b{uuid.uuid4().hex[:6]}"
-    ids = {"site": f"{w}H", "resident": f"{w}R", "township": f"{w}T", "user": f"{w}_staff"}
+    ids = {
+        "site": f"{w}H",
+        "resident": f"{w}R",
+        "township": f"{w}T",
+        "user": f"{w}_staff",
+        "responder": f"{w}resp",
+    }
     for suffix, parent, level, name in (
         ("P", None, "prefecture", "示范市"),
         ("C", "P", "county", "示范区"),
@@ -158,7 +164,7 @@ def test_staff_see_a_fall_live_acknowledge_and_dispatch_it(
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     ids = seed(db)
     wait = WebDriverWait(browser, WAIT_S)
@@ -196,6 +202,10 @@ def test_staff_see_a_fall_live_acknowledge_and_dispatch_it(
         By.CSS_SELECTOR, f"#alert-{change.id} button[data-action=acknowledge]"
     ).click()
     wait.until(lambda d: d.find_element(*row).get_attribute("data-status") == "acknowledged")
+    # staff pick the nearest on-duty volunteer offered next to the alert, then dispatch
+    pick = Select(browser.find_element(By.ID, f"responder-{change.id}"))
+    assert "李志愿者" in pick.options[1].text and " m" in pick.options[1].text
+    pick.select_by_index(1)
     browser.find_element(
         By.CSS_SELECTOR, f"#alert-{change.id} button[data-action=dispatch]"
     ).click()
@@ -210,6 +220,10 @@ def test_staff_see_a_fall_live_acknowledge_and_dispatch_it(
         (change.id,),
     ).fetchall()
     assert [t[0] for t in trail] == ["open", "acknowledged", "dispatched"]
+    sent = db.execute(
+        "SELECT responder_id FROM alert_assignments WHERE alert_id = %s", (change.id,)
+    ).fetchall()
+    assert sent == [(ids["responder"],)]
     assert trail[1][1] == trail[2][1] == f"user:{ids['user'].replace('_staff', 'u')}"
 
     # the other pages render for the same session: map (Chinese) and the resident

@@ -89,6 +89,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "low_battery": "Low battery",
         "gateway_offline": "Gateway offline",
         "snoozed_until": "snoozed until",
+        "responder": "Responder",
+        "any_responder": "(no one named)",
     },
     "zh": {
         "title": "一刻钟养老服务圈",
@@ -172,6 +174,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "low_battery": "电量低",
         "gateway_offline": "网关离线",
         "snoozed_until": "静音至",
+        "responder": "响应人员",
+        "any_responder": "（暂不指定）",
     },
 }
 

@@ -224,9 +224,19 @@ def _board_data(st: AppState, p: Principal) -> dict[str, Any]:
             limit=20,
             cursor=None,
         )
+        on_duty, _ = directory.list_responders(
+            conn, p, availability="on_duty", limit=500, cursor=None
+        )
     rank = {"critical": 0, "high": 1, "medium": 2, "low": 3}
     active.sort(key=lambda a: (rank[a["severity"]], -a["opened_at"].timestamp()))
-    return {"active": active, "closed": closed}
+    nearest: dict[int, list[tuple[str, str, int]]] = {}
+    for a in active:
+        by_distance = sorted(
+            (charts.distance_m(a["site_lat"], a["site_lon"], r["lat"], r["lon"]), r)
+            for r in on_duty
+        )
+        nearest[a["id"]] = [(r["id"], r["display_name"], round(d)) for d, r in by_distance[:5]]
+    return {"active": active, "closed": closed, "nearest": nearest}
 
 
 @router.get("/board")

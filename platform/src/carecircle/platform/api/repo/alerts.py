@@ -63,7 +63,8 @@ def list_alerts(
             )
         )
     query = sql.SQL(
-        "SELECT " + ALERT_COLS + ", r.display_name AS resident_name, s.name AS site_name "
+        "SELECT " + ALERT_COLS + ", r.display_name AS resident_name, s.name AS site_name, "
+        "s.lat AS site_lat, s.lon AS site_lon "
         "FROM alerts a JOIN sites s ON s.id = a.site_id "
         "LEFT JOIN residents r ON r.id = a.resident_id "
         "WHERE {} ORDER BY a.opened_at DESC, a.id DESC LIMIT {}"

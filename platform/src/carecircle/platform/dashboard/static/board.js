@@ -57,7 +57,17 @@
         if (r.status === 401) return refreshSession().then(function () { return null; });
         return r.text();
       })
-      .then(function (html) { if (html !== null) rows.innerHTML = html; })
+      .then(function (html) {
+        if (html === null) return;
+        // keep what staff were choosing while the rows are redrawn
+        var picked = {};
+        rows.querySelectorAll("select.responder").forEach(function (s) { picked[s.id] = s.value; });
+        rows.innerHTML = html;
+        Object.keys(picked).forEach(function (key) {
+          var s = document.getElementById(key);
+          if (s) s.value = picked[key];
+        });
+      })
       .finally(function () {
         loading = null;
         if (again) { again = false; reload(); }
@@ -65,11 +75,20 @@
     return loading;
   }
 
+  function bodyFor(id, action) {
+    if (action === "resolve") return { outcome: "resident_fine" };
+    if (action === "dispatch") {
+      var pick = document.getElementById("responder-" + id);
+      if (pick && pick.value) return { responder_id: pick.value };
+    }
+    return {};
+  }
+
   function act(id, action, retried) {
     return fetch("/api/v1/alerts/" + id + "/" + action, {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": cookie("cc_csrf") },
-      body: action === "resolve" ? JSON.stringify({ outcome: "resident_fine" }) : "{}"
+      body: JSON.stringify(bodyFor(id, action))
     }).then(function (r) {
       if (r.status === 401 && !retried) {
         return refreshSession().then(function () { return act(id, action, true); });
