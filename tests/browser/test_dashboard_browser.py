@@ -162,12 +162,19 @@ def browser() -> Iterator[Any]:
 def test_staff_see_a_fall_live_acknowledge_and_dispatch_it(
     server: str, browser: Any, db: psycopg.Connection[Any]
 ) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     ids = seed(db)
-    wait = WebDriverWait(browser, WAIT_S)
+    # rows are redrawn whenever an alert changes, so an element found a moment ago may
+    # be gone: every wait retries stale elements until its deadline
+    wait = WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
+
+    def do(action: Any) -> None:
+        """Run a UI action, again if the row was redrawn under it (bounded by WAIT_S)."""
+        wait.until(lambda d: action(d) or True)
 
     browser.get(f"{server}/board?lang=en")  # not signed in: sent to the login page
     wait.until(ec.presence_of_element_located((By.ID, "username")))
@@ -195,22 +202,31 @@ def test_staff_see_a_fall_live_acknowledge_and_dispatch_it(
     )
     row = (By.ID, f"alert-{change.id}")
     wait.until(ec.presence_of_element_located(row))  # appeared without a reload
-    assert browser.find_element(*row).get_attribute("data-status") == "open"
-    assert "Fall" in browser.find_element(*row).text and "王奶奶" in browser.find_element(*row).text
+    wait.until(lambda d: d.find_element(*row).get_attribute("data-status") == "open")
+    wait.until(
+        lambda d: "Fall" in d.find_element(*row).text and "王奶奶" in d.find_element(*row).text
+    )
 
-    browser.find_element(
-        By.CSS_SELECTOR, f"#alert-{change.id} button[data-action=acknowledge]"
-    ).click()
+    do(
+        lambda d: d.find_element(
+            By.CSS_SELECTOR, f"#alert-{change.id} button[data-action=acknowledge]"
+        ).click()
+    )
     wait.until(lambda d: d.find_element(*row).get_attribute("data-status") == "acknowledged")
     # staff pick the nearest on-duty volunteer offered next to the alert, then dispatch
-    pick = Select(browser.find_element(By.ID, f"responder-{change.id}"))
-    assert "李志愿者" in pick.options[1].text and " m" in pick.options[1].text
-    pick.select_by_index(1)
-    browser.find_element(
-        By.CSS_SELECTOR, f"#alert-{change.id} button[data-action=dispatch]"
-    ).click()
+    wait.until(
+        lambda d: (
+            "李志愿者" in Select(d.find_element(By.ID, f"responder-{change.id}")).options[1].text
+        )
+    )
+
+    def dispatch(d: Any) -> None:
+        Select(d.find_element(By.ID, f"responder-{change.id}")).select_by_index(1)
+        d.find_element(By.CSS_SELECTOR, f"#alert-{change.id} button[data-action=dispatch]").click()
+
+    do(dispatch)
     wait.until(lambda d: d.find_element(*row).get_attribute("data-status") == "dispatched")
-    assert "dispatched" in browser.find_element(*row).text
+    wait.until(lambda d: "dispatched" in d.find_element(*row).text)
 
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "dashboard-board.png"))
