@@ -110,8 +110,7 @@ def test_alert_actions_leave_a_trail(db: Conn) -> None:
     assert [(t["to_status"], t["actor"]) for t in alert["trail"]] == [
         ("open", "detector:rule:fall"),
         ("acknowledged", "staff:1"),
-        ("acknowledged", "staff:1"),  # comment
-        ("acknowledged", "staff:1"),  # snooze
+        ("acknowledged", "staff:1"),  # snooze (comments live in alert_comments)
         ("resolved", "responder:7"),
     ]
     actions = [

@@ -42,6 +42,9 @@ def test_migrate_twice_changes_nothing(fresh_database: Callable[[], str]) -> Non
         assert first.applied[:2] == ["0001_core", "0002_timeseries"]
         assert first.applied == sorted(first.applied)
         assert first.backend in {"plain", "timescale"}
+        assert first.applied == [
+            f"{m.version:04d}_{m.name}" for m in load_migrations(first.backend)
+        ]
         before = snapshot(conn)
         second = migrate(conn, now=NOW, retention=RET)
         assert second.applied == [] and not second.changed

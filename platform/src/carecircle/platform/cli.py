@@ -150,3 +150,111 @@ def _add_dispatch_commands() -> None:
 
 
 _add_dispatch_commands()
+
+
+# --- API and dashboard -----------------------------------------------------------------
+
+
+@platform_cli.command("serve")
+@database_options
+@click.option("--host", "http_host", help="listen address [CARECIRCLE_HTTP_HOST]")
+@click.option("--port", "http_port", type=int, help="listen port [CARECIRCLE_HTTP_PORT]")
+@click.option("--demo", "demo_mode", is_flag=True, default=None, help="allow the demo JWT secret")
+@pass_cli
+def serve_cmd(
+    cli: CliContext,
+    database_url: str | None,
+    http_host: str | None,
+    http_port: int | None,
+    demo_mode: bool | None,
+) -> None:
+    """Serve the API (/api/v1, docs at /api/v1/docs) and the staff dashboard.
+
+    One process: login rate limits and live-stream subscribers live in it.
+    """
+    import uvicorn
+
+    from carecircle.platform.api.app import create_app
+
+    settings = platform_settings(
+        cli,
+        database_url=database_url,
+        http_host=http_host,
+        http_port=http_port,
+        demo_mode=demo_mode,
+    )
+    app = create_app(settings)  # refuses a weak JWT secret outside demo mode
+    with connect(
+        settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
+    ) as conn:
+        row = conn.execute("SELECT to_regclass('users') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        raise click.ClickException("the database is not migrated: run `carecircle db migrate`")
+    click.echo(f"CareCircle dashboard: http://{settings.http_host}:{settings.http_port}/board")
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@platform_cli.command("create-user")
+@database_options
+@click.option("--username", required=True)
+@click.option("--role", type=click.Choice(["admin", "staff", "responder", "family"]), required=True)
+@click.option("--place", "place_id", help="admin: prefecture/county; staff: township")
+@click.option("--site", "site_id", help="staff of one facility")
+@click.option("--responder", "responder_id", help="responder: their responder id")
+@click.option("--family-member", "family_member_id", help="family: their family member id")
+@click.option("--display-name", default="")
+@click.option("--locale", type=click.Choice(["zh", "en"]), default="zh")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    envvar="CARECIRCLE_NEW_USER_PASSWORD",
+    help="prompted if not given [CARECIRCLE_NEW_USER_PASSWORD]",
+)
+@pass_cli
+def create_user_cmd(
+    cli: CliContext,
+    database_url: str | None,
+    username: str,
+    role: str,
+    place_id: str | None,
+    site_id: str | None,
+    responder_id: str | None,
+    family_member_id: str | None,
+    display_name: str,
+    locale: str,
+    password: str,
+) -> None:
+    """Create a dashboard/API user with one role and one scope."""
+    from carecircle.platform.auth import users
+    from carecircle.platform.auth.policy import Role
+
+    settings = platform_settings(cli, database_url=database_url)
+    with connect(
+        settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
+    ) as conn:
+        try:
+            user = users.create_user(
+                conn,
+                user_id=f"u-{username}".replace("@", "_")[:64],
+                username=username,
+                password=password,
+                role=Role(role),
+                place_id=place_id,
+                site_id=site_id,
+                responder_id=responder_id,
+                family_member_id=family_member_id,
+                display_name=display_name,
+                locale=locale,
+            )
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--password") from err
+    click.echo(f"created {user.role.value} {user.username} (id {user.id})")

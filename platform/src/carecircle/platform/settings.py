@@ -81,3 +81,21 @@ class PlatformSettings(CareCircleSettings):
         except (ZoneInfoNotFoundError, ValueError) as err:
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from err
         return value
+
+    # --- API and dashboard (carecircle.platform.api / auth / dashboard) ---
+    #: Demo mode allows the built-in development JWT secret; never in production.
+    demo_mode: bool = False
+    #: HS256 signing secret for access tokens; required (>= 32 chars) outside demo mode.
+    jwt_secret: SecretStr = Field(default=SecretStr(""), repr=False)
+    access_token_minutes: PositiveInt = 15
+    refresh_token_days: PositiveInt = 14
+    #: Login attempts allowed per (username, client address) in a burst, then one per
+    #: ``login_refill_s`` seconds.
+    login_burst: PositiveInt = 5
+    login_refill_s: PositiveInt = 60
+    #: Connections the API keeps open to PostgreSQL.
+    api_pool_size: PositiveInt = 8
+    #: Time zone for days in summaries and charts shown to people.
+    display_timezone: str = "Asia/Shanghai"
+    #: Events a slow live-stream client may fall behind before it is disconnected.
+    live_queue_size: PositiveInt = 256

@@ -5,7 +5,8 @@ and a ``pg_notify('cc_alert', …)`` so dispatch, dashboards and other platform
 processes learn of it within milliseconds.  The notification payload is JSON:
 ``{"id", "status", "kind", "severity", "site_id", "resident_id", "subject", "change"}``
 with ``change`` one of ``opened``, ``refreshed``, ``refired`` (a refresh after a snooze
-ran out), ``transition``, ``snoozed``, ``commented``.
+ran out), ``transition``, ``snoozed``, ``commented``, ``assigned``. Listeners must ignore
+values they do not know.
 """
 
 from __future__ import annotations
@@ -209,10 +210,13 @@ def _active_status(conn: Conn, alert_id: int) -> Status:
 
 
 def snooze(
-    conn: Conn, alert_id: int, until: datetime, *, actor: str, at: datetime, note: str = ""
+    conn: Conn, alert_id: int, until: datetime | None, *, actor: str, at: datetime, note: str = ""
 ) -> AlertChange:
-    """Hide an active alert until ``until``; a repeat of its condition after that re-fires it."""
-    if until <= at:
+    """Hide an active alert until ``until`` (``None`` wakes it); its status stays.
+
+    A repeat of its condition after the snooze runs out re-fires it.
+    """
+    if until is not None and until <= at:
         raise Conflict("a snooze must end in the future")
     with conn.transaction():
         status = _active_status(conn, alert_id)
@@ -220,6 +224,7 @@ def snooze(
             "UPDATE alerts SET snoozed_until = %s, updated_at = now() WHERE id = %s",
             (until, alert_id),
         )
+        label = f"snoozed until {until.isoformat()}" if until else "snooze ended"
         conn.execute(
             "INSERT INTO alert_transitions (alert_id, at, from_status, to_status, actor, note) "
             "VALUES (%s, %s, %s, %s, %s, %s)",
@@ -229,33 +234,50 @@ def snooze(
                 status.value,
                 status.value,
                 actor,
-                f"snoozed until {until.isoformat()}" + (f": {note}" if note else ""),
+                label + (f": {note}" if note else ""),
             ),
         )
         _audit(
-            conn, alert_id, actor, at, "alert.snooze", {"until": until.isoformat(), "note": note}
+            conn,
+            alert_id,
+            actor,
+            at,
+            "alert.snooze",
+            {"until": until.isoformat() if until else None, "note": note},
         )
         _notify(conn, alert_id, "snoozed")
     return AlertChange(alert_id, status, "snoozed")
 
 
-def comment(conn: Conn, alert_id: int, note: str, *, actor: str, at: datetime) -> AlertChange:
-    """Add a note to an alert's trail (any status), audited and notified."""
+def comment(conn: Conn, alert_id: int, body: str, *, actor: str, at: datetime) -> int:
+    """Add a note to an alert (any status); returns the comment id."""
     with conn.transaction():
         row = conn.execute(
-            "SELECT status FROM alerts WHERE id = %s FOR UPDATE", (alert_id,)
+            "INSERT INTO alert_comments (alert_id, at, actor, body) "
+            "SELECT id, %s, %s, %s FROM alerts WHERE id = %s RETURNING id",
+            (at, actor, body, alert_id),
         ).fetchone()
         if row is None:
             raise NotFound(f"alert {alert_id} not found")
-        status = Status(row[0])
-        conn.execute(
-            "INSERT INTO alert_transitions (alert_id, at, from_status, to_status, actor, note) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            (alert_id, at, status.value, status.value, actor, note),
-        )
-        _audit(conn, alert_id, actor, at, "alert.comment", {"note": note})
+        _audit(conn, alert_id, actor, at, "alert.comment", {"comment_id": int(row[0])})
         _notify(conn, alert_id, "commented")
-    return AlertChange(alert_id, status, "commented")
+    return int(row[0])
+
+
+def assign(conn: Conn, alert_id: int, responder_id: str, *, actor: str, at: datetime) -> None:
+    """Record that ``responder_id`` was sent to an active alert (a manual dispatch)."""
+    with conn.transaction():
+        _active_status(conn, alert_id)
+        try:
+            conn.execute(
+                "INSERT INTO alert_assignments (alert_id, responder_id, assigned_at, assigned_by) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (alert_id, responder_id, at, actor),
+            )
+        except psycopg.errors.ForeignKeyViolation as err:
+            raise NotFound(f"responder {responder_id} not found") from err
+        _audit(conn, alert_id, actor, at, "alert.assign", {"responder_id": responder_id})
+        _notify(conn, alert_id, "assigned")
 
 
 def get(conn: Conn, alert_id: int) -> dict[str, Any]:

@@ -166,12 +166,13 @@ def cancel(conn: Conn, alert_id: int, *, actor: str, at: datetime, note: str = "
 
 
 def snooze(
-    conn: Conn, alert_id: int, until: datetime, *, actor: str, at: datetime, note: str = ""
+    conn: Conn, alert_id: int, until: datetime | None, *, actor: str, at: datetime, note: str = ""
 ) -> AlertChange:
     return repository.snooze(conn, alert_id, until, actor=actor, at=at, note=note)
 
 
-def comment(conn: Conn, alert_id: int, note: str, *, actor: str, at: datetime) -> AlertChange:
+def comment(conn: Conn, alert_id: int, note: str, *, actor: str, at: datetime) -> int:
+    """Add a note to an alert (in ``alert_comments``); returns the comment id."""
     if not note.strip():
         raise RuleInvalid("a comment needs some text")
     return repository.comment(conn, alert_id, note, actor=actor, at=at)

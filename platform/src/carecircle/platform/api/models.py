@@ -1,0 +1,334 @@
+"""Response and request bodies of the API (pydantic)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from carecircle.common.contract.envelope import Ident
+
+Level = Literal["prefecture", "county", "township", "village"]
+SiteKind = Literal["household", "nursing_home", "day_care", "community_station", "meal_point"]
+Health = Literal["online", "offline", "unknown"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class TokenOut(_Out):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105
+    expires_in: int
+    refresh_token: str
+
+
+class RefreshIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    refresh_token: str = Field(min_length=1, max_length=256)
+
+
+class MeOut(_Out):
+    id: str
+    username: str
+    role: str
+    display_name: str
+    locale: str
+    place_id: str | None
+    site_id: str | None
+    responder_id: str | None
+    family_member_id: str | None
+    actions: list[str]
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)
+    #: ``read``, ``alerts:write``, ``fhir`` or single action names such as ``alert.read``.
+    scopes: list[str] = Field(min_length=1, max_length=20)
+    expires_at: datetime | None = None
+
+
+class ApiKeyOut(_Out):
+    id: int
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    #: The key itself: shown once, stored only as a hash.
+    key: str
+
+
+class PlaceOut(_Out):
+    id: str
+    parent_id: str | None
+    level: Level
+    name: str
+    division_code: str | None
+    lat: float | None
+    lon: float | None
+
+
+class SiteOut(_Out):
+    id: str
+    kind: SiteKind
+    place_id: str
+    name: str
+    address: str | None
+    lat: float
+    lon: float
+    capacity: int | None
+
+
+class SiteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: Ident
+    kind: SiteKind
+    place_id: Ident
+    name: str = Field(min_length=1, max_length=200)
+    address: str | None = Field(default=None, max_length=500)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    capacity: int | None = Field(default=None, gt=0, le=100_000)
+
+
+class HomeOut(_Out):
+    site_id: str
+    name: str
+    address: str | None
+    lat: float
+    lon: float
+
+
+class ResidentOut(_Out):
+    id: str
+    site_id: str
+    room_id: str | None
+    day_care_site_id: str | None
+    display_name: str
+    birth_year: int | None
+    sex: str
+    lives_alone: bool
+    care_level: str
+    conditions: list[str]
+    presence: str
+    presence_until: datetime | None
+
+
+class ResidentDetail(ResidentOut):
+    #: Where the resident lives; ``null`` unless the caller may see locations.
+    home: HomeOut | None = None
+
+
+class DeviceOut(_Out):
+    id: str
+    gateway_id: str
+    site_id: str
+    room_id: str | None
+    resident_id: str | None
+    family: str
+    native_id: str
+    type: str
+    model: str | None
+    power: str
+    offline_timeout_s: int
+    status: Health
+    last_seen: datetime | None
+    battery: float | None
+
+
+class DeviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: Ident
+    site_id: Ident
+    room_id: Ident | None = None
+    resident_id: Ident | None = None
+    family: Literal["zigbee2mqtt", "wearable", "homeassistant", "bed_sensor"]
+    native_id: str = Field(min_length=1, max_length=128)
+    type: str = Field(min_length=1, max_length=64)
+    model: str | None = Field(default=None, max_length=100)
+    power: Literal["battery", "mains"] = "battery"
+    offline_timeout_s: int = Field(default=3600, gt=0, le=30 * 86400)
+
+
+class GatewayOut(_Out):
+    id: str
+    site_id: str
+    status: Health
+    last_seen: datetime | None
+    config_version: int
+    software: str | None
+    created_at: datetime
+
+
+class GatewayIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: Ident
+    site_id: Ident
+    software: str | None = Field(default=None, max_length=100)
+
+
+class GatewayCredentials(_Out):
+    gateway_id: str
+    #: The gateway's broker password: shown once, stored only as a hash.
+    secret: str
+
+
+class GatewayCreated(GatewayOut):
+    secret: str
+
+
+class ResponderOut(_Out):
+    id: str
+    display_name: str
+    kind: str
+    place_id: str | None
+    site_id: str | None
+    lat: float
+    lon: float
+    travel_mode: str
+    skills: list[str]
+    availability: str
+
+
+class ReadingOut(_Out):
+    time: datetime
+    code: str
+    value: float
+    unit: str
+    device_id: str
+
+
+class RollupOut(_Out):
+    bucket: datetime
+    code: str
+    unit: str
+    n: int
+    mean: float | None
+    min: float | None
+    max: float | None
+
+
+class StatusOut(_Out):
+    resident_id: str
+    presence: str
+    presence_until: datetime | None
+    last_activity: datetime | None
+    active_alerts: int
+    worst_active_severity: str | None
+    devices_online: int
+    devices_offline: int
+    lowest_battery: float | None
+    as_of: datetime
+
+
+class SummaryAlert(_Out):
+    kind: str
+    severity: str
+    status: str
+    opened_at: datetime
+
+
+class SummaryVital(_Out):
+    code: str
+    n: int
+    mean: float
+    min: float
+    max: float
+
+
+class SummaryOut(_Out):
+    resident_id: str
+    day: str
+    start: datetime
+    end: datetime
+    steps: int
+    motion_events: int
+    active_hours: int
+    door_openings: int
+    bathroom_visits: int
+    alerts: list[SummaryAlert]
+    #: ``null`` unless the caller may see vitals.
+    vitals: list[SummaryVital] | None
+
+
+class FamilyResidentOut(ResidentOut):
+    relationship: str
+    consent: dict[str, bool]
+
+
+class AlertOut(_Out):
+    id: int
+    subject: str
+    resident_id: str | None
+    resident_name: str | None
+    site_id: str
+    site_name: str
+    device_id: str | None
+    kind: str
+    severity: Literal["low", "medium", "high", "critical"]
+    status: Literal["open", "acknowledged", "dispatched", "on_scene", "resolved", "cancelled"]
+    outcome: str | None
+    source: str
+    detector: str
+    message: str
+    explanation: dict[str, Any]
+    occurrences: int
+    opened_at: datetime
+    last_seen_at: datetime
+    snoozed_until: datetime | None
+    acknowledged_at: datetime | None
+    dispatched_at: datetime | None
+    on_scene_at: datetime | None
+    closed_at: datetime | None
+    updated_at: datetime
+
+
+class TimelineEntry(_Out):
+    at: datetime
+    type: Literal["transition", "comment", "assignment"]
+    actor: str
+    from_status: str | None
+    to_status: str | None
+    text: str
+
+
+class AlertDetail(AlertOut):
+    timeline: list[TimelineEntry]
+    responders: list[str]
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(default="", max_length=2000)
+
+
+class DispatchIn(NoteIn):
+    #: Send this responder (recorded as an assignment); omit to only mark dispatched.
+    responder_id: Ident | None = None
+
+
+class ResolveIn(NoteIn):
+    outcome: Literal["real_incident", "false_alarm", "resident_fine"]
+
+
+class SnoozeIn(NoteIn):
+    minutes: int = Field(ge=1, le=24 * 60, description="quiet for this many minutes")
+
+
+class CommentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    body: str = Field(min_length=1, max_length=2000)
+
+
+class CommentOut(_Out):
+    id: int
+    alert_id: int

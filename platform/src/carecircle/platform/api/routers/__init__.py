@@ -1,0 +1,1 @@
+"""API routers, one per domain; each is thin: check access, call a repository, shape."""
