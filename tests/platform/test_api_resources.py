@@ -148,6 +148,7 @@ def test_alert_actions_and_timeline(
     assert types == [
         ("transition", "open"),
         ("transition", "acknowledged"),
+        ("transition", "acknowledged"),  # the snooze, recorded in the trail
         ("assignment", None),
         ("transition", "dispatched"),
         ("comment", None),
