@@ -153,7 +153,14 @@ def generate(
                 door_hours.difference_update(range(begin - 1, begin + length + 1))
                 truth.append(
                     _incident(
-                        rid, site, "prolonged_inactivity", day0, begin, begin + length, len(truth), tz
+                        rid,
+                        site,
+                        "prolonged_inactivity",
+                        day0,
+                        begin,
+                        begin + length,
+                        len(truth),
+                        tz,
                     )
                 )
             elif rng.random() < 0.3 * inc.inactivity_per_month * p_day:
@@ -164,7 +171,14 @@ def generate(
                 door_hours.update({go, go + 1 + length})
                 truth.append(
                     _incident(
-                        rid, site, "away_from_home", day0, go + 1, go + 1 + length, len(truth), tz,
+                        rid,
+                        site,
+                        "away_from_home",
+                        day0,
+                        go + 1,
+                        go + 1 + length,
+                        len(truth),
+                        tz,
                         benign=True,
                     )
                 )
@@ -178,9 +192,7 @@ def generate(
                 night_rate = t.night_bath * 2.2 + 1.0
                 if d == days - 10:
                     truth.append(
-                        _incident(
-                            rid, site, "routine_drift", day0, 0, 24 * 10, len(truth), tz
-                        )
+                        _incident(rid, site, "routine_drift", day0, 0, 24 * 10, len(truth), tz)
                     )
             night_visits = rng.poisson(night_rate)
             visit_hours = rng.choice([0, 1, 2, 3, 4, 5], size=night_visits)
@@ -193,7 +205,9 @@ def generate(
                     lam = t.level * (0.6 if h < wake + 1 else 1.0)
                     n = rng.poisson(lam)
                     meal = h in (7, 12, 18)
-                    p = np.array([0.12, 0.12, 0.4 if meal else 0.15, 0.61 if not meal else 0.36, 0.0])
+                    p = np.array(
+                        [0.12, 0.12, 0.4 if meal else 0.15, 0.61 if not meal else 0.36, 0.0]
+                    )
                     p = p / p.sum()
                     for room, c in zip(ROOMS, rng.multinomial(n, p), strict=True):
                         counts[room] += int(c)
@@ -211,25 +225,86 @@ def generate(
                 for room in ROOMS[:4]:
                     c = counts[room]
                     rows.append(
-                        RollupRow(bucket, rid, site, f"{rid}-pir-{room}", "motion", 2 * c, c, 0, 1 if c else 0)
+                        RollupRow(
+                            bucket,
+                            rid,
+                            site,
+                            f"{rid}-pir-{room}",
+                            "motion",
+                            2 * c,
+                            c,
+                            0,
+                            1 if c else 0,
+                        )
                     )
-                    rows.append(RollupRow(bucket, rid, site, f"{rid}-pir-{room}", "battery", 1, 90.0, 90.0, 90.0))
+                    rows.append(
+                        RollupRow(
+                            bucket, rid, site, f"{rid}-pir-{room}", "battery", 1, 90.0, 90.0, 90.0
+                        )
+                    )
                 if counts["entrance"]:
                     c = counts["entrance"]
                     rows.append(RollupRow(bucket, rid, site, f"{rid}-door", "door", 2 * c, c, 0, 1))
                 occ = 0.0 if awake or h in out_hours else 1.0
-                rows.append(RollupRow(bucket, rid, site, f"{rid}-bed", "bed_occupancy", 60, 60 * occ, occ, occ))
+                rows.append(
+                    RollupRow(
+                        bucket, rid, site, f"{rid}-bed", "bed_occupancy", 60, 60 * occ, occ, occ
+                    )
+                )
                 if steps:
-                    rows.append(RollupRow(bucket, rid, site, f"{rid}-band", "steps", 12, steps, 0, steps))
-                hr = t.hr + (6.0 if awake else -4.0) + (4.0 if h in out_hours else 0.0) + rng.normal(0, 1.5)
+                    rows.append(
+                        RollupRow(bucket, rid, site, f"{rid}-band", "steps", 12, steps, 0, steps)
+                    )
+                hr = (
+                    t.hr
+                    + (6.0 if awake else -4.0)
+                    + (4.0 if h in out_hours else 0.0)
+                    + rng.normal(0, 1.5)
+                )
                 if h in tachy:
                     hr += 38.0
                 spread = 6.0 + rng.normal(0, 1.0)
-                rows.append(RollupRow(bucket, rid, site, f"{rid}-band", "heart_rate", 60, 60 * hr, hr - spread, hr + spread))
+                rows.append(
+                    RollupRow(
+                        bucket,
+                        rid,
+                        site,
+                        f"{rid}-band",
+                        "heart_rate",
+                        60,
+                        60 * hr,
+                        hr - spread,
+                        hr + spread,
+                    )
+                )
                 spo2 = min(100.0, t.spo2 + rng.normal(0, 0.4))
-                rows.append(RollupRow(bucket, rid, site, f"{rid}-band", "spo2", 12, 12 * spo2, spo2 - 1.0, min(100.0, spo2 + 1.0)))
+                rows.append(
+                    RollupRow(
+                        bucket,
+                        rid,
+                        site,
+                        f"{rid}-band",
+                        "spo2",
+                        12,
+                        12 * spo2,
+                        spo2 - 1.0,
+                        min(100.0, spo2 + 1.0),
+                    )
+                )
                 skin = t.skin + rng.normal(0, 0.15) - (0.5 if not awake else 0.0)
-                rows.append(RollupRow(bucket, rid, site, f"{rid}-band", "skin_temperature", 60, 60 * skin, skin - 0.2, skin + 0.2))
+                rows.append(
+                    RollupRow(
+                        bucket,
+                        rid,
+                        site,
+                        f"{rid}-band",
+                        "skin_temperature",
+                        60,
+                        60 * skin,
+                        skin - 0.2,
+                        skin + 0.2,
+                    )
+                )
     return SynthData(rows, room_kinds, {t.profile.resident_id: t.profile for t in traits}, truth)
 
 

@@ -50,7 +50,8 @@ def rule_baseline(m: HourlyMatrix, i: int) -> list[tuple[str, datetime]]:
             out.append(("prolonged_inactivity", at))
     if hour == RULE_WAKE_BY - 1:
         today = np.nonzero(
-            (m.local_day == m.local_day[i]) & (m.local_hour >= DAY_START_HOUR)
+            (m.local_day == m.local_day[i])
+            & (m.local_hour >= DAY_START_HOUR)
             & (np.arange(m.hours) <= i)
         )[0]
         if m.column("out_of_bed")[today].sum() <= 0 and m.column("steps")[today].sum() <= 0:
@@ -106,7 +107,8 @@ def evaluate_synthetic(
         eval_days,
         eval_seed,
         tz,
-        incidents or Incidents(
+        incidents
+        or Incidents(
             inactivity_per_month=2.0,
             missed_wakeup_per_month=1.5,
             tachycardia_per_month=0.5,
@@ -137,7 +139,9 @@ def evaluate_data(
         for rid in train.profiles
     }
     train_len = int((eval_start - start) / HOUR)
-    parts = {rid: split(_head(m, train_len), timedelta(days=cfg.holdout_days)) for rid, m in full.items()}
+    parts = {
+        rid: split(_head(m, train_len), timedelta(days=cfg.holdout_days)) for rid, m in full.items()
+    }
     priors = fit_population([p[0] for p in parts.values()], train.profiles)
     models: dict[str, tuple[RoutineModel, VitalsModel]] = {}
     for rid, (tr, ho) in parts.items():

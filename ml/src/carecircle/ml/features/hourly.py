@@ -262,7 +262,9 @@ def daily_summary(m: HourlyMatrix) -> DailySummary:
         out["doors"][j] = float(door[idx].sum())
         nxt = idx + 1
         ok = nxt < m.hours
-        indoor_after = np.where(ok, act[np.minimum(nxt, m.hours - 1)] - door[np.minimum(nxt, m.hours - 1)], 1.0)
+        indoor_after = np.where(
+            ok, act[np.minimum(nxt, m.hours - 1)] - door[np.minimum(nxt, m.hours - 1)], 1.0
+        )
         out["outings"][j] = float(((door[idx] > 0) & (indoor_after <= 0)).sum())
         out["steps"][j] = float(m.column("steps")[idx].sum())
         out["activity"][j] = float(act[idx].sum())

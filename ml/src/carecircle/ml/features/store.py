@@ -33,9 +33,7 @@ def load_profiles(conn: Conn, residents: Sequence[str] | None = None) -> dict[st
 
 
 def load_room_kinds(conn: Conn, residents: Sequence[str] | None = None) -> dict[str, str | None]:
-    query = (
-        "SELECT d.id, r.kind FROM devices d LEFT JOIN rooms r ON r.id = d.room_id"
-    )
+    query = "SELECT d.id, r.kind FROM devices d LEFT JOIN rooms r ON r.id = d.room_id"
     args: list[Any] = []
     if residents is not None:
         query += " WHERE d.resident_id = ANY(%s) OR d.site_id IN "

@@ -69,7 +69,7 @@ def nb_sf_ge(x: float, alpha: float, beta: float) -> float:
     """P(X >= x) for the Gamma–Poisson (negative binomial) predictive."""
     if x <= 0:
         return 1.0
-    k = np.arange(int(math.ceil(x)))
+    k = np.arange(math.ceil(x))
     cdf = float(np.exp(nb_logpmf(k, alpha, beta)).sum())
     return max(0.0, 1.0 - cdf)
 

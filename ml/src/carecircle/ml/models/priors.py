@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from carecircle.ml.features.hourly import ACTIVITY_CHANNELS, COL, HourlyMatrix, daily_summary
+from carecircle.ml.features.hourly import COL, HourlyMatrix, daily_summary
 from carecircle.ml.models.routine import (
     MIN_HISTORY_DAYS,
     RoutinePrior,
     _wake_hist,
     cell_moments,
 )
-from carecircle.ml.models.vitals import VITALS, FLOOR, VitalsPrior, _blocks
+from carecircle.ml.models.vitals import FLOOR, VITALS, VitalsPrior, _blocks
 
 ALL = "all"
 
@@ -83,7 +83,7 @@ def _resident_stats(m: HourlyMatrix) -> _Stats:
             if len(col):
                 med[b, j] = np.median(col)
                 mad[b, j] = max(np.median(np.abs(col - med[b, j])) * 1.4826, FLOOR[j])
-    return _Stats(rate, var, quiet_share, wake, med, mad, int(len(np.unique(m.local_day[idx]))))
+    return _Stats(rate, var, quiet_share, wake, med, mad, len(np.unique(m.local_day[idx])))
 
 
 def fit_priors(

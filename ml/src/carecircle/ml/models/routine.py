@@ -60,7 +60,7 @@ DRIFT_HOUR = 8
 @dataclass(frozen=True)
 class Thresholds:
     #: raise when a quiet run this long at this hour happened on fewer than this share of days
-    p_inactivity: float = 0.01
+    p_inactivity: float = 0.005
     min_quiet_hours: int = 2
     #: activations the quiet hours would usually have had, at least
     min_expected: float = 3.0
@@ -95,13 +95,25 @@ def _wake_hist(first: FloatArray, weekend: np.ndarray) -> FloatArray:
 
 
 def quiet_runs(m: HourlyMatrix) -> np.ndarray:
-    """For every hour, how many hours (capped at QMAX) activity has been zero up to it."""
+    """For every hour, how long (capped at QMAX) the person has been quiet at home.
+
+    Quiet = no activity and no steps; a quiet run that starts right after a door
+    opening is an outing, not quiet at home, and counts as 0 (as in scoring).
+    """
     act = m.column("activity")
+    steps = m.column("steps")
+    door = m.column("door_open")
     runs = np.zeros(m.hours, dtype=np.int64)
     k = 0
+    out = False
     for i in range(m.hours):
-        k = k + 1 if act[i] <= 0 else 0
-        runs[i] = min(k, QMAX)
+        if act[i] <= 0 and steps[i] <= 0:
+            if k == 0:
+                out = i > 0 and door[i - 1] > 0
+            k += 1
+        else:
+            k, out = 0, False
+        runs[i] = 0 if out else min(k, QMAX)
     return runs
 
 
@@ -156,7 +168,7 @@ class RoutineModel:
         thresholds: Thresholds | None = None,
     ) -> RoutineModel:
         sums, sq, ns, quiet = cell_moments(m)
-        days_seen = int(len(np.unique(m.local_day[m.column("rows") > 0])))
+        days_seen = len(np.unique(m.local_day[m.column("rows") > 0]))
 
         def shrink(
             own: FloatArray, n: FloatArray, prior_value: FloatArray | None, fallback: float
@@ -166,9 +178,7 @@ class RoutineModel:
             if prior_value is not None:
                 p_all = prior_value.mean(axis=0)
                 base_all = (own_all + W0 * p_all) / (n_all + W0)
-                base = (own + W_DAYTYPE * base_all[None] + W0 * prior_value) / (
-                    n + W_DAYTYPE + W0
-                )
+                base = (own + W_DAYTYPE * base_all[None] + W0 * prior_value) / (n + W_DAYTYPE + W0)
             else:
                 base_all = (own_all + EPS_BETA * fallback) / (n_all + EPS_BETA)
                 base = (own + W_DAYTYPE * base_all[None]) / (n + W_DAYTYPE)

@@ -84,9 +84,13 @@ class VitalsModel:
                     median[b, j], scale[b, j] = med, max(mad, float(FLOOR[j]))
         if prior is not None:
             w = n_hours / (n_hours + W0)
-            median = np.where(np.isnan(median), prior.median, w * np.nan_to_num(median) + (1 - w) * prior.median)
-            scale = np.where(np.isnan(scale), prior.scale, w * np.nan_to_num(scale) + (1 - w) * prior.scale)
-        days = int(len(np.unique(m.local_day[~np.isnan(x).all(axis=1)])))
+            median = np.where(
+                np.isnan(median), prior.median, w * np.nan_to_num(median) + (1 - w) * prior.median
+            )
+            scale = np.where(
+                np.isnan(scale), prior.scale, w * np.nan_to_num(scale) + (1 - w) * prior.scale
+            )
+        days = len(np.unique(m.local_day[~np.isnan(x).all(axis=1)]))
         model = cls(
             resident_id=m.resident_id,
             profile_key=profile_key,
@@ -178,7 +182,11 @@ class VitalsModel:
         detail: dict[str, Any] = {
             "direction": direction,
             "time_of_day": "night" if b == 0 else "day",
-            "zscores": {v: round(float(zz), 2) for v, zz in zip(VITALS, z, strict=True) if not math.isnan(zz)},
+            "zscores": {
+                v: round(float(zz), 2)
+                for v, zz in zip(VITALS, z, strict=True)
+                if not math.isnan(zz)
+            },
             "learning": self.learning,
         }
         if forest_score is not None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import platform as _platform
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -137,7 +136,8 @@ class ModelRegistry:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ml:{owner}:{model}",))
             row = conn.execute(
-                "SELECT COALESCE(max(version), 0) + 1 FROM ml_models WHERE owner = %s AND model = %s",
+                "SELECT COALESCE(max(version), 0) + 1 FROM ml_models "
+                "WHERE owner = %s AND model = %s",
                 (owner, model),
             ).fetchone()
             assert row is not None
@@ -148,7 +148,7 @@ class ModelRegistry:
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / (MODEL_FILE + ".tmp")
             joblib.dump(obj, tmp)
-            os.replace(tmp, folder / MODEL_FILE)
+            tmp.replace(folder / MODEL_FILE)
             sha = _sha256_file(folder / MODEL_FILE)
             params_sha = fingerprint(params)
             meta = {
@@ -210,8 +210,10 @@ class ModelRegistry:
         try:
             actual = _sha256_file(path)
         except OSError as err:
-            raise NotFound(f"model file of {record.owner}/{record.model}@{record.version} "
-                           f"is missing: {err.strerror}") from err
+            raise NotFound(
+                f"model file of {record.owner}/{record.model}@{record.version} "
+                f"is missing: {err.strerror}"
+            ) from err
         if actual != record.sha256:
             raise StoreError(
                 f"model file of {record.owner}/{record.model}@{record.version} does not match "
@@ -226,7 +228,8 @@ class ModelRegistry:
     def get(self, conn: Conn, model_id: int) -> ModelRecord:
         with conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(
-                f"SELECT {_COLUMNS} FROM ml_models WHERE id = %s", (model_id,)  # noqa: S608
+                f"SELECT {_COLUMNS} FROM ml_models WHERE id = %s",  # noqa: S608
+                (model_id,),
             ).fetchone()
         if row is None:
             raise NotFound(f"model {model_id} not found")
@@ -288,7 +291,9 @@ class ModelRegistry:
                 (Jsonb({"rejected": reason}), model_id),
             )
 
-    def rollback(self, conn: Conn, owner: str, model: str, *, at: datetime, actor: str) -> ModelRecord:
+    def rollback(
+        self, conn: Conn, owner: str, model: str, *, at: datetime, actor: str
+    ) -> ModelRecord:
         """Re-activate the previously promoted version of ``owner``'s ``model``."""
         with conn.transaction():
             rows = conn.execute(
@@ -296,8 +301,8 @@ class ModelRegistry:
                 "AND promoted_at IS NOT NULL ORDER BY promoted_at DESC, version DESC FOR UPDATE",
                 (owner, model),
             ).fetchall()
-            current = [int(r[0]) for r in rows if r[1] == "active"]  # type: ignore[call-overload]
-            previous = [int(r[0]) for r in rows if r[1] == "retired"]  # type: ignore[call-overload]
+            current = [int(r[0]) for r in rows if r[1] == "active"]
+            previous = [int(r[0]) for r in rows if r[1] == "retired"]
             if not current:
                 raise NotFound(f"{owner} has no active {model} model to roll back")
             if not previous:

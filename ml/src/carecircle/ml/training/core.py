@@ -22,7 +22,9 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as err:
-        raise ConfigError(f"ml_timezone {name!r} is not a known time zone (e.g. Asia/Shanghai)") from err
+        raise ConfigError(
+            f"ml_timezone {name!r} is not a known time zone (e.g. Asia/Shanghai)"
+        ) from err
 
 
 @dataclass(frozen=True)
@@ -122,14 +124,18 @@ def fit_population(
     return fit_priors(train, {rid: p.profile_key for rid, p in profiles.items()})
 
 
-def priors_loss(priors: PopulationPriors, holdouts: Sequence[HourlyMatrix],
-                profiles: Mapping[str, ResidentProfile]) -> float | None:
+def priors_loss(
+    priors: PopulationPriors,
+    holdouts: Sequence[HourlyMatrix],
+    profiles: Mapping[str, ResidentProfile],
+) -> float | None:
     """How well the priors alone predict residents' held-out hours (mean NLL)."""
     losses = []
     for h in holdouts:
         key = profiles[h.resident_id].profile_key if h.resident_id in profiles else "all"
-        empty = HourlyMatrix(h.resident_id, h.start, h.values[:0], h.local_hour[:0],
-                             h.weekend[:0], h.local_day[:0])
+        empty = HourlyMatrix(
+            h.resident_id, h.start, h.values[:0], h.local_hour[:0], h.weekend[:0], h.local_day[:0]
+        )
         model = RoutineModel.fit(empty, key, priors.routine_for(key))
         loss = model.mean_nll(h)
         if not math.isnan(loss):

@@ -91,10 +91,31 @@ def _decide(
     registry.reject(
         conn,
         candidate.id,
-        {"holdout_loss": candidate_loss, "active_loss": active_loss,
-         "active_version": active.version if active else None},
+        {
+            "holdout_loss": candidate_loss,
+            "active_loss": active_loss,
+            "active_version": active.version if active else None,
+        },
     )
     return False
+
+
+def promote_if_not_worse(
+    conn: Conn,
+    registry: ModelRegistry,
+    candidate: ModelRecord,
+    holdout: HourlyMatrix,
+    cfg: TrainConfig,
+    *,
+    at: datetime,
+    actor: str,
+) -> bool:
+    """Score candidate and active version on the same held-out hours; promote or reject."""
+    owner = candidate.owner
+    active = registry.active(conn, candidate.model, [owner]).get(owner)
+    active_loss = holdout_loss(registry.load(active), holdout) if active else None
+    loss = holdout_loss(registry.load(candidate), holdout)
+    return _decide(conn, registry, candidate, active, loss, active_loss, cfg, at, actor)
 
 
 def train(
@@ -116,8 +137,11 @@ def train(
     who = list(residents) if residents is not None else residents_with_data(conn, since, until)
     if incremental:
         current = registry.active(conn, "routine", who)
-        fresh = [r for r in who if r not in current
-                 or current[r].metrics.get("window_until", "") < until.isoformat()]
+        fresh = [
+            r
+            for r in who
+            if r not in current or current[r].metrics.get("window_until", "") < until.isoformat()
+        ]
         for r in set(who) - set(fresh):
             report.skipped[r] = "active model already covers the window"
         who = fresh
