@@ -92,10 +92,14 @@ def provision(conn: Conn, data: SynthData) -> None:
 
 
 def load_rollups(conn: Conn, data: SynthData) -> None:
-    with conn.cursor() as cur, cur.copy(
-        "COPY rollup_1h (bucket, resident_id, site_id, device_id, code, n, sum, min, max) "
-        "FROM STDIN"
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY rollup_1h (bucket, resident_id, site_id, device_id, code, n, sum, min, max) "
+            "FROM STDIN"
+        ) as copy,
+    ):
         for r in data.rows:
-            copy.write_row((r.bucket, r.resident_id, r.site_id, r.device_id, r.code, r.n,
-                            r.sum, r.min, r.max))
+            copy.write_row(
+                (r.bucket, r.resident_id, r.site_id, r.device_id, r.code, r.n, r.sum, r.min, r.max)
+            )

@@ -13,12 +13,20 @@ TZ = ZoneInfo("Asia/Shanghai")
 # 2026-11-29 is a Sunday; 00:00 local = 16:00 UTC the day before
 T0 = datetime(2026, 11, 28, 16, 0, tzinfo=UTC)
 H = timedelta(hours=1)
-ROOMS = {"pir-bath": "bathroom", "pir-wc": "toilet", "pir-kit": "kitchen", "band": None,
-         "door": "entrance", "bed": "bedroom", "pir-bed": "bedroom"}
+ROOMS = {
+    "pir-bath": "bathroom",
+    "pir-wc": "toilet",
+    "pir-kit": "kitchen",
+    "band": None,
+    "door": "entrance",
+    "bed": "bedroom",
+    "pir-bed": "bedroom",
+}
 
 
-def row(hour: int, device: str, code: str, n: int, s: float, lo: float, hi: float,
-        resident: str = "r1") -> RollupRow:
+def row(
+    hour: int, device: str, code: str, n: int, s: float, lo: float, hi: float, resident: str = "r1"
+) -> RollupRow:
     return RollupRow(T0 + hour * H, resident, "hh1", device, code, n, s, lo, hi)
 
 

@@ -37,9 +37,18 @@ def quiet(m: HourlyMatrix, day: int, hours: range) -> HourlyMatrix:
     v = m.values.copy()
     for h in hours:
         i = day * 24 + h
-        for c in ("motion_bedroom", "motion_bathroom", "motion_kitchen", "motion_living",
-                  "motion_entrance", "motion_other", "door_open", "steps", "activity",
-                  "out_of_bed"):
+        for c in (
+            "motion_bedroom",
+            "motion_bathroom",
+            "motion_kitchen",
+            "motion_living",
+            "motion_entrance",
+            "motion_other",
+            "door_open",
+            "steps",
+            "activity",
+            "out_of_bed",
+        ):
             v[i, COL[c]] = 0.0
     return HourlyMatrix(m.resident_id, m.start, v, m.local_hour, m.weekend, m.local_day)
 
@@ -120,9 +129,10 @@ def test_rising_night_bathroom_visits_raise_a_low_severity_drift_notice() -> Non
     model = RoutineModel.fit(calm, t.profile.profile_key, None)
     worse = matrix(replace(t, night_bath=3.0), days=7, seed=5)
     v = np.concatenate([calm.values[: 28 * 24], worse.values])
-    m = HourlyMatrix(t.profile.resident_id, calm.start, v, calm.local_hour,
-                     calm.weekend, calm.local_day)
-    at_eight = [i for i in range(m.hours - 24, m.hours) if m.local_hour[i] == 8][0]
+    m = HourlyMatrix(
+        t.profile.resident_id, calm.start, v, calm.local_hour, calm.weekend, calm.local_day
+    )
+    at_eight = next(i for i in range(m.hours - 24, m.hours) if m.local_hour[i] == 8)
     drift = [f for f in model.score(m, at_eight) if f.kind == "routine_drift"]
     assert drift and drift[0].severity == "low"
     assert drift[0].feature == "night_bathroom_visits"
@@ -136,16 +146,20 @@ def test_cold_start_uses_population_priors_and_learns_before_routine_alerts() ->
     people = population(12, 21)
     data = generate(people, START, DAYS, 2, TZ)
     end = START + timedelta(days=DAYS)
-    ms = {p.profile.resident_id: hourly_features(p.profile.resident_id, data.rows,
-                                                 data.room_kinds, START, end, TZ)
-          for p in people}
+    ms = {
+        p.profile.resident_id: hourly_features(
+            p.profile.resident_id, data.rows, data.room_kinds, START, end, TZ
+        )
+        for p in people
+    }
     priors = fit_population(list(ms.values()), data.profiles)
     assert "all" in priors.routine and priors.routine["all"].residents == 12
     newcomer = people[0]
     three_days = split(ms[newcomer.profile.resident_id], timedelta(days=DAYS - 3))[0]
     assert three_days.hours == 3 * 24
-    model = RoutineModel.fit(three_days, newcomer.profile.profile_key,
-                             priors.routine_for(newcomer.profile.profile_key))
+    model = RoutineModel.fit(
+        three_days, newcomer.profile.profile_key, priors.routine_for(newcomer.profile.profile_key)
+    )
     assert model.learning and model.history_days == 3 < MIN_HISTORY_DAYS
     # blended: expected activity lies between the person's own few days and the prior
     assert model.mean.shape == (2, 24, 2) and np.isfinite(model.mean).all()

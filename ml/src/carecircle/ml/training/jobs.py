@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from carecircle.common.errors import NotFound, StoreError
 from carecircle.ml.features.hourly import (
     FEATURES,
     HOUR,
@@ -100,6 +101,19 @@ def _decide(
     return False
 
 
+def _load_or_none(registry: ModelRegistry, record: ModelRecord | None) -> Any:
+    """The active model, or None when its file is missing or fails its checksum."""
+    if record is None:
+        return None
+    try:
+        return registry.load(record)
+    except (NotFound, StoreError) as err:
+        log.warning(
+            "active %s of %s cannot be loaded (%s); replacing it", record.model, record.owner, err
+        )
+        return None
+
+
 def promote_if_not_worse(
     conn: Conn,
     registry: ModelRegistry,
@@ -113,7 +127,8 @@ def promote_if_not_worse(
     """Score candidate and active version on the same held-out hours; promote or reject."""
     owner = candidate.owner
     active = registry.active(conn, candidate.model, [owner]).get(owner)
-    active_loss = holdout_loss(registry.load(active), holdout) if active else None
+    current = _load_or_none(registry, active)
+    active_loss = holdout_loss(current, holdout) if current is not None else None
     loss = holdout_loss(registry.load(candidate), holdout)
     return _decide(conn, registry, candidate, active, loss, active_loss, cfg, at, actor)
 
@@ -167,9 +182,10 @@ def train(
             metrics = {**fit.metrics[name], "window_until": until.isoformat()}
             active = registry.active(conn, name, [rid]).get(rid)
             active_loss = None
-            if active is not None:
+            current = _load_or_none(registry, active)
+            if active is not None and current is not None:
                 metrics["active_version"] = active.version
-                active_loss = holdout_loss(registry.load(active), hold_m)
+                active_loss = holdout_loss(current, hold_m)
                 metrics["active_holdout_loss"] = active_loss
             record = registry.save(
                 conn,
@@ -206,7 +222,7 @@ def _population(
     actor: str,
 ) -> PopulationPriors | None:
     active = registry.active(conn, "priors", [POPULATION]).get(POPULATION)
-    active_priors: PopulationPriors | None = registry.load(active) if active else None
+    active_priors: PopulationPriors | None = _load_or_none(registry, active)
     if len(parts) < MIN_POPULATION:
         return active_priors
     train_ms = [p[0] for p in parts.values() if p[0].hours]
