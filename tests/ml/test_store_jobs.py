@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from click.testing import CliRunner
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from carecircle.common.cli import cli
 from carecircle.common.errors import Conflict, StoreError
 from carecircle.ml.features.hourly import hourly_features
+from carecircle.ml.features.store import load_room_kinds, read_hourly, read_rollups
 from carecircle.ml.models.routine import RoutineModel
 from carecircle.ml.registry.store import ModelRegistry
 from carecircle.ml.scoring.live import score_hour
@@ -216,3 +218,19 @@ def test_cli_trains_and_lists_models(
     assert listing.exit_code == 0 and "routine" in listing.output and "active" in listing.output
     bad = runner.invoke(cli, ["ml", "rollback", *common, "nobody", "routine"])
     assert bad.exit_code != 0
+
+
+def test_sql_pivot_reader_gives_the_same_features_as_the_pure_function(
+    mldb: Conn, world: dict[str, object]
+) -> None:
+    people = world["people"]
+    who = [p.profile.resident_id for p in people[:3]]  # type: ignore[index]
+    since, until = START + timedelta(days=3), START + timedelta(days=5)
+    rows = read_rollups(mldb, since, until, who)
+    rooms = load_room_kinds(mldb, who)
+    pivot = read_hourly(mldb, since, until, who, TZ)
+    for rid in who:
+        pure = hourly_features(rid, rows[rid], rooms, since, until, TZ)
+        assert np.allclose(pure.values, pivot[rid].values, equal_nan=True)
+        assert (pure.local_hour == pivot[rid].local_hour).all()
+    assert pivot[who[0]].column("activity").sum() > 0

@@ -112,6 +112,35 @@ def _calendar(start: datetime, hours: int, tz: ZoneInfo) -> tuple[IntArray, IntA
     return local_hour, weekend, local_day
 
 
+#: Per-hour accumulators both readers fill (pure rows below, SQL pivot in features.store).
+ACCUMULATORS: tuple[str, ...] = (
+    *(f"motion_{r}" for r in ROOMS),
+    "door_open",
+    "steps",
+    "bed_sum",
+    "bed_n",
+    "hr_sum",
+    "hr_n",
+    "hr_min",
+    "hr_max",
+    "spo2_sum",
+    "spo2_n",
+    "spo2_min",
+    "skin_sum",
+    "skin_n",
+    "rows",
+)
+ACC: dict[str, int] = {name: i for i, name in enumerate(ACCUMULATORS)}
+
+
+def empty_accumulators(hours: int) -> FloatArray:
+    acc = np.zeros((hours, len(ACCUMULATORS)))
+    acc[:, ACC["hr_min"]] = np.inf
+    acc[:, ACC["hr_max"]] = -np.inf
+    acc[:, ACC["spo2_min"]] = np.inf
+    return acc
+
+
 def hourly_features(
     resident_id: str,
     rows: Iterable[RollupRow],
@@ -127,79 +156,87 @@ def hourly_features(
     """
     start, end = floor_hour(start), floor_hour(end)
     hours = max(0, int((end - start) / HOUR))
-    n_feat = len(FEATURES)
-    counts = np.zeros((hours, n_feat))
-    # accumulators for means: sum and n per vital, plus min/max.
-    hr_sum = np.zeros(hours)
-    hr_n = np.zeros(hours)
-    spo2_sum = np.zeros(hours)
-    spo2_n = np.zeros(hours)
-    skin_sum = np.zeros(hours)
-    skin_n = np.zeros(hours)
-    bed_sum = np.zeros(hours)
-    bed_n = np.zeros(hours)
-    hr_min = np.full(hours, np.inf)
-    hr_max = np.full(hours, -np.inf)
-    spo2_min = np.full(hours, np.inf)
-    c_rows = COL["rows"]
-    c_door = COL["door_open"]
-    c_steps = COL["steps"]
+    acc = empty_accumulators(hours)
+    motion = {g: ACC[f"motion_{g}"] for g in ROOMS}
     for row in rows:
         if row.resident_id != resident_id:
             continue
         i = int((row.bucket - start) / HOUR)
         if i < 0 or i >= hours:
             continue
-        counts[i, c_rows] += 1
+        a = acc[i]
+        a[ACC["rows"]] += 1
         code = row.code
-        if code == "motion" or code == "bathroom_presence":
-            group = (
-                "bathroom"
-                if code == "bathroom_presence"
-                else ROOM_GROUP.get(room_kinds.get(row.device_id) or "other", "other")
-            )
-            counts[i, COL[f"motion_{group}"]] += row.sum
+        if code == "motion":
+            kind = room_kinds.get(row.device_id) or "other"
+            a[motion[ROOM_GROUP.get(kind, "other")]] += row.sum
+        elif code == "bathroom_presence":
+            a[motion["bathroom"]] += row.sum
         elif code == "door":
-            counts[i, c_door] += row.sum
+            a[ACC["door_open"]] += row.sum
         elif code == "steps":
-            counts[i, c_steps] += row.sum
+            a[ACC["steps"]] += row.sum
         elif code == "bed_occupancy":
-            bed_sum[i] += row.sum
-            bed_n[i] += row.n
+            a[ACC["bed_sum"]] += row.sum
+            a[ACC["bed_n"]] += row.n
         elif code == "heart_rate":
-            hr_sum[i] += row.sum
-            hr_n[i] += row.n
-            hr_min[i] = min(hr_min[i], row.min)
-            hr_max[i] = max(hr_max[i], row.max)
+            a[ACC["hr_sum"]] += row.sum
+            a[ACC["hr_n"]] += row.n
+            a[ACC["hr_min"]] = min(a[ACC["hr_min"]], row.min)
+            a[ACC["hr_max"]] = max(a[ACC["hr_max"]], row.max)
         elif code == "spo2":
-            spo2_sum[i] += row.sum
-            spo2_n[i] += row.n
-            spo2_min[i] = min(spo2_min[i], row.min)
+            a[ACC["spo2_sum"]] += row.sum
+            a[ACC["spo2_n"]] += row.n
+            a[ACC["spo2_min"]] = min(a[ACC["spo2_min"]], row.min)
         elif code == "skin_temperature":
-            skin_sum[i] += row.sum
-            skin_n[i] += row.n
-    with np.errstate(invalid="ignore", divide="ignore"):
-        counts[:, COL["hr_mean"]] = np.where(hr_n > 0, hr_sum / np.maximum(hr_n, 1), np.nan)
-        counts[:, COL["hr_min"]] = np.where(hr_n > 0, hr_min, np.nan)
-        counts[:, COL["hr_max"]] = np.where(hr_n > 0, hr_max, np.nan)
-        counts[:, COL["hr_range"]] = np.where(hr_n > 0, hr_max - hr_min, np.nan)
-        counts[:, COL["spo2_mean"]] = np.where(spo2_n > 0, spo2_sum / np.maximum(spo2_n, 1), np.nan)
-        counts[:, COL["spo2_min"]] = np.where(spo2_n > 0, spo2_min, np.nan)
-        counts[:, COL["skin_temp_mean"]] = np.where(
-            skin_n > 0, skin_sum / np.maximum(skin_n, 1), np.nan
-        )
+            a[ACC["skin_sum"]] += row.sum
+            a[ACC["skin_n"]] += row.n
+    return from_accumulators(resident_id, start, acc, tz)
+
+
+def from_accumulators(
+    resident_id: str, start: datetime, acc: FloatArray, tz: ZoneInfo
+) -> HourlyMatrix:
+    """The feature matrix from per-hour accumulators (shared by both readers)."""
+    hours = int(acc.shape[0])
+    out = np.zeros((hours, len(FEATURES)))
+    for g in ROOMS:
+        out[:, COL[f"motion_{g}"]] = acc[:, ACC[f"motion_{g}"]]
+    out[:, COL["door_open"]] = acc[:, ACC["door_open"]]
+    out[:, COL["steps"]] = acc[:, ACC["steps"]]
+    out[:, COL["rows"]] = acc[:, ACC["rows"]]
+
+    def mean(total: str, n: str) -> FloatArray:
+        k = acc[:, ACC[n]]
+        result: FloatArray = np.where(k > 0, acc[:, ACC[total]] / np.maximum(k, 1), np.nan)
+        return result
+
+    def when(n: str, values: FloatArray) -> FloatArray:
+        result: FloatArray = np.where(acc[:, ACC[n]] > 0, values, np.nan)
+        return result
+
+    hr_min, hr_max = acc[:, ACC["hr_min"]], acc[:, ACC["hr_max"]]
+    with np.errstate(invalid="ignore"):
+        out[:, COL["hr_mean"]] = mean("hr_sum", "hr_n")
+        out[:, COL["hr_min"]] = when("hr_n", hr_min)
+        out[:, COL["hr_max"]] = when("hr_n", hr_max)
+        out[:, COL["hr_range"]] = when("hr_n", hr_max - hr_min)
+        out[:, COL["spo2_mean"]] = mean("spo2_sum", "spo2_n")
+        out[:, COL["spo2_min"]] = when("spo2_n", acc[:, ACC["spo2_min"]])
+        out[:, COL["skin_temp_mean"]] = mean("skin_sum", "skin_n")
+    bed_n, bed_sum = acc[:, ACC["bed_n"]], acc[:, ACC["bed_sum"]]
     in_bed = np.zeros(hours)
     last = 0.0
     for i in range(hours):
         if bed_n[i] > 0:
             last = bed_sum[i] / bed_n[i]
         in_bed[i] = last
-    counts[:, COL["in_bed"]] = in_bed
-    motion = counts[:, [COL[f"motion_{r}"] for r in ROOMS]].sum(axis=1)
-    counts[:, COL["activity"]] = motion + counts[:, c_door]
-    counts[:, COL["out_of_bed"]] = counts[:, COL["activity"]] - counts[:, COL["motion_bedroom"]]
+    out[:, COL["in_bed"]] = in_bed
+    motion = out[:, [COL[f"motion_{r}"] for r in ROOMS]].sum(axis=1)
+    out[:, COL["activity"]] = motion + out[:, COL["door_open"]]
+    out[:, COL["out_of_bed"]] = out[:, COL["activity"]] - out[:, COL["motion_bedroom"]]
     local_hour, weekend, local_day = _calendar(start, hours, tz)
-    return HourlyMatrix(resident_id, start, counts, local_hour, weekend, local_day)
+    return HourlyMatrix(resident_id, start, out, local_hour, weekend, local_day)
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ class VitalsModel:
         profile_key: str,
         prior: VitalsPrior | None,
         seed: int,
-        forest_trees: int = 50,
+        forest_trees: int = 25,
     ) -> VitalsModel:
         x = m.values[:, [COL[v] for v in VITALS]]
         blocks = _blocks(m)

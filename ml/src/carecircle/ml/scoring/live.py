@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import psycopg
 
-from carecircle.ml.features.hourly import HOUR, HourlyMatrix, floor_hour, hourly_features
-from carecircle.ml.features.store import load_profiles, load_room_kinds, read_rollups
+from carecircle.ml.features.hourly import HOUR, HourlyMatrix, floor_hour
+from carecircle.ml.features.store import load_profiles, read_hourly
 from carecircle.ml.models.findings import Finding
 from carecircle.ml.models.routine import DRIFT_HOUR, RoutineModel
 from carecircle.ml.models.vitals import VitalsModel
@@ -69,7 +69,8 @@ class ScoreReport:
     scored: int = 0
     findings: list[Finding] = field(default_factory=list)
     alerts: list[int] = field(default_factory=list)
-    #: per resident: features + both models, milliseconds (excludes the shared DB read)
+    #: per resident: both models on the newest hour, milliseconds (the DB read and the
+    #: hourly aggregation in PostgreSQL are shared by all residents: ``read_ms``)
     latency_ms: list[float] = field(default_factory=list)
     read_ms: float = 0.0
 
@@ -105,14 +106,13 @@ def score_hour(
     context = DRIFT_CONTEXT if hour.astimezone(tz).hour == DRIFT_HOUR else CONTEXT
     started = time.perf_counter()
     profiles = load_profiles(conn, who)
-    rooms = load_room_kinds(conn, who)
-    rows = read_rollups(conn, end - context, end, who)
+    matrices = read_hourly(conn, end - context, end, who, tz)
     report.read_ms = (time.perf_counter() - started) * 1000
     for rid in who:
         if rid not in profiles:
             continue
         t0 = time.perf_counter()
-        m = hourly_features(rid, rows.get(rid, []), rooms, end - context, end, tz)
+        m = matrices[rid]
         r_rec, v_rec = routines.get(rid), vitals.get(rid)
         found = score_matrix(
             m,

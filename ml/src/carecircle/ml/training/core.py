@@ -34,7 +34,7 @@ class TrainConfig:
     holdout_days: int = 2
     #: a candidate is "not worse" when its held-out loss is at most (1 + tolerance) × active's
     tolerance: float = 0.02
-    forest_trees: int = 50
+    forest_trees: int = 25
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
 
 

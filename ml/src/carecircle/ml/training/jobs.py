@@ -24,14 +24,12 @@ from carecircle.ml.features.hourly import (
     HOUR,
     HourlyMatrix,
     floor_hour,
-    hourly_features,
 )
 from carecircle.ml.features.rows import ResidentProfile
 from carecircle.ml.features.store import (
     chunks,
     load_profiles,
-    load_room_kinds,
-    read_rollups,
+    read_hourly,
     residents_with_data,
 )
 from carecircle.ml.models.priors import PopulationPriors
@@ -164,11 +162,9 @@ def train(
     for r in [r for r in who if r not in profiles]:
         report.skipped[r] = "not a resident"
     who = [r for r in who if r in profiles]
-    rooms = load_room_kinds(conn, who)
     matrices: dict[str, HourlyMatrix] = {}
-    for part in chunks(who, 100):
-        for rid, rows in read_rollups(conn, since, until, part).items():
-            matrices[rid] = hourly_features(rid, rows, rooms, since, until, cfg.tz)
+    for part in chunks(who, 200):
+        matrices.update(read_hourly(conn, since, until, part, cfg.tz))
     parts = {rid: split(m, holdout) for rid, m in matrices.items()}
     priors = _population(conn, registry, cfg, parts, profiles, report, since, until, actor)
     for rid in who:
