@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,8 @@ from carecircle.ml.training.core import TrainConfig, split
 from carecircle.ml.training.jobs import promote_if_not_worse, train
 from carecircle.ml.training.schedule import SCORE_JOB, TRAIN_JOB, register_jobs
 from carecircle.platform.settings import PlatformSettings
+from carecircle.platform.store import connect, migrate
+from carecircle.platform.store.timeseries import Retention
 
 from .conftest import Conn, load_rollups, provision
 
@@ -234,3 +236,77 @@ def test_sql_pivot_reader_gives_the_same_features_as_the_pure_function(
         assert np.allclose(pure.values, pivot[rid].values, equal_nan=True)
         assert (pure.local_hour == pivot[rid].local_hour).all()
     assert pivot[who[0]].column("activity").sum() > 0
+
+
+def test_cli_eval_compares_rule_and_model_alerts_from_the_store(
+    mldb: Conn, ml_database_url: str, world: dict[str, object], tmp_path: Path
+) -> None:
+    from carecircle.ml.evaluation.records import TruthIncident, write_truth
+    from carecircle.platform.alerts.lifecycle import Severity
+    from carecircle.platform.alerts.repository import AlertDraft, open_or_refresh
+
+    p = world["people"][5].profile  # type: ignore[index]
+    t0 = datetime(2027, 3, 1, 9, tzinfo=TZ)
+    truth = [
+        TruthIncident(
+            "i1",
+            p.resident_id,
+            p.site_id,
+            "prolonged_inactivity",
+            False,
+            t0,
+            t0 + timedelta(hours=4),
+        ),
+    ]
+    write_truth(tmp_path / "truth.jsonl", truth)
+    open_or_refresh(
+        mldb,
+        AlertDraft(
+            subject=p.resident_id,
+            site_id=p.site_id,
+            kind="unusual_inactivity",
+            severity=Severity.MEDIUM,
+            detector="ml:routine@1",
+            at=t0 + timedelta(hours=2),
+            resident_id=p.resident_id,
+            source="model",
+            explanation={"feature": "activity"},
+        ),
+    )
+    out = CliRunner().invoke(
+        cli,
+        [
+            "ml",
+            "eval",
+            "--database-url",
+            ml_database_url,
+            "--truth",
+            str(tmp_path / "truth.jsonl"),
+            "--since",
+            "2027-03-01T00:00:00+08:00",
+            "--until",
+            "2027-03-02T00:00:00+08:00",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    lines = [line for line in out.output.splitlines() if line.startswith("prolonged_inactivity")]
+    assert len(lines) == 3
+    assert "rules+models" in lines[2] and "100%" in lines[2] and "0%" in lines[0]
+
+
+def test_training_without_rollups_table_says_what_is_missing(
+    fresh_database: object, tmp_path: Path
+) -> None:
+    import psycopg
+
+    url = fresh_database()  # type: ignore[operator]
+    with connect(url, autocommit=True) as conn:
+        migrate(conn, now=datetime.now(UTC), retention=Retention.days(90, 730))
+        exists = conn.execute("SELECT to_regclass('rollup_1h') IS NOT NULL").fetchone()
+    if exists and exists[0]:
+        pytest.skip("the ingest migration provides rollup_1h on this branch")
+    with (
+        psycopg.connect(url, autocommit=True) as conn,
+        pytest.raises(StoreError, match="rollup_1h does not exist"),
+    ):
+        train(conn, ModelRegistry(tmp_path), CFG, until=UNTIL)

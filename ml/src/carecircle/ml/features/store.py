@@ -95,11 +95,16 @@ def read_rollups(
 
 
 def residents_with_data(conn: Conn, since: datetime, until: datetime) -> list[str]:
-    rows = conn.execute(
-        "SELECT DISTINCT resident_id FROM rollup_1h "
-        "WHERE bucket >= %s AND bucket < %s AND resident_id IS NOT NULL ORDER BY 1",
-        (since, until),
-    ).fetchall()
+    try:
+        rows = conn.execute(
+            "SELECT DISTINCT resident_id FROM rollup_1h "
+            "WHERE bucket >= %s AND bucket < %s AND resident_id IS NOT NULL ORDER BY 1",
+            (since, until),
+        ).fetchall()
+    except psycopg.errors.UndefinedTable as err:
+        raise StoreError(
+            "rollup_1h does not exist: the ingest rollups are not migrated on this database"
+        ) from err
     return [str(r[0]) for r in rows]
 
 
