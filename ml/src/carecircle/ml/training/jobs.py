@@ -99,6 +99,17 @@ def _decide(
     return False
 
 
+def _covered_until(record: ModelRecord) -> datetime:
+    """The end of the data window the model's training run looked at."""
+    value = record.metrics.get("window_until")
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    return record.data_until
+
+
 def _load_or_none(registry: ModelRegistry, record: ModelRecord | None) -> Any:
     """The active model, or None when its file is missing or fails its checksum."""
     if record is None:
@@ -150,11 +161,7 @@ def train(
     who = list(residents) if residents is not None else residents_with_data(conn, since, until)
     if incremental:
         current = registry.active(conn, "routine", who)
-        fresh = [
-            r
-            for r in who
-            if r not in current or current[r].metrics.get("window_until", "") < until.isoformat()
-        ]
+        fresh = [r for r in who if r not in current or _covered_until(current[r]) < until]
         for r in set(who) - set(fresh):
             report.skipped[r] = "active model already covers the window"
         who = fresh
