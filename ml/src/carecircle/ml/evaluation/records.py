@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -105,8 +105,3 @@ def write_truth(path: Path, incidents: Iterable[TruthIncident]) -> None:
     with path.open("w", encoding="utf-8") as fh:
         for incident in incidents:
             fh.write(json.dumps(incident.to_json()) + "\n")
-
-
-def iter_kinds(alerts: Iterable[AlertRecord]) -> Iterator[str]:
-    for a in alerts:
-        yield a.kind

@@ -19,7 +19,7 @@ Hourly columns (``FEATURES``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -318,7 +318,3 @@ def daily_summary(m: HourlyMatrix) -> DailySummary:
         steps=out["steps"],
         activity=out["activity"],
     )
-
-
-def window_rows(rows: Sequence[RollupRow], start: datetime, end: datetime) -> list[RollupRow]:
-    return [r for r in rows if start <= r.bucket < end]

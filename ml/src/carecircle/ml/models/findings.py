@@ -72,8 +72,3 @@ def nb_sf_ge(x: float, alpha: float, beta: float) -> float:
     k = np.arange(math.ceil(x))
     cdf = float(np.exp(nb_logpmf(k, alpha, beta)).sum())
     return max(0.0, 1.0 - cdf)
-
-
-def nb_log_p0(alpha: Any, beta: Any) -> Any:
-    """log P(X = 0) under the Gamma–Poisson predictive."""
-    return np.asarray(alpha) * np.log(np.asarray(beta) / (np.asarray(beta) + 1.0))

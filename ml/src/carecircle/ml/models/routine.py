@@ -1,16 +1,18 @@
 """The routine model of one resident: expected activity by hour of day and day type.
 
-Activity counts in a (day type, local hour) cell are modelled as Poisson with a
-Gamma-distributed rate (so the predictive is negative binomial): the rate is learnt
-from the resident's own history and shrunk towards the population prior of their
-care profile (``W0`` pseudo-days), and weekends are shrunk towards the resident's
-all-days pattern (``W_DAYTYPE`` pseudo-days).  Everything the model says is a tail
-probability under that predictive, turned into an equivalent z for the explanation.
+Per (day type, local hour) the model keeps the mean and variance of the hourly
+activity counts (a negative binomial, so over-dispersed days are not surprising) and,
+for k = 0…QMAX, the share of days on which the person had been quiet at home for at
+least k hours at that hour.  Everything is learnt from the resident's own history,
+shrunk towards the resident's all-days pattern (``W_DAYTYPE`` pseudo-days) and the
+population prior of their care profile (``W0`` pseudo-days).  The explanation turns
+each tail probability into an equivalent z.
 
 Detectors (all pure, over an :class:`HourlyMatrix`):
 
-* ``unusual_inactivity`` — consecutive hours with no activity whose joint
-  probability for this person at these hours is below ``p_inactivity``;
+* ``unusual_inactivity`` — quiet at home (no activity, no steps, not in bed, not
+  just gone out) for a run of hours that this person had at this hour on fewer than
+  ``p_inactivity`` of their days, where activity was expected;
 * ``unusual_night_activity`` — out-of-bed activity in a night hour far above the
   person's usual (``p_night``);
 * ``missed_routine`` — no out-of-bed activity yet at an hour by which the person
@@ -20,7 +22,8 @@ Detectors (all pure, over an :class:`HourlyMatrix`):
 
 Cold start: until ``MIN_HISTORY_DAYS`` (14, like a commercial radar's learning
 phase) of the resident's own history, only ``unusual_inactivity`` is raised, with a
-100× stricter threshold, from the population prior blended with the days seen.
+``learning_factor`` times stricter threshold, from the population prior blended
+with the days seen.
 """
 
 from __future__ import annotations
