@@ -310,3 +310,26 @@ def test_training_without_rollups_table_says_what_is_missing(
         pytest.raises(StoreError, match="rollup_1h does not exist"),
     ):
         train(conn, ModelRegistry(tmp_path), CFG, until=UNTIL)
+
+
+def test_job_bodies_train_nightly_and_score_hourly_with_an_injected_clock(
+    ml_database_url: str, world: dict[str, object], registry: ModelRegistry, mldb: Conn
+) -> None:
+    from carecircle.common.clock import ManualClock
+    from carecircle.ml.training.schedule import hourly_scoring, nightly_training
+
+    settings = PlatformSettings(
+        database_url=ml_database_url,  # type: ignore[arg-type]
+        ml_registry_dir=registry.root,
+        ml_window_days=DAYS,
+        ml_seed=42,
+    )
+    clock = ManualClock(UNTIL)
+    first = nightly_training(settings, clock, registry)
+    assert first.trained == 8 and len(registry.active(mldb, "routine")) == 8
+    again = nightly_training(settings, clock, registry)  # incremental: nothing new
+    assert again.trained == 0
+    assert {r.version for r in registry.list(mldb) if r.model == "routine"} == {1}
+    clock.advance(timedelta(hours=3))
+    report = hourly_scoring(settings, clock, registry)
+    assert report.scored == 8 and report.hour == UNTIL + timedelta(hours=2)

@@ -12,9 +12,9 @@ from apscheduler.triggers.cron import CronTrigger
 
 from carecircle.common.clock import Clock, SystemClock
 from carecircle.ml.registry.store import ModelRegistry
-from carecircle.ml.scoring.live import score_hour
+from carecircle.ml.scoring.live import ScoreReport, score_hour
 from carecircle.ml.training.core import TrainConfig, zone
-from carecircle.ml.training.jobs import train
+from carecircle.ml.training.jobs import TrainReport, train
 from carecircle.platform.settings import PlatformSettings
 from carecircle.platform.store import connect
 
@@ -37,19 +37,24 @@ def registry_of(settings: PlatformSettings) -> ModelRegistry:
     return ModelRegistry(settings.ml_registry_dir)
 
 
-def nightly_training(settings: PlatformSettings, clock: Clock, registry: ModelRegistry) -> None:
+def nightly_training(
+    settings: PlatformSettings, clock: Clock, registry: ModelRegistry
+) -> TrainReport:
     with connect(
         settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
     ) as conn:
         report = train(conn, registry, train_config(settings), until=clock.now(), incremental=True)
     log.info("nightly ml training done: %s", report.summary())
+    return report
 
 
-def hourly_scoring(settings: PlatformSettings, clock: Clock, registry: ModelRegistry) -> None:
+def hourly_scoring(
+    settings: PlatformSettings, clock: Clock, registry: ModelRegistry
+) -> ScoreReport:
     with connect(
         settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
     ) as conn:
-        score_hour(conn, registry, clock.now(), zone(settings.ml_timezone))
+        return score_hour(conn, registry, clock.now(), zone(settings.ml_timezone))
 
 
 def register_jobs(scheduler: Any, settings: PlatformSettings, clock: Clock | None = None) -> None:
