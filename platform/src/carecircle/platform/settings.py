@@ -99,3 +99,15 @@ class PlatformSettings(CareCircleSettings):
     display_timezone: str = "Asia/Shanghai"
     #: Events a slow live-stream client may fall behind before it is disconnected.
     live_queue_size: PositiveInt = 256
+
+    # --- ml: per-resident anomaly models (carecircle.ml; docs/ml.md) ---
+    #: where versioned model files live; only files registered in ml_models are loaded
+    ml_registry_dir: Path = Path("var/ml-registry")
+    #: local time zone of the residents' routines (hour of day, weekday/weekend)
+    ml_timezone: str = "Asia/Shanghai"
+    ml_window_days: PositiveInt = 28
+    ml_holdout_days: PositiveInt = 2
+    ml_seed: int = 20261129
+    #: nightly training at this local hour; hourly scoring at this minute past the hour
+    ml_train_hour: int = Field(default=2, ge=0, le=23)
+    ml_score_minute: int = Field(default=5, ge=0, le=59)

@@ -1,0 +1,438 @@
+"""The routine model of one resident: expected activity by hour of day and day type.
+
+Per (day type, local hour) the model keeps the mean and variance of the hourly
+activity counts (a negative binomial, so over-dispersed days are not surprising) and,
+for k = 0…QMAX, the share of days on which the person had been quiet at home for at
+least k hours at that hour.  Everything is learnt from the resident's own history,
+shrunk towards the resident's all-days pattern (``W_DAYTYPE`` pseudo-days) and the
+population prior of their care profile (``W0`` pseudo-days).  The explanation turns
+each tail probability into an equivalent z.
+
+Detectors (all pure, over an :class:`HourlyMatrix`):
+
+* ``unusual_inactivity`` — quiet at home (no activity, no steps, not in bed, not
+  just gone out) for a run of hours that this person had at this hour on fewer than
+  ``p_inactivity`` of their days, where activity was expected;
+* ``unusual_night_activity`` — out-of-bed activity in a night hour far above the
+  person's usual (``p_night``);
+* ``missed_routine`` — no out-of-bed activity yet at an hour by which the person
+  was up on ``1 - p_missed`` of their days;
+* ``routine_drift`` (low severity) — night bathroom visits rising, or steps or
+  activity falling, over the last 7 days against the 14 days before.
+
+Cold start: until ``MIN_HISTORY_DAYS`` (14, like a commercial radar's learning
+phase) of the resident's own history, only ``unusual_inactivity`` is raised, with a
+``learning_factor`` times stricter threshold, from the population prior blended
+with the days seen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from carecircle.ml.features.hourly import (
+    ACTIVITY_CHANNELS,
+    COL,
+    DAY_START_HOUR,
+    HOUR,
+    FloatArray,
+    HourlyMatrix,
+    daily_summary,
+)
+from carecircle.ml.models.findings import Finding, nb_logpmf, nb_sf_ge, z_of_tail
+
+MIN_HISTORY_DAYS = 14
+#: Weight of the population prior, in pseudo-days.
+W0 = 7.0
+#: Weight of the resident's all-days pattern in the weekday/weekend cells, in pseudo-days.
+W_DAYTYPE = 3.0
+#: Weight of the population's wake-up times, in pseudo-days (wake-up is very personal).
+W_WAKE = 2.0
+#: A tiny prior so a cell never seen is "anything goes" rather than a division by zero.
+EPS_ALPHA, EPS_BETA = 0.05, 0.05
+NIGHT_SCORED = frozenset({23, 0, 1, 2, 3, 4})
+LAST_WAKE_HOUR = 14
+UNSEEN = 0.5
+DRIFT_HOUR = 8
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    #: raise when a quiet run this long at this hour happened on fewer than this share of days
+    p_inactivity: float = 0.005
+    min_quiet_hours: int = 2
+    #: activations the quiet hours would usually have had, at least
+    min_expected: float = 3.0
+    p_night: float = 1e-3
+    min_night_count: float = 3.0
+    p_missed: float = 0.03
+    p_drift: float = 0.001
+    drift_ratio: float = 1.8
+    learning_factor: float = 5.0
+
+
+@dataclass(frozen=True)
+class RoutinePrior:
+    """Population pattern of one care profile."""
+
+    rate: FloatArray  # (2, 24, C) mean count per hour
+    var: FloatArray  # (2, 24, C) variance of the hourly count
+    quiet: FloatArray  # (2, 24, QMAX + 1) share of days quiet for >= k hours at hour h
+    wake: FloatArray  # (2, 25) share of days whose first activity is at hour h (24 = never)
+    residents: int
+
+
+#: Longest quiet run (hours) the model tells apart; longer runs count as this long.
+QMAX = 12
+
+
+def _wake_hist(first: FloatArray, weekend: np.ndarray) -> FloatArray:
+    hist = np.zeros((2, 25))
+    for f, w in zip(first, weekend, strict=True):
+        hist[int(w), 24 if math.isnan(f) else int(f)] += 1.0
+    return hist
+
+
+def quiet_runs(m: HourlyMatrix) -> np.ndarray:
+    """For every hour, how long (capped at QMAX) the person has been quiet at home.
+
+    Quiet = no activity and no steps; a quiet run that starts right after a door
+    opening is an outing, not quiet at home, and counts as 0 (as in scoring).
+    """
+    act = m.column("activity")
+    steps = m.column("steps")
+    door = m.column("door_open")
+    runs = np.zeros(m.hours, dtype=np.int64)
+    k = 0
+    out = False
+    for i in range(m.hours):
+        if act[i] <= 0 and steps[i] <= 0:
+            if k == 0:
+                out = i > 0 and door[i - 1] > 0
+            k += 1
+        else:
+            k, out = 0, False
+        runs[i] = 0 if out else min(k, QMAX)
+    return runs
+
+
+def cell_moments(m: HourlyMatrix) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Per (day type, hour): sums and squared sums of the activity channels, hours seen,
+    and how many of those hours ended a quiet run of >= k hours."""
+    seen = m.column("rows") > 0
+    idx = np.nonzero(seen)[0]
+    x = m.values[:, [COL[c] for c in ACTIVITY_CHANNELS]]
+    c = len(ACTIVITY_CHANNELS)
+    sums = np.zeros((2, 24, c))
+    sq = np.zeros((2, 24, c))
+    ns = np.zeros((2, 24, 1))
+    wk, hr = m.weekend[idx], m.local_hour[idx]
+    np.add.at(sums, (wk, hr), x[idx])
+    np.add.at(sq, (wk, hr), x[idx] ** 2)
+    np.add.at(ns, (wk, hr), 1.0)
+    runs = quiet_runs(m)[idx]
+    quiet = np.zeros((2, 24, QMAX + 1))
+    at_least = (np.arange(QMAX + 1)[None, :] <= runs[:, None]).astype(np.float64)
+    np.add.at(quiet, (wk, hr), at_least)
+    return sums, sq, ns, quiet
+
+
+def nb_params(mean: FloatArray, var: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Gamma(alpha, beta) of a negative binomial with this mean and variance."""
+    mean = np.maximum(mean, 1e-3)
+    excess = np.maximum(var - mean, 1e-3 * mean)
+    alpha = np.clip(mean**2 / excess, 0.05, 1e4)
+    return alpha, alpha / mean
+
+
+@dataclass
+class RoutineModel:
+    resident_id: str
+    profile_key: str
+    history_days: int
+    mean: FloatArray  # (2, 24, C)
+    var: FloatArray  # (2, 24, C)
+    quiet: FloatArray  # (2, 24, QMAX + 1): P(quiet for >= k hours at this hour)
+    wake: FloatArray  # (2, 25) pseudo-counts of first-activity hour
+    trained_until: datetime
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    # ---- training ---------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls,
+        m: HourlyMatrix,
+        profile_key: str,
+        prior: RoutinePrior | None,
+        thresholds: Thresholds | None = None,
+    ) -> RoutineModel:
+        sums, sq, ns, quiet = cell_moments(m)
+        days_seen = len(np.unique(m.local_day[m.column("rows") > 0]))
+
+        def shrink(
+            own: FloatArray, n: FloatArray, prior_value: FloatArray | None, fallback: float
+        ) -> FloatArray:
+            """Per day type: own data, then the resident's all-days pattern, then the prior."""
+            own_all, n_all = own.sum(axis=0), n.sum(axis=0)
+            if prior_value is not None:
+                p_all = prior_value.mean(axis=0)
+                base_all = (own_all + W0 * p_all) / (n_all + W0)
+                base = (own + W_DAYTYPE * base_all[None] + W0 * prior_value) / (n + W_DAYTYPE + W0)
+            else:
+                base_all = (own_all + EPS_BETA * fallback) / (n_all + EPS_BETA)
+                base = (own + W_DAYTYPE * base_all[None]) / (n + W_DAYTYPE)
+            return np.asarray(base, dtype=np.float64)
+
+        mean = shrink(sums, ns, prior.rate if prior else None, EPS_ALPHA / EPS_BETA)
+        second = shrink(
+            sq, ns, (prior.var + prior.rate**2) if prior else None, EPS_ALPHA / EPS_BETA
+        )
+        var = np.maximum(second - mean**2, mean)
+        q = shrink(quiet, ns, prior.quiet if prior else None, 1.0)
+        summary = daily_summary(m)
+        ok = summary.complete
+        wake = _wake_hist(summary.first_activity_hour[ok], summary.weekend[ok])
+        personal_all = wake.sum(axis=0, keepdims=True)
+        wake = wake + W_DAYTYPE * personal_all / max(1.0, float(personal_all.sum()))
+        if prior is not None:
+            wake = wake + W_WAKE * prior.wake
+        return cls(
+            resident_id=m.resident_id,
+            profile_key=profile_key,
+            history_days=days_seen,
+            mean=mean,
+            var=var,
+            quiet=q,
+            wake=wake,
+            trained_until=m.start + m.hours * HOUR,
+            thresholds=thresholds or Thresholds(),
+        )
+
+    @property
+    def learning(self) -> bool:
+        return self.history_days < MIN_HISTORY_DAYS
+
+    def expected(self, weekend: int, hour: int, channel: str = "activity") -> float:
+        k = ACTIVITY_CHANNELS.index(channel)
+        return float(self.mean[weekend, hour, k])
+
+    def parameters(self) -> dict[str, object]:
+        """What the model learnt (hashed for reproducibility, see the registry)."""
+        return {
+            "resident_id": self.resident_id,
+            "profile_key": self.profile_key,
+            "history_days": self.history_days,
+            "mean": self.mean,
+            "var": self.var,
+            "quiet": self.quiet,
+            "wake": self.wake,
+            "trained_until": self.trained_until.isoformat(),
+        }
+
+    # ---- evaluation ---------------------------------------------------------------
+    def mean_nll(self, m: HourlyMatrix) -> float:
+        """Mean negative log predictive probability of the hourly activity counts."""
+        seen = np.nonzero(m.column("rows") > 0)[0]
+        if len(seen) == 0:
+            return float("nan")
+        x = m.column("activity")[seen]
+        a, b = nb_params(
+            self.mean[m.weekend[seen], m.local_hour[seen], 0],
+            self.var[m.weekend[seen], m.local_hour[seen], 0],
+        )
+        return float(-np.mean(nb_logpmf(x, a, b)))
+
+    # ---- scoring ------------------------------------------------------------------
+    def score(self, m: HourlyMatrix, i: int) -> list[Finding]:
+        """Findings for hour ``i`` of ``m`` (the last complete hour), using hours before it."""
+        found: list[Finding] = []
+        for detector in (self._inactivity, self._night, self._missed, self._drift):
+            f = detector(m, i)
+            if f is not None:
+                found.append(f)
+        return found
+
+    def _at(self, m: HourlyMatrix, i: int) -> datetime:
+        return m.time_of(i) + HOUR
+
+    def _inactivity(self, m: HourlyMatrix, i: int) -> Finding | None:
+        act = m.column("activity")
+        if act[i] > 0:
+            return None
+        k = 0
+        while i - k >= 0 and act[i - k] <= 0 and k < 24:
+            k += 1
+        if k < self.thresholds.min_quiet_hours:
+            return None
+        first_quiet = i - k + 1
+        quiet = np.arange(first_quiet, i + 1)
+        steps = m.column("steps")[quiet].sum()
+        door_before = first_quiet > 0 and m.column("door_open")[first_quiet - 1] > 0
+        if steps > 0 or door_before:
+            return None  # walking somewhere, or went out: not inactivity at home
+        if m.column("in_bed")[i] >= 0.5:
+            return None  # in bed: sleep is quiet (a morning in bed is ``missed_routine``)
+        wk, hr = int(m.weekend[i]), int(m.local_hour[i])
+        p = float(self.quiet[wk, hr, min(k, QMAX)])
+        limit = self.thresholds.p_inactivity
+        if self.learning:
+            limit /= self.thresholds.learning_factor
+        if p >= limit:
+            return None
+        expected = float(self.mean[m.weekend[quiet], m.local_hour[quiet], 0].sum())
+        if expected < self.thresholds.min_expected:
+            return None  # hours in which this person is usually quiet anyway
+        severity = "high" if k >= 6 else "medium"
+        return Finding(
+            kind="unusual_inactivity",
+            resident_id=self.resident_id,
+            at=self._at(m, i),
+            severity=severity,
+            feature="activity",
+            observed=0.0,
+            expected=round(expected, 1),
+            z=z_of_tail(p),
+            message=f"no activity for {k} h where about {expected:.0f} activations are usual",
+            detail={
+                "quiet_hours": k,
+                "quiet_since": m.time_of(first_quiet).isoformat(),
+                "quantile": round(1.0 - p, 4),
+                "p_value": p,
+                "learning": self.learning,
+            },
+        )
+
+    def _night(self, m: HourlyMatrix, i: int) -> Finding | None:
+        hour = int(m.local_hour[i])
+        if self.learning or hour not in NIGHT_SCORED:
+            return None
+        x = float(m.column("out_of_bed")[i])
+        if x < self.thresholds.min_night_count:
+            return None
+        wk = int(m.weekend[i])
+        a_arr, b_arr = nb_params(self.mean[wk, hour, 1:2], self.var[wk, hour, 1:2])
+        a, b = float(a_arr[0]), float(b_arr[0])
+        p = nb_sf_ge(x, a, b)
+        if p >= self.thresholds.p_night:
+            return None
+        return Finding(
+            kind="unusual_night_activity",
+            resident_id=self.resident_id,
+            at=self._at(m, i),
+            severity="medium",
+            feature="out_of_bed",
+            observed=x,
+            expected=round(a / b, 2),
+            z=z_of_tail(p),
+            message=f"{x:.0f} activations out of bed at {hour:02d}:00, usually {a / b:.1f}",
+            detail={"hour": hour, "p_value": p},
+        )
+
+    def _missed(self, m: HourlyMatrix, i: int) -> Finding | None:
+        hour = int(m.local_hour[i])
+        if self.learning or hour <= DAY_START_HOUR or hour > LAST_WAKE_HOUR:
+            return None
+        day = m.local_day[i]
+        today = np.nonzero(
+            (m.local_day == day) & (m.local_hour >= DAY_START_HOUR) & (np.arange(m.hours) <= i)
+        )[0]
+        if len(today) < hour - DAY_START_HOUR + 1:
+            return None  # the morning is not fully in the matrix
+        if m.column("out_of_bed")[today].sum() > 0 or m.column("steps")[today].sum() > 0:
+            return None
+        if (m.column("rows")[today] <= 0).all():
+            return None  # no data at all from the home: a connectivity problem, not a person
+        wk = int(m.weekend[i])
+        hist = self.wake[wk]
+        # "later than ever seen" keeps half a day of mass, so few days never look certain
+        survival = float((hist[hour + 1 :].sum() + UNSEEN) / (hist.sum() + UNSEEN))
+        if survival >= self.thresholds.p_missed:
+            return None
+        cdf = np.cumsum(hist[:24]) / hist.sum()
+        usual = int(np.searchsorted(cdf, 0.5))
+        return Finding(
+            kind="missed_routine",
+            resident_id=self.resident_id,
+            at=self._at(m, i),
+            severity="medium",
+            feature="first_activity_time",
+            observed=f"none by {hour + 1:02d}:00",
+            expected=f"{usual:02d}:00",
+            z=z_of_tail(max(survival, 1e-12)),
+            message=f"not up by {hour + 1:02d}:00; usually up around {usual:02d}:00",
+            detail={"quantile": round(1.0 - survival, 4), "routine": "wake_up"},
+        )
+
+    def _drift(self, m: HourlyMatrix, i: int) -> Finding | None:
+        if int(m.local_hour[i]) != DRIFT_HOUR or self.history_days < 21:
+            return None
+        s = daily_summary(m)
+        upto = s.day <= m.local_day[i]
+        nights = s.night_bathroom[upto]
+        nights = nights[~np.isnan(nights)]
+        findings: list[Finding] = []
+        if len(nights) >= 21:
+            recent, base = nights[-7:], nights[-21:-7]
+            rate = (float(base.sum()) + 0.5) / (len(base) + 0.5)
+            total = float(recent.sum())
+            mean = total / 7
+            # the week's total under a negative binomial with the baseline's own dispersion
+            var = max(float(base.var(ddof=1)), rate)
+            a_arr, b_arr = nb_params(np.array([rate * 7]), np.array([var * 7]))
+            p = nb_sf_ge(total, float(a_arr[0]), float(b_arr[0]))
+            if mean >= max(self.thresholds.drift_ratio * rate, rate + 1.0) and (
+                p < self.thresholds.p_drift
+            ):
+                findings.append(
+                    Finding(
+                        kind="routine_drift",
+                        resident_id=self.resident_id,
+                        at=self._at(m, i),
+                        severity="low",
+                        feature="night_bathroom_visits",
+                        observed=round(mean, 2),
+                        expected=round(rate, 2),
+                        z=z_of_tail(max(p, 1e-300)),
+                        message=(
+                            f"night bathroom visits up to {mean:.1f} a night this week "
+                            f"from {rate:.1f} (possible infection or worsening condition)"
+                        ),
+                        detail={"p_value": p, "window_days": 7, "baseline_days": 14},
+                    )
+                )
+        before = (s.day < m.local_day[i]) & s.complete
+        for name, values in (("daily_steps", s.steps), ("daily_activity", s.activity)):
+            v = values[before]
+            if len(v) < 21 or v[-21:-7].sum() <= 0:
+                continue
+            recent, base = v[-7:], v[-21:-7]
+            sd = max(float(base.std(ddof=1)), 0.1 * float(base.mean()), 1.0)
+            z = (float(recent.mean()) - float(base.mean())) / (sd / math.sqrt(7))
+            if z <= -4.0 and recent.mean() <= 0.7 * base.mean():
+                findings.append(
+                    Finding(
+                        kind="routine_drift",
+                        resident_id=self.resident_id,
+                        at=self._at(m, i),
+                        severity="low",
+                        feature=name,
+                        observed=round(float(recent.mean()), 1),
+                        expected=round(float(base.mean()), 1),
+                        z=z,
+                        message=f"{name.replace('_', ' ')} down to {recent.mean():.0f} a day "
+                        f"from {base.mean():.0f} over the last week",
+                        detail={"window_days": 7, "baseline_days": 14},
+                    )
+                )
+        if not findings:
+            return None
+        # one drift notice per day: the strongest, naming the others
+        findings.sort(key=lambda f: -abs(f.z))
+        top = findings[0]
+        if len(findings) > 1:
+            top.detail["also"] = [f.feature for f in findings[1:]]
+        return top

@@ -1,0 +1,1 @@
+"""Live scoring: the last complete hour of each resident against their active models."""

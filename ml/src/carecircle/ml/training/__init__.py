@@ -1,0 +1,1 @@
+"""Training the models from the store, as a nightly, incremental scheduler job."""

@@ -1,0 +1,207 @@
+"""The routine and vitals models on seeded synthetic residents (pure, no database)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from carecircle.ml.features.hourly import COL, HOUR, HourlyMatrix, hourly_features
+from carecircle.ml.models.routine import MIN_HISTORY_DAYS, RoutineModel
+from carecircle.ml.models.vitals import VitalsModel
+from carecircle.ml.registry.store import fingerprint
+from carecircle.ml.synthetic import Traits, generate, population
+from carecircle.ml.training.core import TrainConfig, fit_population, fit_resident, split
+
+TZ = ZoneInfo("Asia/Shanghai")
+START = datetime(2026, 10, 5, tzinfo=TZ)  # a Monday, local midnight
+DAYS = 28
+
+
+def person(**changes: object) -> Traits:
+    base = population(1, 3)[0]
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def matrix(t: Traits, days: int = DAYS, seed: int = 5) -> HourlyMatrix:
+    data = generate([t], START, days, seed, TZ)
+    end = START + timedelta(days=days)
+    return hourly_features(t.profile.resident_id, data.rows, data.room_kinds, START, end, TZ)
+
+
+def quiet(m: HourlyMatrix, day: int, hours: range) -> HourlyMatrix:
+    """Wipe all activity (and steps) of local ``hours`` on ``day`` of the matrix."""
+    v = m.values.copy()
+    for h in hours:
+        i = day * 24 + h
+        for c in (
+            "motion_bedroom",
+            "motion_bathroom",
+            "motion_kitchen",
+            "motion_living",
+            "motion_entrance",
+            "motion_other",
+            "door_open",
+            "steps",
+            "activity",
+            "out_of_bed",
+        ):
+            v[i, COL[c]] = 0.0
+    return HourlyMatrix(m.resident_id, m.start, v, m.local_hour, m.weekend, m.local_day)
+
+
+def fixed_rule_quiet(m: HourlyMatrix, i: int, hours: int) -> bool:
+    act = m.column("activity")
+    return bool((act[i - hours + 1 : i + 1] <= 0).all())
+
+
+@pytest.fixture(scope="module")
+def active_person() -> tuple[Traits, RoutineModel, HourlyMatrix]:
+    t = person(napper=False, wake=6.0, bed=21.5, level=12.0)
+    hist = matrix(t)
+    model = RoutineModel.fit(hist, t.profile.profile_key, None)
+    return t, model, hist
+
+
+def test_two_quiet_hours_are_unusual_for_an_active_person(
+    active_person: tuple[Traits, RoutineModel, HourlyMatrix],
+) -> None:
+    t, model, _ = active_person
+    new = quiet(matrix(t, days=2, seed=99), day=1, hours=range(10, 12))
+    i = 24 + 11  # 11:00–12:00 on the second day
+    findings = [f for f in model.score(new, i) if f.kind == "unusual_inactivity"]
+    assert len(findings) == 1
+    f = findings[0]
+    assert f.feature == "activity" and f.observed == 0.0 and float(f.expected) > 3
+    assert f.detail["quiet_hours"] == 2 and f.z > 2
+    assert not fixed_rule_quiet(new, i, 4)  # a 4-hour rule has not fired yet
+
+
+def test_a_usual_nap_is_not_an_alert_for_a_napper() -> None:
+    t = person(napper=True, wake=6.0, bed=21.5, level=12.0)
+    model = RoutineModel.fit(matrix(t), t.profile.profile_key, None)
+    raised = 0
+    m = matrix(t, days=14, seed=123)
+    for i in range(24, m.hours):
+        if model.score(m, i) and any(f.kind == "unusual_inactivity" for f in model.score(m, i)):
+            raised += 1
+    naps = sum(fixed_rule_quiet(m, i, 2) and 13 <= m.local_hour[i] <= 16 for i in range(m.hours))
+    assert naps > 5  # a fixed 2-hour rule would shout about the naps
+    assert raised == 0
+
+
+def test_missed_wake_up_is_found_relative_to_the_persons_own_routine(
+    active_person: tuple[Traits, RoutineModel, HourlyMatrix],
+) -> None:
+    t, model, _ = active_person
+    new = quiet(matrix(t, days=2, seed=7), day=1, hours=range(4, 12))
+    day1 = [i for i in range(24, 48)]
+    found = {
+        int(new.local_hour[i]): [f for f in model.score(new, i) if f.kind == "missed_routine"]
+        for i in day1
+    }
+    first = min(h for h, fs in found.items() if fs)
+    assert 6 <= first <= 8  # an early riser is missed by 09:00, not at a fixed 10:00
+    f = found[first][0]
+    assert f.feature == "first_activity_time" and f.detail["quantile"] > 0.95
+
+
+def test_night_activity_far_above_usual_is_flagged(
+    active_person: tuple[Traits, RoutineModel, HourlyMatrix],
+) -> None:
+    t, model, _ = active_person
+    m = matrix(t, days=1, seed=8)
+    v = m.values.copy()
+    v[2, COL["motion_kitchen"]] += 25
+    v[2, COL["activity"]] += 25
+    v[2, COL["out_of_bed"]] += 25
+    m = HourlyMatrix(m.resident_id, m.start, v, m.local_hour, m.weekend, m.local_day)
+    kinds = [f.kind for f in model.score(m, 2)]
+    assert "unusual_night_activity" in kinds
+
+
+def test_rising_night_bathroom_visits_raise_a_low_severity_drift_notice() -> None:
+    t = person(night_bath=0.5)
+    calm = matrix(t, days=35, seed=4)
+    model = RoutineModel.fit(calm, t.profile.profile_key, None)
+    worse = matrix(replace(t, night_bath=3.0), days=7, seed=5)
+    v = np.concatenate([calm.values[: 28 * 24], worse.values])
+    m = HourlyMatrix(
+        t.profile.resident_id, calm.start, v, calm.local_hour, calm.weekend, calm.local_day
+    )
+    at_eight = next(i for i in range(m.hours - 24, m.hours) if m.local_hour[i] == 8)
+    drift = [f for f in model.score(m, at_eight) if f.kind == "routine_drift"]
+    assert drift and drift[0].severity == "low"
+    assert drift[0].feature == "night_bathroom_visits"
+    assert float(drift[0].observed) > 1.8 * float(drift[0].expected)
+    # the calm month itself raises no drift notice
+    calm_eight = [i for i in range(calm.hours) if calm.local_hour[i] == 8]
+    assert not [f for i in calm_eight for f in model.score(calm, i) if f.kind == "routine_drift"]
+
+
+def test_cold_start_uses_population_priors_and_learns_before_routine_alerts() -> None:
+    people = population(12, 21)
+    data = generate(people, START, DAYS, 2, TZ)
+    end = START + timedelta(days=DAYS)
+    ms = {
+        p.profile.resident_id: hourly_features(
+            p.profile.resident_id, data.rows, data.room_kinds, START, end, TZ
+        )
+        for p in people
+    }
+    priors = fit_population(list(ms.values()), data.profiles)
+    assert "all" in priors.routine and priors.routine["all"].residents == 12
+    newcomer = people[0]
+    three_days = split(ms[newcomer.profile.resident_id], timedelta(days=DAYS - 3))[0]
+    assert three_days.hours == 3 * 24
+    model = RoutineModel.fit(
+        three_days, newcomer.profile.profile_key, priors.routine_for(newcomer.profile.profile_key)
+    )
+    assert model.learning and model.history_days == 3 < MIN_HISTORY_DAYS
+    # blended: expected activity lies between the person's own few days and the prior
+    assert model.mean.shape == (2, 24, 2) and np.isfinite(model.mean).all()
+    new = quiet(matrix(newcomer, days=2, seed=31), day=1, hours=range(4, 12))
+    kinds = {f.kind for i in range(24, 48) for f in model.score(new, i)}
+    assert "missed_routine" not in kinds  # not before MIN_HISTORY_DAYS of own history
+
+
+def test_vitals_anomaly_names_the_feature_and_how_far_and_walking_is_exempt() -> None:
+    t = person(hr=68.0)
+    hist = matrix(t)
+    model = VitalsModel.fit(hist, t.profile.profile_key, None, seed=1)
+    assert model.forest is not None
+    m = matrix(t, days=1, seed=77)
+    i = 15
+    v = m.values.copy()
+    v[i, COL["hr_mean"]] += 40
+    v[i, COL["hr_max"]] += 40
+    v[i, COL["steps"]] = 0
+    fast = HourlyMatrix(m.resident_id, m.start, v, m.local_hour, m.weekend, m.local_day)
+    [f] = model.score(fast, i)
+    assert f.kind == "vitals_anomaly" and f.feature == "hr_mean"
+    assert f.detail["direction"] == "above" and f.z > 5
+    assert float(f.observed) > float(f.expected) + 30
+    explanation = f.explanation("vitals", 3)
+    assert explanation["feature"] == "hr_mean" and explanation["version"] == 3
+    v[i, COL["steps"]] = 2000  # brisk walk
+    walking = HourlyMatrix(m.resident_id, m.start, v, m.local_hour, m.weekend, m.local_day)
+    assert model.score(walking, i) == []
+    assert model.score(m, i) == []  # an ordinary hour
+
+
+def test_training_is_reproducible_from_a_seed() -> None:
+    t = person()
+    m = matrix(t)
+    train, hold = split(m, timedelta(days=2))
+    profile = t.profile
+    a = fit_resident(train, hold, profile, None, TrainConfig(seed=5, tz=TZ))
+    b = fit_resident(train, hold, profile, None, TrainConfig(seed=5, tz=TZ))
+    c = fit_resident(train, hold, profile, None, TrainConfig(seed=6, tz=TZ))
+    assert fingerprint(a.routine.parameters()) == fingerprint(b.routine.parameters())
+    assert fingerprint(a.vitals.parameters()) == fingerprint(b.vitals.parameters())
+    assert fingerprint(a.vitals.parameters()) != fingerprint(c.vitals.parameters())
+    assert a.metrics["routine"]["holdout_nll"] is not None
+    assert train.start + train.hours * HOUR == hold.start
