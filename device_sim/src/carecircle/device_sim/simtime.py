@@ -29,7 +29,7 @@ def rng(seed: int, *path: object) -> random.Random:
 def to_ms(when: datetime) -> int:
     if when.tzinfo is None:
         raise ValueError("simulated times must be timezone-aware")
-    return int(round(when.timestamp() * 1000))
+    return round(when.timestamp() * 1000)
 
 
 def from_ms(ms: int) -> datetime:

@@ -35,13 +35,20 @@ CO = DeviceType("co_detector", DeviceFamily.ZIGBEE2MQTT, Power.BATTERY, "HEIMAN 
 LEAK = DeviceType(
     "water_leak_sensor", DeviceFamily.ZIGBEE2MQTT, Power.BATTERY, "Aqara SJCGQ11LM", 7200
 )
-SOS_TUYA = DeviceType("sos_button", DeviceFamily.ZIGBEE2MQTT, Power.BATTERY, "TuYa TS0215A_sos", 7200)
+SOS_TUYA = DeviceType(
+    "sos_button", DeviceFamily.ZIGBEE2MQTT, Power.BATTERY, "TuYa TS0215A_sos", 7200
+)
 SOS_HEIMAN = DeviceType("sos_button", DeviceFamily.ZIGBEE2MQTT, Power.BATTERY, "HEIMAN HS1EB", 7200)
 BAND = DeviceType("wearable", DeviceFamily.WEARABLE, Power.BATTERY, "CareBand B2", 1800)
 BED = DeviceType("bed_sensor", DeviceFamily.BED_SENSOR, Power.MAINS, "SleepMat M1", 300)
 
 BY_MODEL = {
-    t.model: t for t in (MOTION, DOOR, CLIMATE, SMOKE, GAS, CO, LEAK, SOS_TUYA, SOS_HEIMAN, BAND, BED)
+    t.model: t
+    for t in (MOTION, DOOR, CLIMATE, SMOKE, GAS, CO, LEAK, SOS_TUYA, SOS_HEIMAN, BAND, BED)
 }
-ZIGBEE_ALARM_FIELD = {"smoke_detector": "smoke", "gas_detector": "gas", "co_detector": "carbon_monoxide"}
+ZIGBEE_ALARM_FIELD = {
+    "smoke_detector": "smoke",
+    "gas_detector": "gas",
+    "co_detector": "carbon_monoxide",
+}
 ZIGBEE_ALARM_FIELD["water_leak_sensor"] = "water_leak"

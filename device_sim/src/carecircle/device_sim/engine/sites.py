@@ -18,7 +18,7 @@ from typing import Any
 
 from carecircle.device_sim.devices import formats
 from carecircle.device_sim.devices.catalog import ZIGBEE_ALARM_FIELD
-from carecircle.device_sim.engine.world import SiteModel, SimDevice, World, outdoor, outdoor_at
+from carecircle.device_sim.engine.world import SimDevice, SiteModel, World, outdoor, outdoor_at
 from carecircle.device_sim.incidents.model import Incident
 from carecircle.device_sim.routines.persona import Persona
 from carecircle.device_sim.routines.plan import (
@@ -80,10 +80,7 @@ class Emitter:
         self.down = down
 
     def alive(self, dev: SimDevice, t_ms: int) -> bool:
-        for lo, hi in self.down.get(dev.id, ()):
-            if lo <= t_ms < hi:
-                return False
-        return True
+        return all(not lo <= t_ms < hi for lo, hi in self.down.get(dev.id, ()))
 
     def dev(self, dev: SimDevice, t_ms: int, payload: str, topic: str | None = None) -> None:
         if self.alive(dev, t_ms):
@@ -248,7 +245,9 @@ class SiteSim:
                 plans[rid] = overlay(plans[rid], new)
         return plans
 
-    def _label_outings(self, c: DayCtx, plans: dict[str, list[Seg]], active: list[Incident]) -> None:
+    def _label_outings(
+        self, c: DayCtx, plans: dict[str, list[Seg]], active: list[Incident]
+    ) -> None:
         for rid, segs in plans.items():
             busy = [i for i in active if i.resident_id == rid]
             n = 0
@@ -330,9 +329,9 @@ class SiteSim:
         for inc in active:
             if inc.kind == "fall" and inc.resident_id in plans:
                 code = self._pir_code(inc.resident_id, str(inc.detail.get("room_code", "")))
-                s = self._rel(c, inc.start_ms)
-                if code in dets and 0 <= s < DAY_S:
-                    dets[code].append(s + r.uniform(0, 12))
+                fell = self._rel(c, inc.start_ms)
+                if code in dets and 0 <= fell < DAY_S:
+                    dets[code].append(fell + r.uniform(0, 12))
             if inc.kind in ("fall", "prolonged_inactivity") and inc.detail.get("helper_arrives"):
                 e = self._rel(c, inc.end_ms)
                 for code in ("liv", "cor"):
@@ -341,7 +340,8 @@ class SiteSim:
         self._facility_motion(c, dets, r)
         for code, lst in dets.items():
             dev = pirs[code]
-            lst.extend(r.uniform(0, DAY_S) for _ in range(_poisson(r, 0.3)))  # ghost triggers
+            if self.world.config.imperfect:
+                lst.extend(r.uniform(0, DAY_S) for _ in range(_poisson(r, 0.3)))  # ghost triggers
             lst.sort()
             if self.world.config.imperfect:
                 lst = [t for t in lst if r.random() >= dev.miss_prob]
@@ -435,7 +435,11 @@ class SiteSim:
         body.update(state)
         lq = dev.linkquality + int(10 * math.sin(t_s / 5000 + dev.phase_s))
         body["linkquality"] = max(0, min(255, lq))
-        if dev.battery_powered and dev.type in ("motion_sensor", "door_sensor", "water_leak_sensor"):
+        if dev.battery_powered and dev.type in (
+            "motion_sensor",
+            "door_sensor",
+            "water_leak_sensor",
+        ):
             body["voltage"] = 2600 + 4 * body["battery"]
         if self.m.z2m_last_seen:
             from carecircle.device_sim.simtime import iso_local
@@ -540,7 +544,9 @@ class SiteSim:
                 elif self.kind == "nursing_home":
                     presence = "awake" if 6 * HOUR_S <= t < 21 * HOUR_S else "asleep"
                 else:
-                    presence = "awake" if c.weekday < 5 and 8 * HOUR_S <= t < 17 * HOUR_S else "empty"
+                    presence = (
+                        "awake" if c.weekday < 5 and 8 * HOUR_S <= t < 17 * HOUR_S else "empty"
+                    )
                 if c.mean < 15:
                     if presence == "awake":
                         target = self.heat_set
@@ -565,9 +571,7 @@ class SiteSim:
                 self.state.temps[dev.id] = temp
 
     # -- alarm detectors and buttons ------------------------------------------------------
-    def _detectors(
-        self, c: DayCtx, active: list[Incident], out: Emitter, r: random.Random
-    ) -> None:
+    def _detectors(self, c: DayCtx, active: list[Incident], out: Emitter, r: random.Random) -> None:
         for dtype, fld in ZIGBEE_ALARM_FIELD.items():
             for dev in self.m.devices_of(dtype):
                 alarms = [i for i in active if i.device_id == dev.id and i.kind == fld]
@@ -583,7 +587,9 @@ class SiteSim:
                     t = float(s)
                     while t < min(e, DAY_S):
                         if t >= 0:
-                            out.dev(dev, c.day0 + int(t * 1000), self._z2m(c, dev, t, **{fld: True}))
+                            out.dev(
+                                dev, c.day0 + int(t * 1000), self._z2m(c, dev, t, **{fld: True})
+                            )
                         t += 300
                     if 0 <= e < DAY_S:
                         out.dev(dev, inc.end_ms, self._z2m(c, dev, e, **{fld: False}))
@@ -621,9 +627,7 @@ class SiteSim:
                 continue
             p = self.m.personas[rid]
             mine = [i for i in active if i.resident_id == rid]
-            removed = [
-                (i.start_ms, i.end_ms) for i in mine if i.kind == "wearable_removed"
-            ]
+            removed = [(i.start_ms, i.end_ms) for i in mine if i.kind == "wearable_removed"]
             battery = self.state.band_battery.get(dev.id, dev.battery0)
             online = self.state.band_online.get(dev.id, True)
             charging_until = -1
@@ -651,7 +655,9 @@ class SiteSim:
                     t += BAND_INTERVAL_S
                     continue
                 if away_since is not None:
-                    steps += int((ti - away_since) / 60 * STEPS_PER_MIN["out"] * r.uniform(0.3, 0.8))
+                    steps += int(
+                        (ti - away_since) / 60 * STEPS_PER_MIN["out"] * r.uniform(0.3, 0.8)
+                    )
                     away_since = None
                 if not online and out.alive(dev, t_ms):
                     out.dev(dev, t_ms - 500, "online", dev.avail_topic)
@@ -676,7 +682,9 @@ class SiteSim:
                 battery += 1.0 if charging else -0.025
                 battery = max(0.0, min(100.0, battery))
                 if off:
-                    payload = formats.band_telemetry(dev.native_id, dev_ts, int(battery), False, steps)
+                    payload = formats.band_telemetry(
+                        dev.native_id, dev_ts, int(battery), False, steps
+                    )
                 else:
                     steps += int(STEPS_PER_MIN.get(seg.act, 0.0) * 2 * r.uniform(0.5, 1.5))
                     hr = p.hr_rest + HR_OFFSET.get(seg.act, 0.0) + r.gauss(0, 2.5)
@@ -706,8 +714,8 @@ class SiteSim:
                         int(battery),
                         True,
                         steps,
-                        hr=int(round(hr)),
-                        spo2=int(round(spo2v)) if spo2v is not None else None,
+                        hr=round(hr),
+                        spo2=round(spo2v) if spo2v is not None else None,
                         skin_temp=round(skin, 1) if skin is not None else None,
                     )
                 out.dev(dev, t_ms, payload)
@@ -721,7 +729,12 @@ class SiteSim:
                     if isinstance(at_ms, int) and c.day0 <= at_ms < c.day0 + DAY_MS:
                         conf = float(inc.detail.get("_confidence", 1.0))
                         ts = at_ms + dev.skew_ms
-                        out.dev(dev, at_ms, formats.band_alarm(dev.native_id, ts, kind, conf), alarm_topic)
+                        out.dev(
+                            dev,
+                            at_ms,
+                            formats.band_alarm(dev.native_id, ts, kind, conf),
+                            alarm_topic,
+                        )
 
     # -- bed mats -------------------------------------------------------------------------
     def _beds(
@@ -763,7 +776,7 @@ class SiteSim:
                                     hr = r.uniform(34, 45)
                         move = r.randint(0, 2) if seg.act == "sleep" else r.randint(1, 5)
                         payload = formats.bed_state(
-                            dev_ms, True, int(round(hr)), int(round(r.gauss(15, 1.5))), move
+                            dev_ms, True, round(hr), round(r.gauss(15, 1.5)), move
                         )
                     else:
                         payload = formats.bed_state(dev_ms, False)

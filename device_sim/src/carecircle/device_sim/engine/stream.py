@@ -71,7 +71,7 @@ class Simulation:
 
     def __next__(self) -> Msg:
         while self._heap:
-            t, i, gen = heapq.heappop(self._heap)
+            _, i, gen = heapq.heappop(self._heap)
             if gen != self._gen[i]:
                 continue  # superseded by a re-render
             msg = self._pending[i][self._pos[i]]

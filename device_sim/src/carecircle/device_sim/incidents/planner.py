@@ -189,7 +189,9 @@ class Builder:
             dur = dur or r.randint(lo, hi)
             detail = {"dementia": p.dementia}
         elif kind in ("tachycardia", "bradycardia", "low_spo2", "fever"):
-            beds = [d for d in self.sim.m.devices if d.type == "bed_sensor" and d.resident_id == rid]
+            beds = [
+                d for d in self.sim.m.devices if d.type == "bed_sensor" and d.resident_id == rid
+            ]
             if band is None and not (beds and kind in ("tachycardia", "bradycardia")):
                 raise Unplaceable(f"{kind} needs a band (or a bed mat) on the resident")
             if at_s is None:
@@ -271,9 +273,7 @@ class Builder:
 
     def _press(self, detail: dict[str, Any], rid: str, band: Any, t_s: float) -> bool:
         buttons = [
-            d
-            for d in self.sim.m.devices
-            if d.type == "sos_button" and d.resident_id in (rid, None)
+            d for d in self.sim.m.devices if d.type == "sos_button" and d.resident_id in (rid, None)
         ]
         use_band = band is not None and (not buttons or self.r.random() < 0.5)
         if use_band:

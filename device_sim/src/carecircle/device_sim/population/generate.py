@@ -231,7 +231,7 @@ def _household(b: _Builder, index: int, village: PlaceSpec) -> None:
             room_id=f"{site}-bed",
             display_name=names.person_name(r, sex),
             birth_year=REFERENCE_YEAR - age,
-            sex=sex,  # type: ignore[arg-type]
+            sex=sex,
             lives_alone=not couple,
             care_level=_care_level(conditions, r),
             conditions=conditions,
@@ -328,9 +328,9 @@ def _nursing_home(b: _Builder, index: int, township: PlaceSpec) -> None:
                     room_id=room,
                     display_name=names.person_name(r, sex),
                     birth_year=REFERENCE_YEAR - age,
-                    sex=sex,  # type: ignore[arg-type]
+                    sex=sex,
                     lives_alone=False,
-                    care_level=level,  # type: ignore[arg-type]
+                    care_level=level,
                     conditions=conditions,
                     care_profile={"bed": f"{room_no:03d}{bed}"},
                 )
@@ -538,9 +538,7 @@ def generate_population(params: PopulationParams) -> Provisioning:
     townships, villages = _places(b)
     for i in range(params.households):
         _household(b, i + 1, villages[i % len(villages)])
-    day_cares = [
-        _day_care(b, i + 1, townships[i % len(townships)]) for i in range(params.day_care)
-    ]
+    day_cares = [_day_care(b, i + 1, townships[i % len(townships)]) for i in range(params.day_care)]
     for i in range(params.nursing_homes):
         _nursing_home(b, i + 1, townships[i % len(townships)])
     if day_cares:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import random
 
-SURNAMES = (
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董潘袁蔡蒋余于杜叶程魏苏吕丁任沈姚卢"
+SURNAMES = "".join(
+    [
+        "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁",
+        "谢宋唐许韩冯邓曹彭曾肖田董潘袁蔡蒋余于杜叶程魏苏吕丁任沈姚卢",
+    ]
 )
 FEMALE_GIVEN = (
     "秀英",
@@ -67,7 +70,22 @@ TOWNSHIPS = (
     "樟溪",
 )
 VILLAGE_FIRST = "上下东西南北大小前后新老石竹桥塘岭坑山溪"
-VILLAGE_SECOND = ("田", "岭", "坑", "源", "头", "坪", "岗", "塘", "湾", "村", "口", "垟", "庄", "坞")
+VILLAGE_SECOND = (
+    "田",
+    "岭",
+    "坑",
+    "源",
+    "头",
+    "坪",
+    "岗",
+    "塘",
+    "湾",
+    "村",
+    "口",
+    "垟",
+    "庄",
+    "坞",
+)
 
 
 def person_name(r: random.Random, sex: str) -> str:

@@ -131,9 +131,7 @@ def household_day(
     return segs, wake, bed
 
 
-def _fill(
-    segs: list[Seg], r: random.Random, p: Persona, lo: int, hi: int, last_toilet: int
-) -> int:
+def _fill(segs: list[Seg], r: random.Random, p: Persona, lo: int, hi: int, last_toilet: int) -> int:
     """Fill ``[lo, hi)`` with living-room time, toilet visits and short kitchen trips."""
     t = lo
     next_toilet = last_toilet + int(r.expovariate(1 / (p.toilet_every_min * 60)))
