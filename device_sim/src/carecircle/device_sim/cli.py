@@ -279,6 +279,7 @@ def run_cmd(
 @click.option("--site", default=None, help="site id (for smoke, gas, cold_room, gateway_offline…)")
 @click.option("--device", default=None, help="device id (device_offline, low_battery…)")
 @click.option("--duration-s", type=click.IntRange(1), default=None)
+@click.option("--via", type=click.Choice(["band", "button"]), help="how an SOS is raised")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
 @click.option("--local-mqtt-url", default=None)
 @click.option("--topic-root", default=None)
@@ -290,6 +291,7 @@ def scenario_cmd(
     site: str | None,
     device: str | None,
     duration_s: int | None,
+    via: str | None,
     timeout: float,
     local_mqtt_url: str | None,
     topic_root: str | None,
@@ -309,6 +311,7 @@ def scenario_cmd(
             "site_id": site,
             "device_id": device,
             "duration_s": duration_s,
+            "via": via,
         },
         timeout_s=timeout,
     )

@@ -128,6 +128,7 @@ class Simulation:
         site: str | None = None,
         device: str | None = None,
         duration_s: int | None = None,
+        via: str | None = None,
     ) -> Incident:
         """Start an incident at ``at_ms`` and re-render the rest of the site's current day."""
         sim = self.site_for(resident, site, device)
@@ -142,6 +143,7 @@ class Simulation:
             resident=resident,
             device_id=device,
             duration_s=duration_s,
+            via=via,
         )
         if self._day[i] > 0:
             msgs = sim.rerender(d)

@@ -73,6 +73,8 @@ class Builder:
     ) -> None:
         self.sim, self.c, self.plans, self.facts, self.r = sim, c, plans, facts, r
         self.household = sim.kind == "household"
+        #: Force how an SOS is raised: "band" or "button" (scenarios); None = at random.
+        self.via: str | None = None
 
     def free(self, rid: str | None, lo_ms: int, hi_ms: int) -> bool:
         for inc in self.sim.incidents.values():
@@ -94,7 +96,9 @@ class Builder:
         at_s: int | None = None,
         duration_s: int | None = None,
         device_id: str | None = None,
+        via: str | None = None,
     ) -> Incident:
+        self.via = via
         if kind in RESIDENT_KINDS or kind in ("nap_in_chair", "family_visit", "wearable_removed"):
             if resident is None or resident not in self.plans:
                 raise Unplaceable(f"{kind} needs a resident of site {self.sim.m.id}")
@@ -275,7 +279,16 @@ class Builder:
         buttons = [
             d for d in self.sim.m.devices if d.type == "sos_button" and d.resident_id in (rid, None)
         ]
-        use_band = band is not None and (not buttons or self.r.random() < 0.5)
+        if self.via == "band" and band is None:
+            raise Unplaceable("resident has no band")
+        if self.via == "button" and not buttons:
+            raise Unplaceable("resident has no SOS button")
+        if self.via == "button":
+            use_band = False
+        else:
+            use_band = band is not None and (
+                self.via == "band" or not buttons or self.r.random() < 0.5
+            )
         if use_band:
             detail["_band_sos_ms"] = self.ms(t_s)
             return True
@@ -431,6 +444,7 @@ def inject(
     resident: str | None = None,
     device_id: str | None = None,
     duration_s: int | None = None,
+    via: str | None = None,
 ) -> Incident:
     """Build an on-demand incident on day ``d`` at ``at_s`` seconds after local midnight."""
     c = sim.ctx(d)
@@ -439,7 +453,13 @@ def inject(
     r = rng(sim.seed, "live", sim.m.id, d, sim.live_counter)
     iid = f"{sim.m.id}.live.{d}.{sim.live_counter}"
     inc = Builder(sim, c, plans, facts, r).build(
-        kind, iid, resident=resident, at_s=at_s, duration_s=duration_s, device_id=device_id
+        kind,
+        iid,
+        resident=resident,
+        at_s=at_s,
+        duration_s=duration_s,
+        device_id=device_id,
+        via=via,
     )
     inc.detail["injected"] = True
     sim.add_incident(inc)

@@ -48,6 +48,7 @@ class Injectable(Source, Protocol):
         site: str | None = None,
         device: str | None = None,
         duration_s: int | None = None,
+        via: str | None = None,
     ) -> Incident: ...
 
 
@@ -144,6 +145,7 @@ class Pacer:
                     site=cmd.get("site_id"),
                     device=cmd.get("device_id"),
                     duration_s=int(duration) if duration is not None else None,
+                    via=cmd.get("via"),
                 )
             except (KeyError, ValueError) as err:
                 ack["error"] = str(err).strip("'\"")
