@@ -46,3 +46,12 @@ def test_stream_is_time_ordered_and_starts_with_retained_availability(
     first = [m for m in msgs if m[0] == times[0]]
     assert all(m[3] for m in first), "the stream opens with retained availability"
     assert sum(1 for m in first if m[1].endswith("/availability")) == world.device_count
+
+
+def test_priming_the_first_day_does_not_change_the_stream(small_population: Provisioning) -> None:
+    world = build_world(small_population, SimConfig(seed=9))
+    plain = list(Simulation(world, START + 6 * 3600_000, START + 8 * 3600_000))
+    world2 = build_world(small_population, SimConfig(seed=9))
+    primed = Simulation(world2, START + 6 * 3600_000, START + 8 * 3600_000)
+    primed.prime()
+    assert list(primed) == plain

@@ -232,6 +232,7 @@ def run_cmd(
     world = build_world(pop, SimConfig(seed=s.seed, bases=bases, incident_scale=s.incident_scale))
     start_ms = _parse_start(start) if start else to_ms(utcnow())
     source = Simulation(world, start_ms, None)
+    source.prime()
     click.echo(
         f"simulating {world.device_count} devices at {len(world.sites)} sites from "
         f"{iso_utc(start_ms)} at x{s.speed:g}; scenario commands on {bases.control}",

@@ -82,9 +82,16 @@ class Emitter:
     def alive(self, dev: SimDevice, t_ms: int) -> bool:
         return all(not lo <= t_ms < hi for lo, hi in self.down.get(dev.id, ()))
 
-    def dev(self, dev: SimDevice, t_ms: int, payload: str, topic: str | None = None) -> None:
+    def dev(
+        self,
+        dev: SimDevice,
+        t_ms: int,
+        payload: str,
+        topic: str | None = None,
+        retain: bool = False,
+    ) -> None:
         if self.alive(dev, t_ms):
-            self.msgs.append((t_ms, topic or dev.topic, payload, False))
+            self.msgs.append((t_ms, topic or dev.topic, payload, retain))
 
     def raw(self, t_ms: int, topic: str, payload: str, retain: bool = False) -> None:
         self.msgs.append((t_ms, topic, payload, retain))
@@ -126,6 +133,9 @@ class SiteSim:
         if self._snapshot is None or self._snapshot[0] != d:
             raise ValueError(f"day {d} of {self.m.id} has not been rendered")
         self.state = copy.deepcopy(self._snapshot[1])
+        for prefix in (f"{self.m.id}.{d}.away.", f"{self.m.id}.{d}.charge."):
+            for iid in [i for i in self.incidents if i.startswith(prefix)]:
+                del self.incidents[iid]
         return self._render(d)
 
     def add_incident(self, inc: Incident) -> None:
@@ -649,7 +659,7 @@ class SiteSim:
                         away_since = ti
                     if online and ti - away_since >= BAND_AWAY_OFFLINE_S:
                         off_ms = c.day0 + (away_since + BAND_AWAY_OFFLINE_S) * 1000
-                        out.dev(dev, off_ms, "offline", dev.avail_topic)
+                        out.dev(dev, off_ms, "offline", dev.avail_topic, retain=True)
                         online = False
                     battery -= 0.025
                     t += BAND_INTERVAL_S
@@ -660,7 +670,7 @@ class SiteSim:
                     )
                     away_since = None
                 if not online and out.alive(dev, t_ms):
-                    out.dev(dev, t_ms - 500, "online", dev.avail_topic)
+                    out.dev(dev, t_ms - 500, "online", dev.avail_topic, retain=True)
                     online = True
                 if charging_until < 0 and battery < 30 and 20 * HOUR_S <= t < 20 * HOUR_S + 130:
                     charging_until = ti + int((96 - battery) / 1.0 * BAND_INTERVAL_S)

@@ -44,6 +44,7 @@ class Simulation:
         self._heap: list[tuple[int, int, int]] = []
         self._gen = [0] * len(self.sites)
         self.now_ms = start_ms
+        self._preloaded: dict[int, list[Msg]] = {}
         for i, site in enumerate(self.sites):
             self._pending[i] = site.announce(start_ms)
             self._push(i)
@@ -54,11 +55,18 @@ class Simulation:
         day0 = self.first_day_ms + d * DAY_MS
         if self.end_ms is not None and day0 >= self.end_ms:
             return False
-        msgs = self.sites[i].day(d)
+        pre = self._preloaded.pop(i, None) if d == 0 else None
+        msgs = pre if pre is not None else self.sites[i].day(d)
         self._day[i] = d + 1
         self._pending[i] = [m for m in msgs if m[0] >= self.start_ms]
         self._pos[i] = 0
         return True
+
+    def prime(self) -> None:
+        """Render every site's first day now (so a live run starts without a pause)."""
+        for i, site in enumerate(self.sites):
+            if self._day[i] == 0 and i not in self._preloaded:
+                self._preloaded[i] = site.day(0)
 
     def _push(self, i: int) -> None:
         while self._pos[i] >= len(self._pending[i]):
