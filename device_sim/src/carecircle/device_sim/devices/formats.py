@@ -59,6 +59,21 @@ def dumps(obj: dict[str, Any]) -> str:
     return _dumps(obj)
 
 
+def _scalar(v: object) -> str:
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    return _dumps(v)
+
+
+def flat_json(obj: dict[str, Any]) -> str:
+    """Compact JSON of a flat dict of scalars (the hot path; same text as ``dumps``)."""
+    return "{" + ",".join(f'"{k}":{_scalar(v)}' for k, v in obj.items()) + "}"
+
+
 def z2m_availability(online: bool, v2: bool) -> str:
     state = "online" if online else "offline"
     return _dumps({"state": state}) if v2 else state
@@ -74,17 +89,15 @@ def band_telemetry(
     spo2: int | None = None,
     skin_temp: float | None = None,
 ) -> str:
-    out: dict[str, Any] = {"mac": mac, "ts": ts_ms}
+    parts = [f'{{"mac":"{mac}","ts":{ts_ms}']
     if hr is not None:
-        out["hr"] = hr
+        parts.append(f',"hr":{hr}')
     if spo2 is not None:
-        out["spo2"] = spo2
+        parts.append(f',"spo2":{spo2}')
     if skin_temp is not None:
-        out["skin_temp"] = skin_temp
-    out["steps"] = steps
-    out["battery"] = battery
-    out["worn"] = worn
-    return _dumps(out)
+        parts.append(f',"skin_temp":{skin_temp!r}')
+    parts.append(f',"steps":{steps},"battery":{battery},"worn":{"true" if worn else "false"}}}')
+    return "".join(parts)
 
 
 def band_alarm(mac: str, ts_ms: int, kind: str, confidence: float) -> str:

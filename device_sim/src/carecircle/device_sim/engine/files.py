@@ -7,12 +7,16 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
 from carecircle.device_sim.engine.stream import Simulation
 from carecircle.device_sim.incidents.model import count_by_kind, ground_truth_lines
 from carecircle.device_sim.simtime import iso_utc
+
+#: JSON string quoting (the C implementation json.dumps uses for str, without the overhead).
+_quote: Callable[[str], str] = encode_basestring
 
 STREAM_FILE = "stream.jsonl"
 TRUTH_FILE = "ground_truth.jsonl"
@@ -39,8 +43,8 @@ class Summary:
 def stream_line(t: int, topic: str, payload: str, retain: bool) -> str:
     """One stream line: ``{"t": epoch ms, "topic": …, "retain": bool, "payload": str}``."""
     return (
-        f'{{"t":{t},"topic":{json.dumps(topic)},"retain":{"true" if retain else "false"},'
-        f'"payload":{json.dumps(payload, ensure_ascii=False)}}}\n'
+        f'{{"t":{t},"topic":{_quote(topic)},"retain":{"true" if retain else "false"},'
+        f'"payload":{_quote(payload)}}}\n'
     )
 
 

@@ -455,7 +455,7 @@ class SiteSim:
             from carecircle.device_sim.simtime import iso_local
 
             body["last_seen"] = iso_local(c.day0 + int(t_s * 1000))
-        return formats.dumps(body)
+        return formats.flat_json(body)
 
     # -- doors ----------------------------------------------------------------------------
     def _doors(

@@ -78,15 +78,25 @@ class Simulation:
         return self
 
     def __next__(self) -> Msg:
-        while self._heap:
-            _, i, gen = heapq.heappop(self._heap)
+        heap = self._heap
+        while heap:
+            _, i, gen = heap[0]
             if gen != self._gen[i]:
-                continue  # superseded by a re-render
-            msg = self._pending[i][self._pos[i]]
-            if self.end_ms is not None and msg[0] >= self.end_ms:
+                heapq.heappop(heap)  # superseded by a re-render
                 continue
-            self._pos[i] += 1
-            self._push(i)
+            pending = self._pending[i]
+            pos = self._pos[i]
+            msg = pending[pos]
+            if self.end_ms is not None and msg[0] >= self.end_ms:
+                heapq.heappop(heap)
+                continue
+            pos += 1
+            self._pos[i] = pos
+            if pos < len(pending):
+                heapq.heapreplace(heap, (pending[pos][0], i, gen))
+            else:
+                heapq.heappop(heap)
+                self._push(i)
             self.now_ms = msg[0]
             return msg
         raise StopIteration
