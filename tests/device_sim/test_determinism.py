@@ -55,3 +55,86 @@ def test_priming_the_first_day_does_not_change_the_stream(small_population: Prov
     primed = Simulation(world2, START + 6 * 3600_000, START + 8 * 3600_000)
     primed.prime()
     assert list(primed) == plain
+
+
+def test_cli_population_and_generate(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-c", "from carecircle.common.cli import run; run()"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARECIRCLE_")}
+    pop = tmp_path / "population.json"
+    out = subprocess.run(
+        [
+            *cli,
+            "sim",
+            "population",
+            "--households",
+            "4",
+            "--nursing-homes",
+            "1",
+            "--seed",
+            "3",
+            "--out",
+            str(pop),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert Provisioning.model_validate_json(pop.read_text()).residents
+    gen = subprocess.run(
+        [
+            *cli,
+            "sim",
+            "generate",
+            "--population",
+            str(pop),
+            "--seed",
+            "3",
+            "--days",
+            "0.25",
+            "--incident-scale",
+            "30",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert gen.returncode == 0, gen.stderr
+    assert "incidents by kind:" in gen.stdout and "  fall " in gen.stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    lines = (tmp_path / "out" / STREAM_FILE).read_text().splitlines()
+    assert summary["messages"] == len(lines) > 1000
+    assert f"stream sha256 {summary['stream_sha256']}" in gen.stdout
+    first = json.loads(lines[0])
+    assert set(first) == {"t", "topic", "retain", "payload"}
+    bad = subprocess.run(
+        [*cli, "sim", "generate", "--population", str(tmp_path / "missing.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "cannot read population file" in bad.stderr
+
+
+def test_parallel_generation_gives_the_same_bytes(small_population: Provisioning) -> None:
+    from carecircle.device_sim.engine.parallel import ParallelSimulation
+
+    config = SimConfig(seed=4, incident_scale=10)
+    start, end = START + 20 * 3600_000, START + 30 * 3600_000  # across midnight
+    single = generate_files(Simulation(build_world(small_population, config), start, end), None)
+    multi = generate_files(ParallelSimulation(small_population, config, start, end, 2), None)
+    assert (multi.stream_sha256, multi.truth_sha256, multi.messages) == (
+        single.stream_sha256,
+        single.truth_sha256,
+        single.messages,
+    )

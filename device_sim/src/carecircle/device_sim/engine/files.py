@@ -11,6 +11,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
+from carecircle.device_sim.engine.parallel import ParallelSimulation
 from carecircle.device_sim.engine.stream import Simulation
 from carecircle.device_sim.incidents.model import count_by_kind, ground_truth_lines
 from carecircle.device_sim.simtime import iso_utc
@@ -49,7 +50,7 @@ def stream_line(t: int, topic: str, payload: str, retain: bool) -> str:
 
 
 def generate_files(
-    sim: Simulation,
+    sim: Simulation | ParallelSimulation,
     out_dir: Path | None,
     *,
     write_stream: bool = True,
