@@ -23,6 +23,7 @@ from carecircle.device_sim.devices.formats import TopicBases
 from carecircle.device_sim.engine.stream import Simulation
 from carecircle.device_sim.engine.world import SimConfig, build_world
 from carecircle.device_sim.live.edge import close, connect, run_live
+from carecircle.device_sim.live.publisher import Stats
 from carecircle.device_sim.population.generate import PopulationParams, generate_population
 from carecircle.device_sim.simtime import to_ms
 
@@ -58,15 +59,25 @@ def main() -> None:
             seen.put(topic)
 
     sub = connect(args.mqtt_url, f"{root}-sub", subscribe=[f"{root}/#"], on_message=on_message)
+    samples: list[tuple[float, int]] = []
+
+    def report(st: Stats) -> None:
+        samples.append((time.monotonic(), st.published))
+
     stats = run_live(
         sim,
         args.mqtt_url,
         bases,
         speed=args.speed,
         stop=threading.Event(),
-        duration_s=args.seconds,
+        duration_s=args.seconds + 5,
         listen=False,
+        report=report,
     )
+    # Steady state: leave out the first 5 s (the retained availability of every device).
+    t_first, n_first = next((t, n) for t, n in samples if t - samples[0][0] >= 3)
+    t_last, n_last = samples[-1]
+    steady = (n_last - n_first) / (t_last - t_first)
     time.sleep(2)
     close(sub)
     retained = set()
@@ -86,7 +97,9 @@ def main() -> None:
                 "wall_seconds": args.seconds,
                 "first_day_render_s": round(render_s, 1),
                 "published": stats.published,
-                "publish_rate_per_s": round(stats.published / args.seconds, 1),
+                "announced_at_start": sum(len(s.devices) + 1 for s in world.sites),
+                "steady_publish_rate_per_s": round(steady, 1),
+                "steady_window_s": round(t_last - t_first, 1),
                 "received_by_subscriber": received[0],
                 "incidents_labelled": stats.incidents,
             }
