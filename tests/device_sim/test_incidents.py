@@ -31,9 +31,13 @@ def _only_site(pop: Provisioning, site_id: str) -> Provisioning:
     )
 
 
+def _z2m(site: SiteModel) -> bool:
+    return all(d.family.value != "homeassistant" for d in site.devices)
+
+
 def _home_alone_with_band(world: Any) -> SiteModel:
     for site in world.sites:
-        if site.spec.kind != "household" or len(site.residents) != 1:
+        if site.spec.kind != "household" or len(site.residents) != 1 or not _z2m(site):
             continue
         rid = site.residents[0].id
         if site.band_of(rid) is not None and not site.personas[rid].day_care_days:
@@ -105,7 +109,7 @@ def test_incident_has_consistent_device_signals(small_population: Provisioning, 
         chosen = next(
             s
             for s in full.sites
-            if s.spec.kind == "household" and s.devices_of(ZIGBEE_SITE_DEVICE[kind])
+            if s.spec.kind == "household" and s.devices_of(ZIGBEE_SITE_DEVICE[kind]) and _z2m(s)
         )
     else:
         chosen = _home_alone_with_band(full)
@@ -353,7 +357,7 @@ def test_outings_show_door_and_silence(small_population: Provisioning) -> None:
     checked = 0
     for inc in away:
         site = world.site_by_id[inc.site_id]
-        if len(site.residents) != 1:
+        if len(site.residents) != 1 or not _z2m(site):
             continue
         door = site.devices_of("door_sensor")[0]
         opens = [

@@ -60,7 +60,13 @@ class Collector:
 
 
 def _bases(root: str) -> TopicBases:
-    return TopicBases(f"{root}/zigbee2mqtt", f"{root}/careband", f"{root}/bedsensor", root)
+    return TopicBases(
+        f"{root}/zigbee2mqtt",
+        f"{root}/careband",
+        f"{root}/bedsensor",
+        root,
+        f"{root}/homeassistant",
+    )
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -233,6 +239,24 @@ def test_live_formats_scenarios_and_truth_follow_the_contract(
     )
     assert any("hr" in b and "rr" in b for b in beds if b["occupied"])
 
+    # Home Assistant homes: retained discovery configs, ON/OFF and numeric states.
+    ha = [g for g in got if g.topic.startswith(bases.homeassistant + "/")]
+    configs = [json.loads(g.payload) for g in ha if g.topic.endswith("/config")]
+    assert configs, "the population has a Home Assistant home"
+    state_topics = {c["state_topic"]: c for c in configs}
+    for c in configs:
+        assert c["device_class"] and c["state_topic"].startswith(bases.homeassistant + "/")
+        assert c["availability_topic"].endswith("/availability")
+    ha_states = [g for g in ha if g.topic in state_topics]
+    assert ha_states
+    for g in ha_states:
+        c = state_topics[g.topic]
+        if "/binary_sensor/" in g.topic:
+            assert g.payload in ("ON", "OFF")
+        else:
+            float(g.payload)
+    assert any(state_topics[g.topic]["device_class"] == "motion" for g in ha_states)
+
     truth_topic = [json.loads(g.payload) for g in got if g.topic == bases.truth]
     assert any(t["incident_id"] == sos_inc["incident_id"] for t in truth_topic)
     lines = [json.loads(x) for x in truth_file.read_text().splitlines()]
@@ -325,6 +349,8 @@ def test_replay_round_trip(
         f"{topic_root}/zigbee2mqtt",
         "--careband-base",
         f"{topic_root}/careband",
+        "--homeassistant-base",
+        f"{topic_root}/homeassistant",
         "--bedsensor-base",
         f"{topic_root}/bedsensor",
     )

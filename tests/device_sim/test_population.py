@@ -70,3 +70,5 @@ def test_large_population_mix() -> None:
     for c in ("dementia", "hypertension", "diabetes", "limited_mobility"):
         assert c in conds
     assert len(pop.devices) > 3000
+    families = {d.binding.family.value for d in pop.devices}
+    assert families == {"zigbee2mqtt", "homeassistant", "wearable", "bed_sensor"}

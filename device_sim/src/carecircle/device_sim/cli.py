@@ -24,7 +24,9 @@ DEFAULT_START = "2026-01-12T00:00:00+08:00"
 
 
 def _bases(s: SimSettings) -> TopicBases:
-    return TopicBases(s.zigbee2mqtt_base, s.careband_base, s.bedsensor_base, s.topic_root)
+    return TopicBases(
+        s.zigbee2mqtt_base, s.careband_base, s.bedsensor_base, s.topic_root, s.homeassistant_base
+    )
 
 
 def _settings(cli: CliContext, **flags: Any) -> SimSettings:
@@ -48,6 +50,7 @@ def load_population(path: Path) -> Provisioning:
 
 def topic_options(func: Any) -> Any:
     for name, help_text in (
+        ("--homeassistant-base", "Home Assistant discovery prefix [homeassistant]"),
         ("--bedsensor-base", "bed-mat base topic [bedsensor]"),
         ("--careband-base", "wearable base topic [careband]"),
         ("--zigbee2mqtt-base", "zigbee2mqtt base topic; {site}/{gw} allowed [zigbee2mqtt]"),

@@ -22,6 +22,7 @@ class SimSettings(CareCircleSettings):
     zigbee2mqtt_base: str = Field(default="zigbee2mqtt", min_length=1)
     careband_base: str = Field(default="careband", min_length=1)
     bedsensor_base: str = Field(default="bedsensor", min_length=1)
+    homeassistant_base: str = Field(default="homeassistant", min_length=1)
     #: Simulated seconds per real second in live mode (1 = real time).
     speed: float = Field(default=1.0, gt=0, le=100_000)
     #: Multiplies every random incident rate (0 = only incidents asked for by scenario).

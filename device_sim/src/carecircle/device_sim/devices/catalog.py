@@ -52,3 +52,20 @@ ZIGBEE_ALARM_FIELD = {
     "co_detector": "carbon_monoxide",
 }
 ZIGBEE_ALARM_FIELD["water_leak_sensor"] = "water_leak"
+
+#: Home Assistant entities of a device type: (component, object suffix, device_class,
+#: field of the zigbee2mqtt-style state it comes from, unit).
+HA_ENTITIES: dict[str, tuple[tuple[str, str, str, str, str | None], ...]] = {
+    "motion_sensor": (("binary_sensor", "motion", "motion", "occupancy", None),),
+    "door_sensor": (("binary_sensor", "door", "door", "contact", None),),
+    "temperature_humidity_sensor": (
+        ("sensor", "temperature", "temperature", "temperature", "°C"),
+        ("sensor", "humidity", "humidity", "humidity", "%"),
+    ),
+    "smoke_detector": (("binary_sensor", "smoke", "smoke", "smoke", None),),
+    "gas_detector": (("binary_sensor", "gas", "gas", "gas", None),),
+    "co_detector": (("binary_sensor", "co", "carbon_monoxide", "carbon_monoxide", None),),
+    "water_leak_sensor": (("binary_sensor", "leak", "moisture", "water_leak", None),),
+}
+HA_BATTERY = ("sensor", "battery", "battery", "battery", "%")
+HA_TYPES = frozenset(HA_ENTITIES)

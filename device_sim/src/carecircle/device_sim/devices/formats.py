@@ -30,13 +30,19 @@ class TopicBases:
     bedsensor: str = "bedsensor"
     #: CareCircle topic root for the simulator's own topics (control, ground truth, faults).
     topic_root: str = "cc"
+    #: Home Assistant MQTT discovery prefix.
+    homeassistant: str = "homeassistant"
 
     def for_site(self, site_id: str, gateway_id: str) -> TopicBases:
         def fill(template: str) -> str:
             return template.replace("{site}", site_id).replace("{gw}", gateway_id)
 
         return TopicBases(
-            fill(self.zigbee2mqtt), fill(self.careband), fill(self.bedsensor), self.topic_root
+            fill(self.zigbee2mqtt),
+            fill(self.careband),
+            fill(self.bedsensor),
+            self.topic_root,
+            fill(self.homeassistant),
         )
 
     @property
@@ -115,3 +121,70 @@ def bed_state(
             out["rr"] = rr
         out["movement"] = movement
     return _dumps(out)
+
+
+@dataclass(frozen=True)
+class HaEntity:
+    """One Home Assistant entity of a device (MQTT discovery)."""
+
+    component: str
+    object_id: str
+    device_class: str
+    field: str
+    unit: str | None
+    state_topic: str
+    config_topic: str
+
+
+def ha_entities(
+    prefix: str,
+    node_id: str,
+    native_id: str,
+    specs: tuple[tuple[str, str, str, str, str | None], ...],
+) -> list[HaEntity]:
+    out = []
+    for component, suffix, device_class, fld, unit in specs:
+        object_id = f"{native_id}_{suffix}"
+        base = f"{prefix}/{component}/{node_id}/{object_id}"
+        out.append(
+            HaEntity(
+                component, object_id, device_class, fld, unit, f"{base}/state", f"{base}/config"
+            )
+        )
+    return out
+
+
+def ha_config(e: HaEntity, availability_topic: str, native_id: str, model: str) -> str:
+    """Retained discovery config of one entity (full key names, no ``~``)."""
+    body: dict[str, Any] = {
+        "name": e.object_id.replace("_", " "),
+        "unique_id": e.object_id,
+        "object_id": e.object_id,
+        "device_class": e.device_class,
+        "state_topic": e.state_topic,
+        "availability_topic": availability_topic,
+    }
+    if e.unit is not None:
+        body["unit_of_measurement"] = e.unit
+        body["state_class"] = "measurement"
+    body["device"] = {"identifiers": [native_id], "name": native_id, "model": model}
+    return _dumps(body)
+
+
+def ha_states(entities: list[HaEntity], state: dict[str, Any]) -> list[tuple[str, str]]:
+    """Home Assistant state messages for a zigbee2mqtt-style state dict.
+
+    Binary sensors publish ``ON``/``OFF`` (a door is ``ON`` when open, i.e. when
+    zigbee2mqtt's ``contact`` is false); sensors publish the number as text.
+    """
+    out = []
+    for e in entities:
+        if e.field not in state:
+            continue
+        value = state[e.field]
+        if e.component == "binary_sensor":
+            on = (not value) if e.field == "contact" else bool(value)
+            out.append((e.state_topic, "ON" if on else "OFF"))
+        else:
+            out.append((e.state_topic, repr(value) if isinstance(value, float) else str(value)))
+    return out

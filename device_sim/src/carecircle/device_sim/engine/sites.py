@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import json
 import math
 import random
 from collections.abc import Iterable
@@ -90,8 +91,13 @@ class Emitter:
         topic: str | None = None,
         retain: bool = False,
     ) -> None:
-        if self.alive(dev, t_ms):
-            self.msgs.append((t_ms, topic or dev.topic, payload, retain))
+        if not self.alive(dev, t_ms):
+            return
+        if dev.ha and topic is None:  # a Home Assistant home: one state topic per entity
+            for ha_topic, value in formats.ha_states(dev.ha, json.loads(payload)):
+                self.msgs.append((t_ms, ha_topic, value, False))
+            return
+        self.msgs.append((t_ms, topic or dev.topic, payload, retain))
 
     def raw(self, t_ms: int, topic: str, payload: str, retain: bool = False) -> None:
         self.msgs.append((t_ms, topic, payload, retain))
@@ -834,6 +840,9 @@ class SiteSim:
             bridge = f"{self.m.bases.zigbee2mqtt}/bridge/state"
             msgs.append((at_ms, bridge, formats.z2m_availability(True, self.m.z2m_v2), True))
         for dev in self.m.devices:
+            for e in dev.ha:
+                config = formats.ha_config(e, dev.avail_topic, dev.native_id, dev.model)
+                msgs.append((at_ms, e.config_topic, config, True))
             msgs.append((at_ms, dev.avail_topic, self.availability(dev, True), True))
         return msgs
 

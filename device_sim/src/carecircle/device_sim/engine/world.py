@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from carecircle.common.contract.config import DeviceFamily, Power
 from carecircle.common.contract.provisioning import Provisioning, ResidentSpec, SiteSpec
-from carecircle.device_sim.devices.formats import TopicBases
+from carecircle.device_sim.devices.catalog import HA_BATTERY, HA_ENTITIES
+from carecircle.device_sim.devices.formats import HaEntity, TopicBases, ha_entities
 from carecircle.device_sim.incidents.model import DEFAULT_RATES
 from carecircle.device_sim.routines.persona import Persona, persona_for
 from carecircle.device_sim.simtime import DAY_S, local_date, rng
@@ -44,6 +45,8 @@ class SimDevice:
     skew_ms: int
     drift_ppm: float
     phase_s: float
+    #: Home Assistant entities (devices of the Home Assistant family only).
+    ha: list[HaEntity] = field(default_factory=list)
 
     @property
     def battery_powered(self) -> bool:
@@ -149,6 +152,9 @@ def build_world(pop: Provisioning, config: SimConfig) -> World:
         elif b.family is DeviceFamily.BED_SENSOR:
             topic = f"{bases.bedsensor}/{b.native_id}/state"
             avail = f"{bases.bedsensor}/{b.native_id}/availability"
+        elif b.family is DeviceFamily.HOMEASSISTANT:
+            topic = f"{bases.homeassistant}/{b.site}/{b.native_id}"
+            avail = f"{topic}/availability"
         else:
             topic = f"{bases.zigbee2mqtt}/{b.native_id}"
             avail = f"{topic}/availability"
@@ -172,6 +178,11 @@ def build_world(pop: Provisioning, config: SimConfig) -> World:
             drift_ppm=r.uniform(-25, 25),
             phase_s=r.uniform(0, 3000),
         )
+        if b.family is DeviceFamily.HOMEASSISTANT:
+            specs = HA_ENTITIES.get(b.type, ())
+            if b.power is Power.BATTERY:
+                specs = (*specs, HA_BATTERY)
+            sim_dev.ha = ha_entities(bases.homeassistant, b.site, b.native_id, specs)
         site.devices.append(sim_dev)
         native[f"{b.site}|{b.native_id}"] = sim_dev
         site_of_device[b.id] = b.site

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from carecircle.common.contract.config import DeviceBinding
+from carecircle.common.contract.config import DeviceBinding, DeviceFamily
 from carecircle.common.contract.provisioning import (
     DeviceSpec,
     FamilyLinkSpec,
@@ -66,6 +66,8 @@ class _Builder:
     responders: list[ResponderSpec] = field(default_factory=list)
     family: list[FamilyMemberSpec] = field(default_factory=list)
     macs: set[str] = field(default_factory=set)
+    #: Devices of this site are Home Assistant entities instead of zigbee2mqtt devices.
+    ha_site: str | None = None
 
     def r(self, *path: object) -> random.Random:
         return rng(self.params.seed, "population", *path)
@@ -93,9 +95,12 @@ class _Builder:
         room: str | None,
         res: str | None = None,
     ) -> None:
+        family = dtype.family
+        if site == self.ha_site and dtype.type in catalog.HA_TYPES:
+            family = DeviceFamily.HOMEASSISTANT
         binding = DeviceBinding(
             id=dev_id,
-            family=dtype.family,
+            family=family,
             native_id=native_id,
             site=site,
             room=room,
@@ -217,6 +222,8 @@ def _household(b: _Builder, index: int, village: PlaceSpec) -> None:
         )
     )
     b.gateways.append(GatewaySpec(id=gw, site_id=site))
+    # One home in seven runs Home Assistant (MQTT discovery) instead of zigbee2mqtt.
+    b.ha_site = site if index % 7 == 5 else None
     for code, kind, label in HOUSEHOLD_ROOMS:
         b.rooms.append(RoomSpec(id=f"{site}-{code}", site_id=site, kind=kind, name=label))
     people = []

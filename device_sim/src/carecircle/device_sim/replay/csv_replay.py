@@ -20,6 +20,7 @@ mapped are reported with their line number and skipped; nothing else is dropped.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,13 @@ class Replayer:
                     return d
         raise ValueError(f"resident {subject} has no device for {kind}")
 
+    def messages(self, row: Row, shift_ms: int) -> list[Msg]:
+        msg = self.message(row, shift_ms)
+        dev = self._device_for(row.subject, row.kind)
+        if dev.ha and msg[1] == dev.topic:
+            return [(msg[0], t, v, False) for t, v in formats.ha_states(dev.ha, json.loads(msg[2]))]
+        return [msg]
+
     def message(self, row: Row, shift_ms: int) -> Msg:
         dev = self._device_for(row.subject, row.kind)
         site = self.world.site_by_id[dev.site_id]
@@ -145,6 +153,8 @@ class Replayer:
             online = _bool(value)
             if dev.family.value == "zigbee2mqtt":
                 return (t, dev.avail_topic, formats.z2m_availability(online, site.z2m_v2), True)
+            if dev.family.value == "homeassistant":
+                return (t, dev.avail_topic, "online" if online else "offline", True)
             return (t, dev.avail_topic, "online" if online else "offline", True)
         if dev.type == "wearable":
             return self._band(dev, t, kind, value)
@@ -178,7 +188,7 @@ class Replayer:
                 body["action"] = "emergency" if "TuYa" in dev.model else "single"
             else:
                 body["action"] = value or "single"
-        elif kind == "battery" and dev.family.value == "zigbee2mqtt":
+        elif kind == "battery" and dev.family.value in ("zigbee2mqtt", "homeassistant"):
             body["battery"] = int(float(value))
         else:
             raise ValueError(f"device {dev.id} ({dev.type}) does not report {kind}")
@@ -230,7 +240,7 @@ def build_replay(world: World, rows: Iterable[Row], *, start_ms: int | None = No
     errors: list[str] = []
     for row in ordered:
         try:
-            msgs.append(rep.message(row, shift))
+            msgs.extend(rep.messages(row, shift))
         except ValueError as err:
             errors.append(f"line {row.line}: {err}")
     return ReplayResult(msgs, errors, len(ordered))
