@@ -379,3 +379,30 @@ def test_outings_show_door_and_silence(small_population: Provisioning) -> None:
         )
         checked += 1
     assert checked >= 2
+
+
+def test_injection_mid_stream_rerenders_the_rest_of_the_day(
+    small_population: Provisioning,
+) -> None:
+    full = build_world(small_population, SimConfig(seed=3, incident_scale=0, imperfect=False))
+    chosen = _home_alone_with_band(full)
+    world = build_world(
+        _only_site(small_population, chosen.id),
+        SimConfig(seed=3, incident_scale=0, imperfect=False),
+    )
+    site = world.sites[0]
+    rid = site.residents[0].id
+    sim = Simulation(world, DAY0, DAY0 + DAY_MS)
+    target = DAY0 + _free_time(sim, site, rid, 9.0, 3600) * 1000
+    before = []
+    for m in sim:
+        before.append(m)
+        if m[0] >= target:
+            break
+    inc = sim.inject("fall", at_ms=sim.now_ms, resident=rid, duration_s=3600)
+    after = list(sim)
+    msgs = before + after
+    assert [m[0] for m in msgs] == sorted(m[0] for m in msgs)
+    assert inc.start_ms <= sim.now_ms and inc in sim.incidents()
+    assert after and after[0][0] > before[-1][0] - 1
+    check_fall(msgs, site, inc)

@@ -120,6 +120,7 @@ class SiteSim:
         self.seed = world.config.seed
         self.start_day_ms = start_day_ms
         self.incidents: dict[str, Incident] = {}
+        self._low_battery: dict[str, list[Incident]] = {}
         self.planned_days: set[int] = set()
         self.state = SiteState()
         self._snapshot: tuple[int, SiteState] | None = None
@@ -146,6 +147,9 @@ class SiteSim:
 
     def add_incident(self, inc: Incident) -> None:
         self.incidents[inc.incident_id] = inc
+        if inc.kind == "low_battery" and inc.device_id is not None:
+            lst = self._low_battery.setdefault(inc.device_id, [])
+            lst[:] = [i for i in lst if i.incident_id != inc.incident_id] + [inc]
 
     def ctx(self, d: int) -> DayCtx:
         day0 = self.start_day_ms + d * DAY_MS
@@ -431,8 +435,8 @@ class SiteSim:
     def battery(self, c: DayCtx, dev: SimDevice, t_s: float) -> int:
         t_ms = c.day0 + int(t_s * 1000)
         level = dev.battery0 - dev.drain_per_day * (t_ms - self.start_day_ms) / DAY_MS
-        for inc in self.incidents.values():
-            if inc.kind != "low_battery" or inc.device_id != dev.id or t_ms < inc.start_ms:
+        for inc in self._low_battery.get(dev.id, ()):
+            if t_ms < inc.start_ms:
                 continue
             if t_ms < inc.end_ms:
                 frac = (t_ms - inc.start_ms) / max(1, inc.end_ms - inc.start_ms)

@@ -165,7 +165,7 @@ class Simulation:
         )
         if self._day[i] > 0:
             msgs = sim.rerender(d)
-            self._pending[i] = [m for m in msgs if m[0] >= at_ms]
+            self._pending[i] = [m for m in msgs if m[0] > at_ms]
             self._pos[i] = 0
             self._gen[i] += 1
             self._push(i)

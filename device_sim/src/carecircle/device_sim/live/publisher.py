@@ -186,12 +186,6 @@ class Pacer:
                 break
             sim_now = self.source.start_ms + int((now - began) * self.speed * 1000)
             self.stats.sim_ms = sim_now
-            while True:
-                try:
-                    cmd = self.commands.get_nowait()
-                except queue.Empty:
-                    break
-                self._handle(cmd, sim_now)
             sent = 0
             nxt = self.source.peek_time()
             while nxt is not None and nxt <= sim_now and sent < 20_000:
@@ -200,6 +194,13 @@ class Pacer:
                 sent += 1
                 nxt = self.source.peek_time()
             self.stats.published += sent
+            while True:  # after publishing up to now, so nothing before the command is lost
+                try:
+                    cmd = self.commands.get_nowait()
+                except queue.Empty:
+                    break
+                self._handle(cmd, sim_now)
+                nxt = self.source.peek_time()
             if now >= next_truth:
                 for inc in self.source.incidents(until_ms=sim_now):
                     self._write_truth(inc)
