@@ -1,0 +1,1 @@
+"""devices domain of the device simulator."""

@@ -1,0 +1,1 @@
+"""engine domain of the device simulator."""

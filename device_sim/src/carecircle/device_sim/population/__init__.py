@@ -1,0 +1,1 @@
+"""population domain of the device simulator."""

@@ -1,0 +1,1 @@
+"""replay domain of the device simulator."""

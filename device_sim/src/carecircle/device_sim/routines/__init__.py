@@ -1,0 +1,1 @@
+"""routines domain of the device simulator."""

@@ -1,0 +1,55 @@
+"""Routine statistics seen through the sensors match the persona."""
+
+from __future__ import annotations
+
+import statistics
+
+from carecircle.device_sim.engine.stream import Simulation
+from carecircle.device_sim.engine.world import SimConfig, build_world
+from carecircle.device_sim.population.generate import PopulationParams, generate_population
+from carecircle.device_sim.routines.persona import persona_for
+from carecircle.device_sim.simtime import DAY_MS, parse_time
+
+DAYS = 60
+
+
+def test_wake_up_time_spread_matches_persona() -> None:
+    pop = generate_population(PopulationParams(3, seed=21))
+    home = next(s for s in pop.sites if s.capacity == 1)
+    pop = pop.model_copy(
+        update={
+            "sites": [home],
+            "residents": [r for r in pop.residents if r.site_id == home.id],
+            "devices": [d for d in pop.devices if d.binding.site == home.id],
+            "gateways": [g for g in pop.gateways if g.site_id == home.id],
+        }
+    )
+    resident = pop.residents[0]
+    persona = persona_for(21, resident)
+    assert not persona.day_care_days
+    start = parse_time("2026-06-15T00:00:00+08:00")  # summer: no winter shift
+    world = build_world(pop, SimConfig(seed=21, incident_scale=0))
+    bath, kitchen = f"{home.id}_bathroom_motion", f"{home.id}_kitchen_motion"
+    events: dict[int, list[tuple[float, str]]] = {}
+    for t, topic, payload, _ in Simulation(world, start, start + DAYS * DAY_MS):
+        name = topic.rsplit("/", 1)[-1]
+        if name not in (bath, kitchen) or '"occupancy":true' not in payload:
+            continue
+        local_s = (t - start) / 1000
+        day, sec = divmod(local_s, 86400)
+        events.setdefault(int(day), []).append((sec, name))
+    wakes = []
+    for day in range(DAYS):
+        evs = events.get(day, [])
+        for sec, name in evs:  # the morning wash followed by breakfast in the kitchen
+            if (
+                name == bath
+                and sec > 4 * 3600
+                and any(n == kitchen and 0 < s - sec < 50 * 60 for s, n in evs)
+            ):
+                wakes.append(sec / 60)
+                break
+    assert len(wakes) >= DAYS - 3
+    mean, sd = statistics.fmean(wakes), statistics.stdev(wakes)
+    assert abs(mean - persona.wake_mean_min) < 10, (mean, persona.wake_mean_min)
+    assert 0.6 * persona.wake_sd_min < sd < 1.5 * persona.wake_sd_min, (sd, persona.wake_sd_min)
