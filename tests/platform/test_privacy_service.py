@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,8 @@ from carecircle.platform.privacy.service import (
     resident_tables,
     set_id_number,
 )
+from carecircle.platform.store import connect, migrate
+from carecircle.platform.store.timeseries import Retention
 
 Conn = psycopg.Connection[Any]
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -128,6 +131,22 @@ def _seed_resident(
         (res,),
     )
     return res, site, change.id
+
+
+@pytest.fixture(scope="module")
+def privacy_db(fresh_database: Callable[[], str]) -> str:
+    """A database of its own: erasure and encrypt-existing touch whole tables, and the
+    residents made here must not show up in other domains' checks."""
+    url = fresh_database()
+    with connect(url, autocommit=True) as conn:
+        migrate(conn, now=datetime.now(UTC), retention=Retention.days(90, 730))
+    return url
+
+
+@pytest.fixture
+def db(privacy_db: str) -> Iterator[Conn]:
+    with psycopg.connect(privacy_db, autocommit=True) as conn:
+        yield conn
 
 
 def _digits(tag: str) -> str:
@@ -386,9 +405,9 @@ def test_id_numbers_are_stored_only_sealed(db: Conn, world: World) -> None:
 
 
 def test_cli_export_and_delete(
-    database_url: str, db: Conn, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    privacy_db: str, db: Conn, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CARECIRCLE_DATABASE_URL", database_url)
+    monkeypatch.setenv("CARECIRCLE_DATABASE_URL", privacy_db)
     runner = CliRunner()
     out = tmp_path / "export.json"
     result = runner.invoke(cli, ["privacy", "export", "--resident", world.a, "--out", str(out)])
@@ -411,9 +430,9 @@ def test_cli_export_and_delete(
 
 
 def test_cli_encrypt_existing_needs_the_setting_and_keys(
-    database_url: str, db: Conn, world: World, monkeypatch: pytest.MonkeyPatch
+    privacy_db: str, db: Conn, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CARECIRCLE_DATABASE_URL", database_url)
+    monkeypatch.setenv("CARECIRCLE_DATABASE_URL", privacy_db)
     for name in ("CARECIRCLE_PII_ENCRYPTION", "CARECIRCLE_PII_KEYS", "CARECIRCLE_PII_INDEX_KEY"):
         monkeypatch.delenv(name, raising=False)
     runner = CliRunner()
