@@ -119,3 +119,46 @@ def test_unreachable_pypi_warns_and_passes(
     monkeypatch.setattr(audit, "PROBE_URL", "http://127.0.0.1:9/pypi/pip/json")
     assert audit.main([]) == 0
     assert "unreachable" in capsys.readouterr().err
+
+
+def _fake_python(tmp_path: Path, body: str) -> str:
+    """A stand-in for ``python -m pip_audit …`` (the one edge we cannot run offline)."""
+    script = tmp_path / "python"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_pip_audit_losing_the_network_mid_run_only_warns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(audit, "pypi_reachable", lambda timeout_s=10.0: True)
+    python = _fake_python(
+        tmp_path,
+        "echo \"requests.exceptions.ConnectionError: HTTPSConnectionPool(host='pypi.org')\" >&2\n"
+        "exit 1\n",
+    )
+    assert audit.main(["--python", python]) == 0
+    assert "could not reach PyPI" in capsys.readouterr().err
+
+
+def test_pip_audit_report_is_read_from_its_output_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(audit, "pypi_reachable", lambda timeout_s=10.0: True)
+    sample = tmp_path / "sample.json"
+    sample.write_text(json.dumps(VULNERABLE))
+    # the fake copies the sample to the path given after --output, exits 1 like pip-audit
+    python = _fake_python(
+        tmp_path,
+        f'while [ "$1" != "--output" ]; do shift; done\ncp "{sample}" "$2"\nexit 1\n',
+    )
+    assert audit.main(["--python", python]) == 1
+    assert "VULNERABLE requests==2.19.0" in capsys.readouterr().out
+
+
+def test_pip_audit_broken_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit, "pypi_reachable", lambda timeout_s=10.0: True)
+    python = _fake_python(tmp_path, "echo 'No module named pip_audit' >&2\nexit 1\n")
+    with pytest.raises(SystemExit, match="pip-audit failed"):
+        audit.main(["--python", python])
