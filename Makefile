@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 COMPONENTS := common gateway platform device_sim ml
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-fast lint demo bench soak clean
+.PHONY: venv test test-fast lint audit demo bench soak clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,11 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# Known vulnerabilities in installed third-party packages (pip-audit, PyPI data).
+# Fails only on a vulnerability; PyPI unreachable or unknown versions only warn.
+audit: venv
+	$(PY) tools/audit.py --python $(PY)
 
 bench: venv
 	$(PY) -m bench.run

@@ -214,7 +214,8 @@ def test_dispatcher_process_offers_coverage_and_timebank_commands(
     sub.loop_start()
     proc = subprocess.Popen(
         [*CLI, "platform", "dispatcher"],
-        env={**os.environ, **env},
+        # the test servers have no passwords: demo mode (docs/privacy.md)
+        env={**os.environ, **env, "CARECIRCLE_DEMO_MODE": "true"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
 
 from carecircle.common.settings import CareCircleSettings, MqttUrl, PostgresUrl
 
@@ -73,6 +73,28 @@ class PlatformSettings(CareCircleSettings):
     #: How long ingest workers cache rules, residents and rooms.
     alerts_cache_s: PositiveInt = 30
 
+    # --- security & privacy (docs/privacy.md) ---
+    #: A throwaway demo or test machine: default credentials only warn, and the API
+    #: accepts its built-in development JWT secret. Never in production.
+    demo_mode: bool = False
+    #: Field-level encryption of personal data (phase 1, off by default): when on,
+    #: pii_keys and pii_index_key are required and `carecircle privacy encrypt-existing`
+    #: seals names, phone numbers and addresses into the *_enc columns.
+    pii_encryption: bool = False
+    #: "k2:<base64>,k1:<base64>", current key first (`carecircle privacy new-key`).
+    pii_keys: SecretStr | None = None
+    #: Key of the HMAC blind indexes (phone, ID number lookups); never rotated casually.
+    pii_index_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _pii_keys_when_encrypting(self) -> PlatformSettings:
+        if self.pii_encryption and (self.pii_keys is None or self.pii_index_key is None):
+            raise ValueError(
+                "pii_encryption needs pii_keys and pii_index_key "
+                "(generate them with `carecircle privacy new-key`)"
+            )
+        return self
+
     @field_validator("alerts_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -83,8 +105,7 @@ class PlatformSettings(CareCircleSettings):
         return value
 
     # --- API and dashboard (carecircle.platform.api / auth / dashboard) ---
-    #: Demo mode allows the built-in development JWT secret; never in production.
-    demo_mode: bool = False
+    # (demo_mode, above, also allows the built-in development JWT secret)
     #: HS256 signing secret for access tokens; required (>= 32 chars) outside demo mode.
     jwt_secret: SecretStr = Field(default=SecretStr(""), repr=False)
     access_token_minutes: PositiveInt = 15

@@ -188,6 +188,8 @@ def _start(
         "CARECIRCLE_MQTT_URL": broker.url,
         "CARECIRCLE_TOPIC_ROOT": options.topic_root,
         "CARECIRCLE_HTTP_PORT": str(http_port),
+        # throwaway local servers without passwords: warn, do not refuse (docs/privacy.md)
+        "CARECIRCLE_DEMO_MODE": "true",
     }
     state.context = ctx
     state.child_env = child_env

@@ -15,6 +15,7 @@ import click
 
 from carecircle.common.cli import CliContext, pass_cli
 from carecircle.common.clock import SystemClock, utcnow
+from carecircle.common.security import refuse_default_credentials
 from carecircle.platform.settings import PlatformSettings
 from carecircle.platform.store import connect
 
@@ -51,6 +52,7 @@ def dispatcher_cmd(cli: CliContext, database_url: str | None, mqtt_url: str | No
     from carecircle.platform.dispatch.setup import build_notifiers, build_service, retry_of
 
     settings = _settings(cli, database_url=database_url, mqtt_url=mqtt_url)
+    refuse_default_credentials(settings, settings.demo_mode)  # security: docs/privacy.md
     service = build_service(settings)
     dispatcher = Dispatcher(
         str(settings.database_url),

@@ -1,0 +1,1 @@
+"""Privacy: field-level encryption of personal data, export and erasure per resident."""
