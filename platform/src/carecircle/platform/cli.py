@@ -141,3 +141,14 @@ def show_config(cli: CliContext, database_url: str | None) -> None:
             creds, host = rest.split("@", 1)
             data[key] = f"{scheme}//{creds.split(':', 1)[0]}:***@{host}"
     click.echo(json.dumps(data, indent=2))
+
+
+# -- ingest, registry and scheduler commands (ingest engineer) ------------------------------
+from carecircle.platform.ingest.cli import ingest_cmd  # noqa: E402
+from carecircle.platform.registry.cli import provision_cmd, push_configs_cmd  # noqa: E402
+from carecircle.platform.scheduler.cli import scheduler_cmd  # noqa: E402
+
+platform_cli.add_command(ingest_cmd)
+platform_cli.add_command(provision_cmd)
+platform_cli.add_command(push_configs_cmd)
+platform_cli.add_command(scheduler_cmd)
