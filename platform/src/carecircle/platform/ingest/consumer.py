@@ -330,9 +330,14 @@ class IngestWorker:
             m.duplicates.inc(outcome.duplicates)
             m.dead_letters.inc(len(outcome.dead_letters))
             m.registry_corrections.inc(outcome.corrections)
-            for d in outcome.dead_letters:
+            if outcome.dead_letters:
+                first = outcome.dead_letters[0]
                 log.warning(
-                    "dead letter from %s (gateway %s): %s", d.source, d.gateway_id, d.reason
+                    "%d dead letters in this batch; first from %s (gateway %s): %s",
+                    len(outcome.dead_letters),
+                    first.source,
+                    first.gateway_id,
+                    first.reason,
                 )
             self.batches_committed += 1
             return outcome
