@@ -12,6 +12,7 @@ root, so when the tests run as root the server runs as the ``postgres`` user.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -112,10 +113,8 @@ class PgCluster:
         return self.url(name)
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self.stop("immediate")
-        except (RuntimeError, subprocess.TimeoutExpired):
-            pass
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> PgCluster:
