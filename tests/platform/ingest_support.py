@@ -176,7 +176,10 @@ def running_worker(
     **config: Any,
 ) -> Iterator[IngestWorker]:
     worker = IngestWorker(
-        IngestConfig(client_id=client_id or f"ingest-{uuid.uuid4().hex[:8]}", **config),
+        IngestConfig(
+            client_id=client_id or f"ingest-{uuid.uuid4().hex[:8]}",
+            **{"session_expiry_s": 60, **config},
+        ),
         broker=BrokerAddress.from_url(mqtt_url),
         topics=topics,
         connect_db=lambda: connect(database_url, timeout_s=3),

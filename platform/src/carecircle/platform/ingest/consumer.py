@@ -60,7 +60,7 @@ class IngestConfig:
     receive_maximum: int = 256
     session_expiry_s: int = 7 * 24 * 3600
     batch_max_messages: int = 200
-    batch_max_items: int = 50_000
+    batch_max_items: int = 20_000
     batch_linger_s: float = 0.02
     retry_initial_s: float = 0.5
     retry_max_s: float = 15.0
