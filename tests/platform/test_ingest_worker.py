@@ -193,3 +193,86 @@ def test_late_and_out_of_order_readings_keep_device_and_receive_time(
     last_seen = db.execute("SELECT last_seen FROM devices WHERE id = %s", (f"{gw}-d0",)).fetchone()
     assert last_seen is not None and last_seen[0] is not None
     assert abs((last_seen[0] - (now - timedelta(minutes=1))).total_seconds()) < 0.001  # type: ignore[operator]
+
+
+def test_device_and_gateway_state_follow_status_items_and_the_retained_state(
+    db: Conn, database_url: str, mqtt_url: str, topic_root: str
+) -> None:
+    p = prefix()
+    provision(db, population(p, gateways=1))
+    topics = Topics(topic_root)
+    gw = f"{p}gw0"
+    now = datetime.now(UTC)
+    status = [
+        item(
+            gw,
+            f"{gw}-d0",
+            site=f"{p}hh0",
+            res=f"{p}r0",
+            ts=now - timedelta(seconds=5),
+            kind="status",
+            code="battery",
+            value=37,
+        ),
+        item(
+            gw,
+            f"{gw}-d1",
+            site=f"{p}hh0",
+            res=f"{p}r0",
+            ts=now,
+            kind="status",
+            code="availability",
+            value=0,
+        ),
+        item(
+            gw,
+            f"{gw}-d2",
+            site=f"{p}hh0",
+            res=f"{p}r0",
+            ts=now,
+            kind="event",
+            code="sos",
+            value=1,
+            attrs={"action": "emergency"},
+        ),
+    ]
+    rec = Recorder()
+    pub = Publisher(mqtt_url, topics)
+    try:
+        with running_worker(database_url, mqtt_url, topics) as w:
+            w.register(rec)
+            pub.send(gw, batch(gw, status), Uplink.STATUS)
+            pub.flush()
+            wait_until(lambda: len(rec.items) == 3, what="status items")
+            wait_until(
+                lambda: (
+                    db.execute("SELECT status FROM gateways WHERE id = %s", (gw,)).fetchone()
+                    == ("online",)
+                ),
+                what="gateway online from its batch",
+            )
+            pub.raw(topics.gateway_state(gw), b'{"state":"offline"}', retain=True)
+            pub.flush()
+            wait_until(
+                lambda: (
+                    db.execute("SELECT status FROM gateways WHERE id = %s", (gw,)).fetchone()
+                    == ("offline",)
+                ),
+                what="gateway offline from its retained state",
+            )
+    finally:
+        pub.raw(topics.gateway_state(gw), b"", retain=True)  # clear the retained message
+        pub.close()
+    devs = dict(
+        (str(r[0]), (r[1], r[2]))
+        for r in db.execute(
+            "SELECT id, battery, status FROM devices WHERE gateway_id = %s", (gw,)
+        ).fetchall()
+    )
+    assert devs[f"{gw}-d0"] == (37.0, "online")
+    assert devs[f"{gw}-d1"] == (None, "offline")
+    assert devs[f"{gw}-d2"] == (None, "online")
+    ev = db.execute(
+        "SELECT kind, code, value, attrs FROM events WHERE device_id = %s", (f"{gw}-d2",)
+    ).fetchone()
+    assert ev == ("event", "sos", 1.0, {"action": "emergency"})

@@ -136,7 +136,9 @@ class IngestWorker:
         self._client.loop_start()
         if not self._connected.wait(wait_connected_s):
             self.stop()
-            raise BrokerUnavailable(f"MQTT broker at {self._broker} did not accept the connection")
+            raise BrokerUnavailable(
+                f"MQTT broker at {self._broker} did not accept the connection and subscriptions"
+            )
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """Finish the batch in hand, then disconnect; unacked messages stay with the broker."""
@@ -171,6 +173,7 @@ class IngestWorker:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _on_connect(
@@ -215,7 +218,20 @@ class IngestWorker:
             "resumed" if flags.session_present else "new",
             generation,
         )
-        self._connected.set()
+
+    def _on_subscribe(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _mid: int,
+        reasons: list[ReasonCode],
+        _props: Properties | None,
+    ) -> None:
+        failed = [r for r in reasons if r.is_failure]
+        if failed:
+            log.error("the broker refused ingest subscriptions: %s", failed)
+            return
+        self._connected.set()  # subscribed: from now on nothing published is missed
 
     def _on_disconnect(
         self,
