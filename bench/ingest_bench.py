@@ -223,7 +223,7 @@ def end_to_end(
                 "CARECIRCLE_INGEST_WORKER_ID": str(w),
                 "CARECIRCLE_METRICS_PORT": str(port),
                 "CARECIRCLE_INGEST_SESSION_EXPIRY_S": "30",
-                "CARECIRCLE_LOG_LEVEL": "WARNING",
+                "CARECIRCLE_LOG_LEVEL": "INFO",
             }
         )
         procs.append(
@@ -231,7 +231,15 @@ def end_to_end(
                 [str(Path(sys.executable).parent / "carecircle"), "platform", "ingest"], env=env
             )
         )
-    time.sleep(3.0)  # workers connected and subscribed
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # every worker is up (it subscribes before serving)
+        try:
+            for port in ports:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+            break
+        except OSError:
+            time.sleep(0.2)
+    time.sleep(2.0)
     ctx = mp.get_context("fork")
     ready, go = ctx.Event(), ctx.Event()
     sent_total = total

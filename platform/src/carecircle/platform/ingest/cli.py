@@ -82,8 +82,6 @@ def ingest_cmd(cli: CliContext, /, **flags: object) -> None:
     worker = worker_from_settings(settings)
     for handler in load_handoffs(settings):
         worker.register(handler)
-    if settings.metrics_port:
-        worker.metrics.serve(settings.metrics_port, settings.metrics_host)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -92,7 +90,9 @@ def ingest_cmd(cli: CliContext, /, **flags: object) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    worker.start()
+    worker.start()  # returns once subscribed
+    if settings.metrics_port:
+        worker.metrics.serve(settings.metrics_port, settings.metrics_host)
     log.info("ingest worker %s running", worker.config.client_id)
     try:
         while not stop.wait(5.0):
