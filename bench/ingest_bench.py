@@ -228,7 +228,10 @@ def end_to_end(
         )
         procs.append(
             subprocess.Popen(
-                [str(Path(sys.executable).parent / "carecircle"), "platform", "ingest"], env=env
+                [str(Path(sys.executable).parent / "carecircle"), "platform", "ingest"],
+                env=env,
+                stdout=(ROOT / "bench" / "results" / f"ingest-worker-{workers}-{w}.log").open("w"),
+                stderr=subprocess.STDOUT,
             )
         )
     deadline = time.monotonic() + 60
@@ -304,6 +307,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
 
+    (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
     dbname = f"cc_ingest_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.pg_url, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
