@@ -125,3 +125,43 @@ def test_configs_are_published_retained(db: Conn, mqtt_url: str, topic_root: str
         conn.client.loop_stop()
     assert got[f"{p}gw0"].version == 1 and len(got[f"{p}gw0"].devices) == 2
     assert got[f"{p}gw0"].devices[0].res == f"{p}r0"
+
+
+def test_provision_and_push_configs_commands(
+    db: Conn, database_url: str, mqtt_url: str, topic_root: str, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from carecircle.common.cli import cli
+
+    p = f"k{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "population.json"
+    path.write_text(population(p, gateways=2, devices=1).model_dump_json())
+    common = ["--database-url", database_url, "--mqtt-url", mqtt_url, "--topic-root", topic_root]
+    runner = CliRunner()
+    try:
+        first = runner.invoke(cli, ["platform", "provision", "--file", str(path), *common])
+        assert first.exit_code == 0, first.output
+        out = json.loads(first.stdout.strip().splitlines()[-1])
+        assert out["gateways"] == [f"{p}gw0", f"{p}gw1"] and out["configs_pushed"] == 2
+        again = runner.invoke(cli, ["platform", "provision", "--file", str(path), *common])
+        assert json.loads(again.stdout.strip().splitlines()[-1])["configs_pushed"] == 0
+        push = runner.invoke(cli, ["platform", "push-configs", "--gateway", f"{p}gw1", *common])
+        assert (
+            push.exit_code == 0
+            and json.loads(push.stdout.strip().splitlines()[-1])["configs_pushed"] == 1
+        )
+        bad = tmp_path / "bad.json"
+        bad.write_text('{"v": 2}')
+        refused = runner.invoke(cli, ["platform", "provision", "--file", str(bad), *common])
+        assert refused.exit_code != 0
+    finally:
+        conn = new_connection(BrokerAddress.from_url(mqtt_url))
+        conn.connect()
+        conn.client.loop_start()
+        for g in (f"{p}gw0", f"{p}gw1"):
+            conn.client.publish(
+                Topics(topic_root).gateway_config(g), b"", qos=1, retain=True
+            ).wait_for_publish(5)
+        conn.client.disconnect()
+        conn.client.loop_stop()
