@@ -105,7 +105,8 @@ def make_messages(
             for i in range(k, min(k + per_batch, per_gw)):
                 code, base, spread = CODES[i % len(CODES)]
                 ts = start + i * step
-                mid = uuid.uuid4()
+                # ids start with 8 zero digits; each repeat round rewrites them (--duration)
+                mid = uuid.UUID("00000000" + uuid.uuid4().hex[8:])
                 value = base + (i * 7919) % (spread + 1)
                 dev = f"{gw}-d{i % devices}"
                 items.append(
@@ -155,7 +156,8 @@ def publisher(
     messages: list[tuple[str, bytes]],
     ready: Any,
     go: Any,
-    repeat_s: float,
+    per_round: int,
+    msgs_per_s: float,
 ) -> None:
     topics = Topics(root)
     conn = new_connection(BrokerAddress.from_url(mqtt_url))
@@ -166,7 +168,15 @@ def publisher(
     ready.set()
     go.wait()
     infos: list[mqtt.MQTTMessageInfo] = []
-    for gw, payload in messages:
+    started = time.perf_counter()
+    for n, (gw, payload) in enumerate(messages):
+        if msgs_per_s > 0:  # paced: a steady population, not a burst the broker must queue
+            wait = started + n / msgs_per_s - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+        rnd = n // per_round
+        if rnd:  # a repeat round: fresh message ids, so the rows are new
+            payload = payload.replace(b'"id": "00000000', b'"id": "%08x' % rnd)
         infos.append(conn.client.publish(topics.uplink(gw, Uplink.BATCH), payload, qos=1))
         if len(infos) > 150:
             infos.pop(0).wait_for_publish(60)
@@ -251,7 +261,16 @@ def end_to_end(
         rounds = max(1, int(args.duration * args.rate_hint / total))
         sent_total = total * rounds
     pub = ctx.Process(
-        target=publisher, args=(args.mqtt_url, root, messages * rounds, ready, go, args.duration)
+        target=publisher,
+        args=(
+            args.mqtt_url,
+            root,
+            messages * rounds,
+            ready,
+            go,
+            len(messages),
+            args.rate_hint / args.batch if args.duration > 0 else 0.0,
+        ),
     )
     pub.start()
     ready.wait(30)
@@ -302,7 +321,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500, help="readings per MQTT message")
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--duration", type=float, default=0, help="repeat the load ~this long (s)")
-    ap.add_argument("--rate-hint", type=float, default=30_000, help="readings/s, for --duration")
+    ap.add_argument(
+        "--rate-hint",
+        type=float,
+        default=15_000,
+        help="with --duration: publish at this steady rate (readings/s); Mosquitto drops what "
+        "exceeds max_queued_messages (default 1000 per client) in a burst",
+    )
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
