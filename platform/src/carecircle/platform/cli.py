@@ -258,3 +258,14 @@ def create_user_cmd(
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--password") from err
     click.echo(f"created {user.role.value} {user.username} (id {user.id})")
+
+
+# -- ingest, registry and scheduler commands (ingest engineer) ------------------------------
+from carecircle.platform.ingest.cli import ingest_cmd  # noqa: E402
+from carecircle.platform.registry.cli import provision_cmd, push_configs_cmd  # noqa: E402
+from carecircle.platform.scheduler.cli import scheduler_cmd  # noqa: E402
+
+platform_cli.add_command(ingest_cmd)
+platform_cli.add_command(provision_cmd)
+platform_cli.add_command(push_configs_cmd)
+platform_cli.add_command(scheduler_cmd)

@@ -1,0 +1,22 @@
+"""Ingest: MQTT uplink → PostgreSQL/TimescaleDB, idempotent, with hand-off to alerts.
+
+See ``docs/ingest.md``.  Other components use :class:`HandOff` (implement
+``on_committed(items)``) and register it on an :class:`IngestWorker`.
+"""
+
+from carecircle.platform.ingest.consumer import IngestConfig, IngestWorker
+from carecircle.platform.ingest.handoff import HandOff, HandOffDispatcher
+from carecircle.platform.ingest.metrics import IngestMetrics
+from carecircle.platform.ingest.writer import BatchOutcome, BatchWriter, DeviceDirectory, Inbound
+
+__all__ = [
+    "BatchOutcome",
+    "BatchWriter",
+    "DeviceDirectory",
+    "HandOff",
+    "HandOffDispatcher",
+    "Inbound",
+    "IngestConfig",
+    "IngestMetrics",
+    "IngestWorker",
+]

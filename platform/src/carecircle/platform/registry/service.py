@@ -1,0 +1,420 @@
+"""Load a :class:`Provisioning` document into the registry tables and push gateway configs.
+
+:func:`provision` upserts everything in the document in **one transaction** (all or
+nothing) and is idempotent: loading the same document twice changes nothing and
+bumps no version.  Rows are updated only where a value differs, so the set of
+gateways whose configuration really changed is known: their ``config_version`` is
+incremented (a gateway ignores configs older than the one it has), and
+:func:`publish_configs` publishes each of them its retained :class:`GatewayConfig`
+on ``{root}/v1/gw/{gw}/config``.
+
+The document is additive: ids absent from it are left alone (decommissioning is an
+explicit operation, not a side effect of a partial file).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from pydantic import ValidationError
+
+from carecircle.common.contract import DeviceBinding, GatewayConfig, Provisioning, Topics
+from carecircle.common.errors import BrokerUnavailable, ConfigError, ContractError, StoreError
+from carecircle.common.mqtt import BrokerAddress, new_connection
+
+log = logging.getLogger(__name__)
+Conn = psycopg.Connection[Any]
+
+_LEVEL_RANK = {"prefecture": 1, "county": 2, "township": 3, "village": 4}
+
+
+@dataclass
+class ProvisionReport:
+    #: Rows inserted or changed, per table.
+    changed: dict[str, int] = field(default_factory=dict)
+    #: Gateways whose configuration changed (version bumped), sorted.
+    gateways: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.changed.values())
+
+
+def load_provisioning(path: Path) -> Provisioning:
+    """Read and validate a provisioning file, with a clear error for each problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read provisioning file {path}: {err.strerror}") from err
+    try:
+        return Provisioning.model_validate_json(text)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors()[:10]:
+            loc = ".".join(str(p) for p in e["loc"])
+            problems.append(f"{loc}: {e['msg']}")
+        more = f" (and {err.error_count() - 10} more)" if err.error_count() > 10 else ""
+        raise ContractError(
+            f"{path} is not a valid provisioning document: " + "; ".join(problems) + more
+        ) from err
+
+
+def _check_unique(doc: Provisioning) -> None:
+    lists: dict[str, Iterable[str]] = {
+        "places": (p.id for p in doc.places),
+        "sites": (s.id for s in doc.sites),
+        "rooms": (r.id for r in doc.rooms),
+        "residents": (r.id for r in doc.residents),
+        "gateways": (g.id for g in doc.gateways),
+        "devices": (d.binding.id for d in doc.devices),
+        "responders": (r.id for r in doc.responders),
+        "family_members": (f.id for f in doc.family_members),
+    }
+    for name, ids in lists.items():
+        dup = [i for i, n in Counter(ids).items() if n > 1]
+        if dup:
+            raise ContractError(f"{name}: duplicate ids {', '.join(sorted(dup)[:5])}")
+    native = Counter((d.gateway_id, d.binding.native_id) for d in doc.devices)
+    dup_native = [f"{g}/{n}" for (g, n), c in native.items() if c > 1]
+    if dup_native:
+        raise ContractError(f"devices: native id used twice on a gateway: {dup_native[:5]}")
+
+
+def _upsert(
+    conn: Conn, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+) -> list[str]:
+    """Insert or update ``rows`` by ``id``; returns the ids that were inserted or changed."""
+    if not rows:
+        return []
+    cols = ", ".join(columns)
+    marks = ", ".join(["%s"] * len(columns))
+    rest = [c for c in columns if c != "id"]
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in rest)
+    differs = " OR ".join(f"{table}.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in rest)
+    query = (
+        f"INSERT INTO {table} ({cols}) VALUES ({marks}) "  # noqa: S608
+        f"ON CONFLICT (id) DO UPDATE SET {sets} WHERE {differs} RETURNING id"
+    )
+    changed: list[str] = []
+    with conn.cursor() as cur:
+        for row in rows:
+            cur.execute(query, row)
+            got = cur.fetchone()
+            if got is not None:
+                changed.append(str(got[0]))
+    return changed
+
+
+def provision(conn: Conn, doc: Provisioning) -> ProvisionReport:
+    """Upsert ``doc`` in one transaction; bump and report gateways whose config changed."""
+    _check_unique(doc)
+    report = ProvisionReport()
+    try:
+        with conn.transaction():
+            report = _provision(conn, doc)
+    except psycopg.errors.IntegrityError as err:
+        diag = err.diag
+        detail = diag.message_detail or diag.message_primary or str(err)
+        where = f" in {diag.table_name}" if diag.table_name else ""
+        raise ContractError(f"provisioning refused{where}: {detail}") from err
+    except psycopg.Error as err:
+        raise StoreError(f"provisioning failed: {err}") from err
+    log.info(
+        "provisioned %d changed rows; %d gateway configs changed",
+        report.total,
+        len(report.gateways),
+    )
+    return report
+
+
+def _provision(conn: Conn, doc: Provisioning) -> ProvisionReport:
+    report = ProvisionReport()
+    ch = report.changed
+    places = sorted(doc.places, key=lambda p: _LEVEL_RANK[p.level])
+    ch["places"] = len(
+        _upsert(
+            conn,
+            "places",
+            ("id", "parent_id", "level", "name", "division_code", "lat", "lon"),
+            [(p.id, p.parent_id, p.level, p.name, p.division_code, p.lat, p.lon) for p in places],
+        )
+    )
+    ch["sites"] = len(
+        _upsert(
+            conn,
+            "sites",
+            ("id", "kind", "place_id", "name", "address", "lat", "lon", "capacity"),
+            [
+                (s.id, s.kind, s.place_id, s.name, s.address, s.lat, s.lon, s.capacity)
+                for s in doc.sites
+            ],
+        )
+    )
+    ch["rooms"] = len(
+        _upsert(
+            conn,
+            "rooms",
+            ("id", "site_id", "kind", "name"),
+            [(r.id, r.site_id, r.kind, r.name) for r in doc.rooms],
+        )
+    )
+    ch["residents"] = len(
+        _upsert(
+            conn,
+            "residents",
+            (
+                "id",
+                "site_id",
+                "room_id",
+                "day_care_site_id",
+                "display_name",
+                "birth_year",
+                "sex",
+                "lives_alone",
+                "care_level",
+                "conditions",
+                "care_profile",
+            ),
+            [
+                (
+                    r.id,
+                    r.site_id,
+                    r.room_id,
+                    r.day_care_site_id,
+                    r.display_name,
+                    r.birth_year,
+                    r.sex,
+                    r.lives_alone,
+                    r.care_level,
+                    list(r.conditions),
+                    Jsonb(r.care_profile),
+                )
+                for r in doc.residents
+            ],
+        )
+    )
+    changed_gws = set(
+        _upsert(
+            conn,
+            "gateways",
+            ("id", "site_id"),
+            [(g.id, g.site_id) for g in doc.gateways],
+        )
+    )
+    ch["gateways"] = len(changed_gws)
+    # A device moving between gateways changes both gateways' configs.
+    previous = dict(
+        conn.execute(
+            "SELECT id, gateway_id FROM devices WHERE id = ANY(%s)",
+            ([d.binding.id for d in doc.devices],),
+        ).fetchall()
+    )
+    dev_rows = []
+    for d in doc.devices:
+        b = d.binding
+        dev_rows.append(
+            (
+                b.id,
+                d.gateway_id,
+                b.site,
+                b.room,
+                b.res,
+                b.family.value,
+                b.native_id,
+                b.type,
+                d.model,
+                b.power.value,
+                b.offline_timeout_s,
+            )
+        )
+    changed_devs = set(
+        _upsert(
+            conn,
+            "devices",
+            (
+                "id",
+                "gateway_id",
+                "site_id",
+                "room_id",
+                "resident_id",
+                "family",
+                "native_id",
+                "type",
+                "model",
+                "power",
+                "offline_timeout_s",
+            ),
+            dev_rows,
+        )
+    )
+    ch["devices"] = len(changed_devs)
+    for d in doc.devices:
+        if d.binding.id in changed_devs:
+            changed_gws.add(d.gateway_id)
+            old = previous.get(d.binding.id)
+            if old is not None and old != d.gateway_id:
+                changed_gws.add(str(old))
+    has_shifts = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.columns "
+        "WHERE table_name = 'responders' AND column_name = 'shifts')"
+    ).fetchone()
+    resp_cols = [
+        "id",
+        "display_name",
+        "kind",
+        "place_id",
+        "site_id",
+        "lat",
+        "lon",
+        "travel_mode",
+        "skills",
+        "availability",
+        "phone",
+    ]
+    resp_rows: list[list[object]] = [
+        [
+            r.id,
+            r.display_name,
+            r.kind,
+            r.place_id,
+            r.site_id,
+            r.lat,
+            r.lon,
+            r.travel_mode,
+            list(r.skills),
+            r.availability,
+            r.phone,
+        ]
+        for r in doc.responders
+    ]
+    if has_shifts and has_shifts[0]:
+        resp_cols.append("shifts")
+        for row, r in zip(resp_rows, doc.responders, strict=True):
+            row.append(Jsonb(r.shifts))
+    ch["responders"] = len(_upsert(conn, "responders", resp_cols, resp_rows))
+    cover = 0
+    for r in doc.responders:
+        cur = conn.execute(
+            "DELETE FROM responder_coverage WHERE responder_id = %s AND NOT place_id = ANY(%s)",
+            (r.id, list(r.covers)),
+        )
+        cover += max(cur.rowcount, 0)
+        for place in r.covers:
+            cur = conn.execute(
+                "INSERT INTO responder_coverage (responder_id, place_id) VALUES (%s, %s) "
+                "ON CONFLICT DO NOTHING",
+                (r.id, place),
+            )
+            cover += max(cur.rowcount, 0)
+    ch["responder_coverage"] = cover
+    ch["family_members"] = len(
+        _upsert(
+            conn,
+            "family_members",
+            ("id", "display_name", "phone"),
+            [(f.id, f.display_name, f.phone) for f in doc.family_members],
+        )
+    )
+    links = 0
+    for f in doc.family_members:
+        for link in f.links:
+            cur = conn.execute(
+                """
+                INSERT INTO family_links (family_member_id, resident_id, relationship, consent)
+                VALUES (%s, %s, %s, %s)
+                ON CONFLICT (family_member_id, resident_id) DO UPDATE
+                SET relationship = EXCLUDED.relationship, consent = EXCLUDED.consent
+                WHERE family_links.relationship IS DISTINCT FROM EXCLUDED.relationship
+                   OR family_links.consent IS DISTINCT FROM EXCLUDED.consent
+                """,
+                (f.id, link.resident_id, link.relationship, Jsonb(link.consent)),
+            )
+            links += max(cur.rowcount, 0)
+    ch["family_links"] = links
+    if changed_gws:
+        conn.execute(
+            "UPDATE gateways SET config_version = config_version + 1 WHERE id = ANY(%s)",
+            (sorted(changed_gws),),
+        )
+    report.gateways = sorted(changed_gws)
+    return report
+
+
+def gateway_configs(conn: Conn, gateway_ids: Sequence[str] | None = None) -> list[GatewayConfig]:
+    """The current configuration of the given gateways (all when ``None``)."""
+    gws = conn.execute(
+        "SELECT id, site_id, config_version FROM gateways "
+        "WHERE %s::text[] IS NULL OR id = ANY(%s) ORDER BY id",
+        (gateway_ids, gateway_ids),
+    ).fetchall()
+    devs: dict[str, list[DeviceBinding]] = {str(g[0]): [] for g in gws}
+    rows = conn.execute(
+        """
+        SELECT gateway_id, id, family, native_id, site_id, room_id, resident_id, type, power,
+               offline_timeout_s
+        FROM devices WHERE gateway_id = ANY(%s) ORDER BY gateway_id, id
+        """,
+        (list(devs),),
+    ).fetchall()
+    for r in rows:
+        devs[str(r[0])].append(
+            DeviceBinding(
+                id=r[1],
+                family=r[2],
+                native_id=r[3],
+                site=r[4],
+                room=r[5],
+                res=r[6],
+                type=r[7],
+                power=r[8],
+                offline_timeout_s=r[9],
+            )
+        )
+    return [
+        GatewayConfig(gw=str(g[0]), site=str(g[1]), version=int(g[2]), devices=devs[str(g[0])])
+        for g in gws
+    ]
+
+
+def gateway_config(conn: Conn, gateway_id: str) -> GatewayConfig | None:
+    got = gateway_configs(conn, [gateway_id])
+    return got[0] if got else None
+
+
+def publish_configs(
+    broker: BrokerAddress,
+    topics: Topics,
+    configs: Sequence[GatewayConfig],
+    *,
+    timeout_s: float = 10.0,
+) -> int:
+    """Publish each config retained (QoS 1) on its gateway's config topic; returns the count."""
+    if not configs:
+        return 0
+    conn = new_connection(broker, client_id=None, clean_start=True)
+    conn.connect()
+    client = conn.client
+    client.loop_start()
+    try:
+        infos = [
+            client.publish(topics.gateway_config(c.gw), c.model_dump_json(), qos=1, retain=True)
+            for c in configs
+        ]
+        for info, cfg in zip(infos, configs, strict=True):
+            info.wait_for_publish(timeout=timeout_s)
+            if not info.is_published():
+                raise BrokerUnavailable(f"config of gateway {cfg.gw} was not acknowledged")
+    except (RuntimeError, ValueError) as err:
+        raise BrokerUnavailable(f"publishing gateway configs failed: {err}") from err
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    log.info("published %d gateway configs (retained)", len(configs))
+    return len(configs)

@@ -1,0 +1,125 @@
+"""Leader election and the scheduler loop.
+
+Several ``carecircle platform scheduler`` processes may run (for availability); the
+one holding the PostgreSQL session advisory lock :data:`LEADER_LOCK` runs the jobs,
+the others wait.  The lock lives as long as the leader's dedicated connection: if
+that connection breaks, the leader stops its jobs at once and competes again, and a
+standby takes over as soon as the server releases the lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from carecircle.common.clock import Clock, SystemClock
+from carecircle.common.errors import CareCircleError
+from carecircle.platform.settings import PlatformSettings
+from carecircle.platform.store import connect
+
+log = logging.getLogger(__name__)
+LEADER_LOCK = 0x43430100
+Conn = psycopg.Connection[Any]
+
+
+@dataclass(frozen=True)
+class JobContext:
+    settings: PlatformSettings
+    clock: Clock
+
+    def connect(self) -> Conn:
+        """A fresh autocommit connection for one job run."""
+        return connect(
+            self.settings.database_url,
+            timeout_s=self.settings.db_connect_timeout_s,
+            autocommit=True,
+        )
+
+    def guarded(self, job: Callable[[JobContext], None]) -> Callable[[], None]:
+        """Wrap ``job`` so a failure is logged, never kills the scheduler."""
+
+        def run() -> None:
+            try:
+                job(self)
+            except (CareCircleError, psycopg.Error):
+                log.exception("scheduled job %s failed", job.__name__)
+
+        run.__name__ = job.__name__
+        return run
+
+
+class LeaderLock:
+    """The advisory lock, held on its own connection."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self._ctx = ctx
+        self._conn: Conn | None = None
+
+    def try_acquire(self) -> bool:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = self._ctx.connect()
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
+            return bool(row and row[0])
+        except (CareCircleError, psycopg.Error) as err:
+            log.warning("cannot reach PostgreSQL for leader election: %s", err)
+            self.release()
+            return False
+
+    def still_held(self) -> bool:
+        if self._conn is None or self._conn.closed:
+            return False
+        try:
+            self._conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            self.release()
+            return False
+
+    def release(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                log.debug("closing the leader connection failed", exc_info=True)
+            self._conn = None
+
+
+def run_scheduler(
+    settings: PlatformSettings,
+    stop: threading.Event,
+    *,
+    clock: Clock | None = None,
+    check_interval_s: float = 5.0,
+    on_leader: Callable[[BackgroundScheduler], None] | None = None,
+) -> None:
+    """Compete for leadership and run the registered jobs while leader, until ``stop``."""
+    from carecircle.platform.scheduler.jobs import REGISTRARS
+
+    ctx = JobContext(settings, clock or SystemClock())
+    lock = LeaderLock(ctx)
+    while not stop.is_set():
+        if not lock.try_acquire():
+            stop.wait(check_interval_s)
+            continue
+        log.info("this scheduler is the leader")
+        scheduler = BackgroundScheduler(timezone="UTC")
+        for register in REGISTRARS:
+            register(scheduler, ctx)
+        scheduler.start()
+        if on_leader is not None:
+            on_leader(scheduler)
+        try:
+            while not stop.wait(check_interval_s):
+                if not lock.still_held():
+                    log.error("lost the leader lock (database connection broke); stopping jobs")
+                    break
+        finally:
+            scheduler.shutdown(wait=True)
+    lock.release()

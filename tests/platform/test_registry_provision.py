@@ -1,0 +1,167 @@
+"""Provisioning: idempotent upserts in one transaction, versioned retained gateway configs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+
+from carecircle.common.contract import DeviceBinding, DeviceSpec, GatewayConfig, Topics
+from carecircle.common.errors import ConfigError, ContractError
+from carecircle.common.mqtt import BrokerAddress, new_connection
+from carecircle.platform.registry import (
+    gateway_config,
+    gateway_configs,
+    load_provisioning,
+    provision,
+    publish_configs,
+)
+from tests.platform.ingest_support import population
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+def test_provisioning_twice_changes_nothing_and_bumps_no_version(db: Conn) -> None:
+    p = f"p{uuid.uuid4().hex[:6]}"
+    doc = population(p, gateways=2, devices=2)
+    first = provision(db, doc)
+    assert first.gateways == [f"{p}gw0", f"{p}gw1"]
+    assert first.changed["devices"] == 4 and first.changed["places"] == 4
+    cfg = gateway_config(db, f"{p}gw0")
+    assert cfg is not None and cfg.version == 1 and len(cfg.devices) == 2
+    second = provision(db, doc)
+    assert second.total == 0 and second.gateways == []
+    again = gateway_config(db, f"{p}gw0")
+    assert again is not None and again.version == 1
+
+
+def test_moving_a_device_bumps_both_gateways(db: Conn) -> None:
+    p = f"m{uuid.uuid4().hex[:6]}"
+    doc = population(p, gateways=2, devices=1)
+    provision(db, doc)
+    moved = doc.devices[0]
+    binding = moved.binding.model_copy(update={"site": f"{p}hh1", "room": None, "res": None})
+    doc2 = doc.model_copy(
+        update={"devices": [DeviceSpec(gateway_id=f"{p}gw1", binding=binding), doc.devices[1]]}
+    )
+    report = provision(db, doc2)
+    assert report.gateways == [f"{p}gw0", f"{p}gw1"]
+    cfgs = {c.gw: c for c in gateway_configs(db, [f"{p}gw0", f"{p}gw1"])}
+    assert cfgs[f"{p}gw0"].version == 2 and cfgs[f"{p}gw0"].devices == []
+    assert cfgs[f"{p}gw1"].version == 2 and len(cfgs[f"{p}gw1"].devices) == 2
+
+
+def test_a_bad_reference_is_refused_whole_with_a_clear_reason(db: Conn) -> None:
+    p = f"b{uuid.uuid4().hex[:6]}"
+    doc = population(p, gateways=1, devices=1)
+    bad = DeviceSpec(
+        gateway_id=f"{p}gw0",
+        binding=DeviceBinding(
+            id=f"{p}orphan", family="wearable", native_id="X1", site=f"{p}nowhere", type="wearable"
+        ),
+    )
+    doc = doc.model_copy(update={"devices": [*doc.devices, bad]})
+    with pytest.raises(ContractError, match="devices"):
+        provision(db, doc)
+    # nothing of the document was stored
+    row = db.execute("SELECT count(*) FROM places WHERE id LIKE %s", (f"{p}%",)).fetchone()
+    assert row == (0,)
+
+
+def test_duplicate_ids_and_invalid_files_are_reported(db: Conn, tmp_path: Path) -> None:
+    p = f"d{uuid.uuid4().hex[:6]}"
+    doc = population(p, gateways=1, devices=1)
+    dup = doc.model_copy(update={"sites": doc.sites * 2})
+    with pytest.raises(ContractError, match="sites: duplicate ids"):
+        provision(db, dup)
+    path = tmp_path / "population.json"
+    path.write_text(json.dumps({"v": 1, "sites": [{"id": "x"}]}))
+    with pytest.raises(ContractError, match=r"sites\.0\.kind"):
+        load_provisioning(path)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_provisioning(tmp_path / "missing.json")
+    path.write_text(doc.model_dump_json())
+    assert load_provisioning(path) == doc
+
+
+def test_configs_are_published_retained(db: Conn, mqtt_url: str, topic_root: str) -> None:
+    p = f"r{uuid.uuid4().hex[:6]}"
+    provision(db, population(p, gateways=2, devices=2))
+    topics = Topics(topic_root)
+    configs = gateway_configs(db, [f"{p}gw0", f"{p}gw1"])
+    assert publish_configs(BrokerAddress.from_url(mqtt_url), topics, configs) == 2
+    # a gateway connecting later still gets its config (retained)
+    got: dict[str, GatewayConfig] = {}
+    done = threading.Event()
+
+    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        if not msg.payload:
+            return  # our own clean-up below
+        cfg = GatewayConfig.model_validate_json(msg.payload)
+        got[cfg.gw] = cfg
+        assert msg.retain
+        if len(got) == 2:
+            done.set()
+
+    conn = new_connection(BrokerAddress.from_url(mqtt_url))
+    conn.client.on_message = on_message
+    conn.connect()
+    conn.client.loop_start()
+    try:
+        conn.client.subscribe(f"{topic_root}/v1/gw/+/config", qos=1)
+        assert done.wait(10), "retained configs not received"
+    finally:
+        # clear the retained messages this test left on the shared broker
+        for c in configs:
+            conn.client.publish(
+                topics.gateway_config(c.gw), b"", qos=1, retain=True
+            ).wait_for_publish(5)
+        conn.client.disconnect()
+        conn.client.loop_stop()
+    assert got[f"{p}gw0"].version == 1 and len(got[f"{p}gw0"].devices) == 2
+    assert got[f"{p}gw0"].devices[0].res == f"{p}r0"
+
+
+def test_provision_and_push_configs_commands(
+    db: Conn, database_url: str, mqtt_url: str, topic_root: str, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from carecircle.common.cli import cli
+
+    p = f"k{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "population.json"
+    path.write_text(population(p, gateways=2, devices=1).model_dump_json())
+    common = ["--database-url", database_url, "--mqtt-url", mqtt_url, "--topic-root", topic_root]
+    runner = CliRunner()
+    try:
+        first = runner.invoke(cli, ["platform", "provision", "--file", str(path), *common])
+        assert first.exit_code == 0, first.output
+        out = json.loads(first.stdout.strip().splitlines()[-1])
+        assert out["gateways"] == [f"{p}gw0", f"{p}gw1"] and out["configs_pushed"] == 2
+        again = runner.invoke(cli, ["platform", "provision", "--file", str(path), *common])
+        assert json.loads(again.stdout.strip().splitlines()[-1])["configs_pushed"] == 0
+        push = runner.invoke(cli, ["platform", "push-configs", "--gateway", f"{p}gw1", *common])
+        assert (
+            push.exit_code == 0
+            and json.loads(push.stdout.strip().splitlines()[-1])["configs_pushed"] == 1
+        )
+        bad = tmp_path / "bad.json"
+        bad.write_text('{"v": 2}')
+        refused = runner.invoke(cli, ["platform", "provision", "--file", str(bad), *common])
+        assert refused.exit_code != 0
+    finally:
+        conn = new_connection(BrokerAddress.from_url(mqtt_url))
+        conn.connect()
+        conn.client.loop_start()
+        for g in (f"{p}gw0", f"{p}gw1"):
+            conn.client.publish(
+                Topics(topic_root).gateway_config(g), b"", qos=1, retain=True
+            ).wait_for_publish(5)
+        conn.client.disconnect()
+        conn.client.loop_stop()
