@@ -82,3 +82,8 @@ def register_jobs(scheduler: Any, settings: PlatformSettings, clock: Clock | Non
         coalesce=True,
         misfire_grace_time=600,
     )
+
+
+def register_scheduler(scheduler: Any, ctx: Any) -> None:
+    """Entry point for ``carecircle platform scheduler`` (group ``carecircle.scheduler.jobs``)."""
+    register_jobs(scheduler, ctx.settings, ctx.clock)

@@ -243,3 +243,8 @@ def register_jobs(
         coalesce=True,
         replace_existing=True,
     )
+
+
+def register_scheduler(scheduler: Any, ctx: Any) -> None:
+    """Entry point for ``carecircle platform scheduler`` (group ``carecircle.scheduler.jobs``)."""
+    register_jobs(scheduler, ctx.settings, ctx.connect, ctx.clock)

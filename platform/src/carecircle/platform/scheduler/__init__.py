@@ -1,6 +1,6 @@
 """The platform scheduler: APScheduler jobs run by exactly one leader (PostgreSQL advisory lock).
 
-Domains add jobs by adding a registrar to :data:`carecircle.platform.scheduler.jobs.REGISTRARS`.
+Domains add jobs through the ``carecircle.scheduler.jobs`` entry-point group (see ``jobs.py``).
 """
 
 from carecircle.platform.scheduler.service import JobContext, LeaderLock, run_scheduler

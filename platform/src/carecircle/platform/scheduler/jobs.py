@@ -1,5 +1,10 @@
-"""Which jobs the scheduler runs.  To add yours: write ``register(scheduler, ctx)`` in your
-domain and add it to :data:`REGISTRARS` (one line; the scheduler calls each in order)."""
+"""Which jobs the scheduler runs.
+
+The store's own jobs are in :data:`REGISTRARS`.  Other domains and components add
+theirs without this module knowing them: a ``register(scheduler, ctx)`` function named
+in the ``carecircle.scheduler.jobs`` entry-point group of their ``pyproject.toml`` (so
+``carecircle-ml`` adds its training jobs only where it is installed).
+"""
 
 from __future__ import annotations
 
@@ -66,7 +71,19 @@ def register_store_and_rollups(scheduler: BaseScheduler, ctx: JobContext) -> Non
     )
 
 
-#: Every domain's job registrar, called in order when this process becomes the leader.
+#: The store's job registrar; others come from the entry-point group below.
 REGISTRARS: list[Registrar] = [
     register_store_and_rollups,
 ]
+REGISTRAR_GROUP = "carecircle.scheduler.jobs"
+
+
+def registrars() -> list[Registrar]:
+    """:data:`REGISTRARS` then every installed ``carecircle.scheduler.jobs`` entry point."""
+    from importlib.metadata import entry_points
+
+    found: list[Registrar] = list(REGISTRARS)
+    for ep in sorted(entry_points(group=REGISTRAR_GROUP), key=lambda e: e.name):
+        found.append(ep.load())
+        log.info("scheduler jobs registered by %s", ep.name)
+    return found

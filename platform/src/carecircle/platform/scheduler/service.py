@@ -100,7 +100,7 @@ def run_scheduler(
     on_leader: Callable[[BackgroundScheduler], None] | None = None,
 ) -> None:
     """Compete for leadership and run the registered jobs while leader, until ``stop``."""
-    from carecircle.platform.scheduler.jobs import REGISTRARS
+    from carecircle.platform.scheduler.jobs import registrars
 
     ctx = JobContext(settings, clock or SystemClock())
     lock = LeaderLock(ctx)
@@ -110,7 +110,7 @@ def run_scheduler(
             continue
         log.info("this scheduler is the leader")
         scheduler = BackgroundScheduler(timezone="UTC")
-        for register in REGISTRARS:
+        for register in registrars():
             register(scheduler, ctx)
         scheduler.start()
         if on_leader is not None:
