@@ -224,7 +224,13 @@ def test_eval_cli_against_the_database(
     )
     assert result.exit_code == 0, result.output
     assert "sos" in result.output and "FAIL  recall:smoke>=0.99" in result.output
-    doc = json.loads(out.read_text())["alerts"]
+    full = json.loads(out.read_text())
+    # the installed sections print beside the alerts table: rules vs rules+models, dispatch
+    assert "[ml]" in result.output and "[dispatch]" in result.output
+    assert {"ml", "dispatch"} <= set(full)
+    assert any(r.get("kind") == "sos" for r in full["ml"]["rows"])
+    assert "simulated_week" in full["dispatch"]
+    doc = full["alerts"]
     assert doc["kinds"]["sos"]["detected"] == 1 and doc["kinds"]["sos"]["median_delay_s"] == 3
     assert doc["kinds"]["smoke"]["missed"] == 1
     assert doc["false_alerts"] == 1 and doc["kinds"]["water_leak"]["false_alerts"] == 1

@@ -2,7 +2,8 @@
 
 Other components add sections through the ``carecircle.eval_sections`` entry-point
 group: each entry point is a callable ``(conn, since, until, incidents) -> dict``
-whose result is added to the JSON under the entry point's name.
+whose result is added to the JSON under the entry point's name; a ``"table"`` string
+in it is printed after the alerts table.
 """
 
 from __future__ import annotations
@@ -143,6 +144,9 @@ def eval_cmd(
             section = ep.load()
             doc[ep.name] = section(conn, t0, t1, incidents)
     click.echo(format_table(result))
+    for name, section_doc in doc.items():
+        if name != "alerts" and isinstance(section_doc, dict) and "table" in section_doc:
+            click.echo(f"\n[{name}]\n{section_doc['table']}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
     click.echo(f"wrote {out_path}")
