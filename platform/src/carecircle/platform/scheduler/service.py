@@ -1,10 +1,11 @@
 """Leader election and the scheduler loop.
 
 Several ``carecircle platform scheduler`` processes may run (for availability); the
-one holding the PostgreSQL session advisory lock :data:`LEADER_LOCK` runs the jobs,
-the others wait.  The lock lives as long as the leader's dedicated connection: if
-that connection breaks, the leader stops its jobs at once and competes again, and a
-standby takes over as soon as the server releases the lock.
+one holding the PostgreSQL session advisory lock runs the jobs, the others wait.  The
+lock is a lease (:class:`~carecircle.platform.scheduler.leader.LeaderLock`): the leader
+confirms it every ``check_interval_s``; if its session breaks or the check fails, it
+stops its jobs at once and competes again, and a standby takes over as soon as the
+server releases the lock.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from carecircle.common.clock import Clock, SystemClock
 from carecircle.common.errors import CareCircleError
+from carecircle.platform.scheduler.leader import LeaderLock, leader_connection_factory
 from carecircle.platform.settings import PlatformSettings
 from carecircle.platform.store import connect
 
 log = logging.getLogger(__name__)
-LEADER_LOCK = 0x43430100
 Conn = psycopg.Connection[Any]
 
 
@@ -54,43 +55,6 @@ class JobContext:
         return run
 
 
-class LeaderLock:
-    """The advisory lock, held on its own connection."""
-
-    def __init__(self, ctx: JobContext) -> None:
-        self._ctx = ctx
-        self._conn: Conn | None = None
-
-    def try_acquire(self) -> bool:
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn = self._ctx.connect()
-            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
-            return bool(row and row[0])
-        except (CareCircleError, psycopg.Error) as err:
-            log.warning("cannot reach PostgreSQL for leader election: %s", err)
-            self.release()
-            return False
-
-    def still_held(self) -> bool:
-        if self._conn is None or self._conn.closed:
-            return False
-        try:
-            self._conn.execute("SELECT 1")
-            return True
-        except psycopg.Error:
-            self.release()
-            return False
-
-    def release(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:
-                log.debug("closing the leader connection failed", exc_info=True)
-            self._conn = None
-
-
 def run_scheduler(
     settings: PlatformSettings,
     stop: threading.Event,
@@ -103,7 +67,13 @@ def run_scheduler(
     from carecircle.platform.scheduler.jobs import registrars
 
     ctx = JobContext(settings, clock or SystemClock())
-    lock = LeaderLock(ctx)
+    lock = LeaderLock(
+        leader_connection_factory(
+            str(settings.database_url), connect_timeout_s=settings.db_connect_timeout_s
+        ),
+        check_interval_s=check_interval_s,
+        lease_s=max(8.0, 3 * check_interval_s),
+    )
     while not stop.is_set():
         if not lock.try_acquire():
             stop.wait(check_interval_s)
@@ -117,7 +87,7 @@ def run_scheduler(
             on_leader(scheduler)
         try:
             while not stop.wait(check_interval_s):
-                if not lock.still_held():
+                if not lock.confirm():
                     log.error("lost the leader lock (database connection broke); stopping jobs")
                     break
         finally:
