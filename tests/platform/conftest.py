@@ -68,6 +68,25 @@ class World:
             alerts_repo.assign(self.conn, change.id, assign, actor="test", at=NOW)
         return change.id
 
+    def new_task(self, where: str, responder: str, *, alert_id: int | None = None) -> int:
+        """An open dispatch offer to ``responder`` (a responder id) on a fresh alert at
+        ``where`` (or on ``alert_id``), as the dispatch service records one."""
+        if alert_id is None:
+            alert_id = self.new_alert(where)
+        self.conn.execute(
+            "INSERT INTO dispatches (alert_id, kind, site_id, opened_at, started_at) "
+            "SELECT id, kind, site_id, opened_at, %s FROM alerts WHERE id = %s "
+            "ON CONFLICT DO NOTHING",
+            (NOW, alert_id),
+        )
+        row = self.conn.execute(
+            "INSERT INTO tasks (alert_id, responder_id, eta_s, distance_m, offered_at, deadline) "
+            "VALUES (%s, %s, 120, 150, %s, %s) RETURNING id",
+            (alert_id, responder, NOW, NOW + timedelta(minutes=2)),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
 
 def build_world(conn: psycopg.Connection[Any]) -> World:
     w = f"w{uuid.uuid4().hex[:6]}"
@@ -155,6 +174,9 @@ def build_world(conn: psycopg.Connection[Any]) -> World:
     world.alerts["a1"] = world.new_alert("h1", kind="sos", assign=i["resp1"])
     world.alerts["an"] = world.new_alert("n1", kind="sos")
     world.alerts["a2"] = world.new_alert("h2", kind="sos", assign=i["resp2"])
+    # dispatch offers on them: task1 to resp1 (world 1), task2 to resp2 (world 2)
+    i["task1"] = str(world.new_task("h1", i["resp1"], alert_id=world.alerts["a1"]))
+    i["task2"] = str(world.new_task("h2", i["resp2"], alert_id=world.alerts["a2"]))
     return world
 
 

@@ -61,6 +61,7 @@ OWN: dict[str, dict[str, str]] = {
         "gateway": "g1",
         "alert": "a1",
         "responder": "resp1",
+        "task": "task1",
     },
     "family": {
         "place": "v1",
@@ -80,6 +81,7 @@ OTHER = {
     "gateway": "g2",
     "alert": "a2",
     "responder": "resp2",
+    "task": "task2",
 }
 #: Where a fresh alert for a role's "own" write test is raised.
 OWN_ALERT_SITE = {
@@ -111,6 +113,12 @@ class Spec:
     detail: str | None = None  # for lists: the detail route of an item
     query: str | None = None  # the object id goes in this query parameter
     own_absent: frozenset[str] = frozenset()  # lists: roles whose "own" object is not listed
+    #: Tasks: the state the responder's own task is brought to first (via the API).
+    task_steps: tuple[str, ...] = ()
+    #: Other path parameters, filled before the object id goes in.
+    fill: tuple[tuple[str, str], ...] = ()
+    #: Run on the own object before the call (role, object id), e.g. store a rule.
+    setup: Callable[[Any, str, str], None] | None = None
 
 
 def _uid(prefix: str) -> str:
@@ -146,6 +154,22 @@ def device_body(world: Any, role: str, which: str) -> dict[str, Any]:
 
 def empty(world: Any, role: str, which: str) -> dict[str, Any]:
     return {}
+
+
+RESPONDER = frozenset({"responder"})
+TASK = dict(kind="task", ok=RESPONDER, role_denied=ALL - RESPONDER)
+RULES = frozenset({"responder", "family"})
+
+
+def store_rule(world: Any, role: str, obj: str) -> None:
+    """A stored fall rule on the site or resident ``obj`` (for the delete routes)."""
+    where = "resident" if obj in (world["r1"], world["rn"]) else "site"
+    world.conn.execute(
+        "INSERT INTO alert_rules (scope, scope_id, kind, params, enabled, updated_by, "
+        "updated_at) VALUES (%s, %s, 'fall', '{}', true, 'test', now()) "
+        "ON CONFLICT DO NOTHING",
+        (where, obj),
+    )
 
 
 ACT = dict(
@@ -274,6 +298,63 @@ MATRIX: dict[tuple[str, str], Spec | str] = {
         fresh_alert=True,
         body=lambda w, r, o: {"body": "called the daughter"},
     ),
+    # dispatch tasks: a responder acts on their own tasks only
+    ("GET", "/api/v1/tasks"): Spec("list:task", RESPONDER, role_denied=ALL - RESPONDER),
+    ("POST", "/api/v1/tasks/{task_id}/accept"): Spec(**TASK),  # type: ignore[arg-type]
+    ("POST", "/api/v1/tasks/{task_id}/decline"): Spec(**TASK, body=empty),  # type: ignore[arg-type]
+    ("POST", "/api/v1/tasks/{task_id}/en-route"): Spec(**TASK, task_steps=("accept",)),  # type: ignore[arg-type]
+    ("POST", "/api/v1/tasks/{task_id}/on-scene"): Spec(**TASK, task_steps=("accept",)),  # type: ignore[arg-type]
+    ("POST", "/api/v1/tasks/{task_id}/resolve"): Spec(  # type: ignore[arg-type]
+        **TASK, task_steps=("accept",), body=lambda w, r, o: {"outcome": "resident_fine"}
+    ),
+    ("POST", "/api/v1/tasks/{task_id}/hand-over"): Spec(  # type: ignore[arg-type]
+        **TASK, task_steps=("accept", "on-scene"), body=empty
+    ),
+    ("PUT", "/api/v1/me/availability"): Spec(
+        "self",
+        RESPONDER,
+        role_denied=ALL - RESPONDER,
+        body=lambda w, r, o: {"availability": "on_duty"},
+    ),
+    ("GET", "/api/v1/alerts/{alert_id}/tasks"): Spec(
+        "alert", STAFFISH, role_denied=frozenset({"responder", "family"})
+    ),
+    ("GET", "/api/v1/coverage"): Spec("self", STAFFISH, role_denied=RULES),
+    # alert rules: admins and staff on the sites and residents in their scope
+    ("GET", "/api/v1/rules"): Spec("self", STAFFISH, role_denied=RULES),
+    ("GET", "/api/v1/rules/sites/{site_id}"): Spec("site", STAFFISH, role_denied=RULES),
+    ("GET", "/api/v1/rules/sites/{site_id}/{kind}"): Spec(
+        "site", STAFFISH, role_denied=RULES, fill=(("kind", "fall"),)
+    ),
+    ("PUT", "/api/v1/rules/sites/{site_id}/{kind}"): Spec(
+        "site",
+        STAFFISH,
+        role_denied=RULES,
+        fill=(("kind", "cold_room"),),
+        body=lambda w, r, o: {"params": {"threshold": 11}},
+    ),
+    ("DELETE", "/api/v1/rules/sites/{site_id}/{kind}"): Spec(
+        "site", STAFFISH, role_denied=RULES, fill=(("kind", "fall"),), status=204, setup=store_rule
+    ),
+    ("GET", "/api/v1/rules/residents/{resident_id}"): Spec("resident", STAFFISH, role_denied=RULES),
+    ("GET", "/api/v1/rules/residents/{resident_id}/{kind}"): Spec(
+        "resident", STAFFISH, role_denied=RULES, fill=(("kind", "fall"),)
+    ),
+    ("PUT", "/api/v1/rules/residents/{resident_id}/{kind}"): Spec(
+        "resident",
+        STAFFISH,
+        role_denied=RULES,
+        fill=(("kind", "cold_room"),),
+        body=lambda w, r, o: {"params": {"threshold": 11}},
+    ),
+    ("DELETE", "/api/v1/rules/residents/{resident_id}/{kind}"): Spec(
+        "resident",
+        STAFFISH,
+        role_denied=RULES,
+        fill=(("kind", "fall"),),
+        status=204,
+        setup=store_rule,
+    ),
 }
 
 
@@ -300,8 +381,8 @@ def test_every_protected_route_needs_credentials(api: TestClient, world: Any) ->
     for (method, path), spec in MATRIX.items():
         if spec == "public":
             continue
-        url = path.replace("{alert_id}", "1").replace("{key_id}", "1")
-        for name in ("place_id", "site_id", "resident_id", "device_id", "gateway_id"):
+        url = path.replace("{alert_id}", "1").replace("{key_id}", "1").replace("{task_id}", "1")
+        for name in ("place_id", "site_id", "resident_id", "device_id", "gateway_id", "kind"):
             url = url.replace("{" + name + "}", "x")
         r = api.request(method, url, json={} if method == "POST" else None)
         assert r.status_code == 401, (method, path, r.status_code)
@@ -330,6 +411,14 @@ def _target(
     if kind == "alert":
         key = OWN[role]["alert"] if which == "own" else OTHER["alert"]
         return str(world.alerts[key])
+    if kind == "task":
+        if which == "other":
+            return str(world.new_task("h2", world["resp2"]))
+        task_id = world.new_task("h1", world["resp1"])
+        for step in spec.task_steps if role == "responder" else ():
+            r = api.post(f"/api/v1/tasks/{task_id}/{step}", headers=headers)
+            assert r.status_code == 200, (step, r.text)
+        return str(task_id)
     if kind == "api_key":
         owner = headers if which == "own" else None
         return None if owner is None else ""
@@ -359,12 +448,16 @@ def test_matrix(
             continue
         obj = _target(world, spec, role, which, h, api)
         url = path
+        for name, value in spec.fill:
+            url = url.replace("{" + name + "}", value)
+        if spec.setup is not None and obj is not None and which == "own":
+            spec.setup(world, role, obj)
         params: dict[str, str] = {}
         if obj is not None:
             if spec.query:
                 params[spec.query] = obj
             else:
-                url = path[: path.index("{")] + obj + path[path.index("}") + 1 :]
+                url = url[: url.index("{")] + obj + url[url.index("}") + 1 :]
         body = spec.body(world, role, which) if spec.body else None
         r = api.request(method, url, params=params, json=body, headers=h)
         if role in spec.role_denied:
@@ -378,7 +471,7 @@ def test_matrix(
         assert r.status_code == expected, (which, r.status_code, r.text[:300])
         if expected == 404:
             missing = url.replace(obj or "", "zz-no-such-id") if obj and not spec.query else None
-            if spec.kind == "alert":
+            if spec.kind in ("alert", "task"):
                 missing = url.replace(obj or "", str(10**12))
             if missing:
                 r2 = api.request(method, missing, params=params, json=body, headers=h)

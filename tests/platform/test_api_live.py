@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -17,7 +18,13 @@ import uvicorn
 
 from carecircle.common.clock import ManualClock
 from carecircle.platform.api.app import create_app
+from carecircle.platform.auth import users
+from carecircle.platform.auth.policy import Role
+from carecircle.platform.auth.tokens import DEMO_SECRET, TokenCodec
+from carecircle.platform.dispatch.service import DispatchService
 from carecircle.platform.settings import PlatformSettings
+
+from .conftest import NOW, PASSWORD
 
 H = dict[str, dict[str, str]]
 
@@ -70,11 +77,14 @@ class Stream:
         try:
             with self._client.stream("GET", url + "/api/v1/live", headers=headers) as r:
                 assert r.status_code == 200
+                name = "message"
                 for line in r.iter_lines():
                     if line.startswith(": connected"):
                         self.connected.set()
+                    elif line.startswith("event: "):
+                        name = line[7:]
                     elif line.startswith("data: "):
-                        self.events.put(json.loads(line[6:]))
+                        self.events.put({**json.loads(line[6:]), "_event": name})
         except (httpx.HTTPError, RuntimeError):
             return
 
@@ -87,7 +97,7 @@ class Stream:
             assert remaining > 0, f"no event for alert {alert_id}; got {got}"
             event = self.events.get(timeout=remaining)
             got.append(event)
-            if event["id"] == alert_id:
+            if event["_event"] == "alert" and event["id"] == alert_id:
                 return got
 
     def close(self) -> None:
@@ -125,6 +135,65 @@ def test_live_stream_is_scoped(server: str, world: Any, tokens: H) -> None:
         assert any(e["id"] == facility and e["status"] == "acknowledged" for e in admin_events)
     finally:
         for s in streams.values():
+            s.close()
+
+
+def test_task_offers_reach_only_their_responder(server: str, world: Any, tokens: H) -> None:
+    # a nurse on duty at the nursing home, with a responder login
+    nurse = f"{world.w}livenurse"
+    world.conn.execute(
+        "INSERT INTO responders (id, display_name, kind, site_id, lat, lon, availability) "
+        "VALUES (%s, 'nurse', 'facility_staff', %s, 30.1, 120.1, 'on_duty')",
+        (nurse, world["n1"]),
+    )
+    users.create_user(
+        world.conn,
+        user_id=f"{world.w}ulivenurse",
+        username=f"{world.w}_livenurse",
+        password=PASSWORD,
+        role=Role.RESPONDER,
+        responder_id=nurse,
+    )
+    token = TokenCodec(DEMO_SECRET, timedelta(minutes=15)).issue(
+        f"{world.w}ulivenurse", "responder", NOW
+    )
+    mine = Stream(server, {"Authorization": f"Bearer {token}"})
+    others = {role: Stream(server, tokens[role]) for role in ("responder", "staff_fac")}
+    try:
+        alert_id = world.new_alert("n1", kind="fall")
+        DispatchService().open(world.conn, alert_id, NOW)  # the dispatcher takes it on
+        task = world.conn.execute(
+            "SELECT id FROM tasks WHERE alert_id = %s AND responder_id = %s", (alert_id, nurse)
+        ).fetchone()
+        assert task is not None, "the nurse at the home was not offered the fall"
+        deadline = time.monotonic() + 10
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, "no task event"
+            event = mine.events.get(timeout=remaining)
+            if event["_event"] == "task":
+                break
+        assert (event["task_id"], event["alert_id"], event["status"]) == (
+            task[0],
+            alert_id,
+            "offered",
+        )
+        assert event["responder_id"] == nurse
+        # the others' streams: everything up to a later marker alert, and no such task
+        marker = world.new_alert("h1", kind="fall", assign=world["resp1"])
+        seen = others["responder"].until(marker)
+        theirs = {
+            int(r[0])
+            for r in world.conn.execute(
+                "SELECT id FROM tasks WHERE responder_id = %s", (world["resp1"],)
+            ).fetchall()
+        }
+        assert all(e["task_id"] in theirs for e in seen if e["_event"] == "task")
+        staff_seen = others["staff_fac"].until(world.new_alert("n1", kind="sos"))
+        assert not [e for e in staff_seen if e["_event"] == "task"]
+    finally:
+        mine.close()
+        for s in others.values():
             s.close()
 
 

@@ -15,10 +15,21 @@ from carecircle.common.clock import Clock, SystemClock
 from carecircle.platform.api import errors
 from carecircle.platform.api.deps import AppState
 from carecircle.platform.api.live import LiveHub
-from carecircle.platform.api.routers import alerts, auth, directory, fhir, live, residents
+from carecircle.platform.api.routers import (
+    alerts,
+    auth,
+    coverage,
+    directory,
+    fhir,
+    live,
+    residents,
+    rules,
+    tasks,
+)
 from carecircle.platform.auth.ratelimit import LoginRateLimiter
 from carecircle.platform.auth.service import Authenticator
 from carecircle.platform.auth.tokens import TokenCodec, signing_secret
+from carecircle.platform.dispatch.setup import build_service
 from carecircle.platform.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
@@ -28,7 +39,7 @@ API_PREFIX = "/api/v1"
 
 def api_router() -> APIRouter:
     api = APIRouter(prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
-    for module in (auth, directory, residents, alerts, fhir, live):
+    for module in (auth, directory, residents, alerts, tasks, coverage, rules, fhir, live):
         api.include_router(module.router)
     return api
 
@@ -42,6 +53,9 @@ def create_app(
     codec = TokenCodec(secret, timedelta(minutes=settings.access_token_minutes))
     limiter = LoginRateLimiter(clock, settings.login_burst, settings.login_refill_s)
     url = str(settings.database_url)
+    # Dispatch's rules and travel model (no connections: the API only writes the task
+    # tables and the outbox; the dispatcher process delivers notifications).
+    dispatch_service = build_service(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,6 +78,7 @@ def create_app(
             pool=pool,
             hub=hub,
             auth=Authenticator(codec, limiter, clock, timedelta(days=settings.refresh_token_days)),
+            dispatch=dispatch_service,
         )
         log.info("API ready (demo mode: %s)", settings.demo_mode)
         try:

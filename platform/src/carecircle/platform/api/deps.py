@@ -24,6 +24,7 @@ from carecircle.platform.settings import PlatformSettings
 
 if TYPE_CHECKING:
     from carecircle.platform.api.live import LiveHub
+    from carecircle.platform.dispatch.service import DispatchService
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class AppState:
     pool: ConnectionPool[Any]
     hub: LiveHub
     auth: Authenticator
+    #: Dispatch (responders' tasks, coverage); built at start-up from the settings.
+    dispatch: DispatchService
 
 
 def state(request: Request) -> AppState:

@@ -25,6 +25,7 @@ from carecircle.common.errors import (
     PermissionDenied,
     StoreUnavailable,
 )
+from carecircle.platform.alerts.config import RuleInvalid
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ _STATUS: list[tuple[type[CareCircleError], int, str]] = [
     (PermissionDenied, 403, "forbidden"),
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
+    (RuleInvalid, 422, "rule_invalid"),  # a refused alert rule, with the reason
     (InvalidInput, 400, "invalid_input"),
     (ContractError, 400, "invalid_input"),
     (RateLimited, 429, "rate_limited"),

@@ -3,9 +3,11 @@
 One thread per API process LISTENs on ``cc_alert``; for each notification it loads
 the alert's access facts once and hands the event to every subscriber whose
 principal may read that alert (the same :func:`~carecircle.platform.auth.policy.can`
-as everywhere else).  Each subscriber has a bounded queue: a client that falls that
-far behind is disconnected (its EventSource reconnects and reloads the board),
-so one slow browser never holds memory or other clients back.
+as everywhere else).  It also LISTENs on dispatch's ``cc_task`` and hands a task
+offer (or its withdrawal) only to the streams of the responder it is for.  Each
+subscriber has a bounded queue: a client that falls that far behind is disconnected
+(its EventSource reconnects and reloads the board), so one slow browser never holds
+memory or other clients back.
 """
 
 from __future__ import annotations
@@ -21,22 +23,25 @@ import psycopg
 
 from carecircle.platform.alerts.repository import NOTIFY_CHANNEL
 from carecircle.platform.auth import scope
-from carecircle.platform.auth.policy import Action, Principal, can
+from carecircle.platform.auth.policy import Action, Principal, Role, can
+from carecircle.platform.dispatch.service import TASK_CHANNEL
 
 log = logging.getLogger(__name__)
 
+#: One item of a stream: the SSE event name (``alert``, ``task``) and its data.
+Event = tuple[str, dict[str, Any]]
 #: Sentinel telling a subscriber's stream to end (it fell behind, or shutdown).
-CLOSE: dict[str, Any] = {"close": True}
+CLOSE: Event = ("close", {})
 
 
 @dataclass(eq=False)
 class Subscriber:
     principal: Principal
-    queue: asyncio.Queue[dict[str, Any]]
+    queue: asyncio.Queue[Event]
     loop: asyncio.AbstractEventLoop
     closed: bool = field(default=False)
 
-    def offer(self, event: dict[str, Any]) -> None:
+    def offer(self, event: Event) -> None:
         """Runs on the event loop: enqueue, or close the stream if the client is behind."""
         if self.closed:
             return
@@ -97,11 +102,15 @@ class LiveHub:
                     psycopg.connect(self._url, autocommit=True, connect_timeout=5) as query,
                 ):
                     listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    listen.execute(f"LISTEN {TASK_CHANNEL}")
                     self.ready.set()
                     backoff = 0.5
                     while not self._stop.is_set():
                         for note in listen.notifies(timeout=0.5):
-                            self._deliver(query, note.payload)
+                            if note.channel == TASK_CHANNEL:
+                                self._deliver_task(note.payload)
+                            else:
+                                self._deliver(query, note.payload)
                             if self._stop.is_set():
                                 break
             except psycopg.Error as err:
@@ -126,5 +135,25 @@ class LiveHub:
             return
         for sub in subs:
             if can(sub.principal, Action.ALERT_READ, resource):
-                sub.loop.call_soon_threadsafe(sub.offer, event)
+                sub.loop.call_soon_threadsafe(sub.offer, ("alert", event))
+                self.delivered += 1
+
+    def _deliver_task(self, payload: str) -> None:
+        """A task offer goes to the streams of its responder, and nobody else's."""
+        try:
+            event = json.loads(payload)
+            responder_id = str(event["responder_id"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed %s notification", TASK_CHANNEL)
+            return
+        with self._lock:
+            subs = list(self._subs)
+        for sub in subs:
+            p = sub.principal
+            if (
+                p.role is Role.RESPONDER
+                and p.responder_id == responder_id
+                and p.allowed(Action.TASK_ACT)
+            ):
+                sub.loop.call_soon_threadsafe(sub.offer, ("task", event))
                 self.delivered += 1

@@ -332,3 +332,128 @@ class CommentIn(BaseModel):
 class CommentOut(_Out):
     id: int
     alert_id: int
+
+
+# --- dispatch tasks (responders) -----------------------------------------------------
+
+TaskStatusName = Literal[
+    "offered",
+    "accepted",
+    "declined",
+    "expired",
+    "released",
+    "en_route",
+    "on_scene",
+    "resolved",
+    "handed_over",
+    "cancelled",
+]
+
+
+class TaskOut(_Out):
+    id: int
+    alert_id: int
+    responder_id: str
+    status: TaskStatusName
+    via: Literal["offer", "escalation"]
+    eta_s: float | None
+    distance_m: float | None
+    offered_at: datetime
+    deadline: datetime | None
+    accepted_at: datetime | None
+    declined_at: datetime | None
+    en_route_at: datetime | None
+    on_scene_at: datetime | None
+    resolved_at: datetime | None
+    handed_over_at: datetime | None
+    cancelled_at: datetime | None
+    outcome: Literal["helped", "hospital", "resident_fine", "false_alarm"] | None
+    note: str
+    #: The alert's kind, severity, site and resident (lists only).
+    kind: str | None = None
+    severity: str | None = None
+    site_id: str | None = None
+    resident_id: str | None = None
+
+
+class TaskResolveIn(NoteIn):
+    #: What the responder found: helped, hospital (both a real incident), resident_fine,
+    #: false_alarm.
+    outcome: Literal["helped", "hospital", "resident_fine", "false_alarm"]
+
+
+class AvailabilityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    availability: Literal["on_duty", "off_duty", "busy"]
+
+
+class AvailabilityOut(_Out):
+    responder_id: str
+    availability: Literal["on_duty", "off_duty", "busy"]
+
+
+# --- coverage -----------------------------------------------------------------------
+
+
+class ResidentCoverageOut(_Out):
+    resident_id: str
+    site_id: str
+    village_id: str | None
+    township_id: str | None
+    #: Fastest arrival of an available responder now (seconds), None if nobody can come.
+    eta_s: float | None
+    #: Who that is (only if the caller may see the responder).
+    responder_id: str | None
+    #: Fastest arrival by local hour of the day (0-23), when asked for.
+    by_hour: list[float | None]
+
+
+class PlaceCoverageOut(_Out):
+    place_id: str
+    level: Literal["township", "village"]
+    residents: int
+    covered: int
+    share: float
+    share_by_hour: list[float]
+
+
+class UncoveredSiteOut(_Out):
+    site_id: str
+    village_id: str | None
+    township_id: str | None
+    eta_s: float | None
+    residents: int
+
+
+class CoverageOut(_Out):
+    at: datetime
+    circle_s: float
+    share_covered: float
+    residents: list[ResidentCoverageOut]
+    places: list[PlaceCoverageOut]
+    uncovered_sites: list[UncoveredSiteOut]
+
+
+# --- alert rules ----------------------------------------------------------------------
+
+
+class EffectiveRuleOut(_Out):
+    kind: str
+    params: dict[str, Any]
+    enabled: bool
+    #: Where the parameters come from: default, global, site or resident.
+    origin: str
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    params: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+class RuleOut(_Out):
+    kind: str
+    scope: Literal["global", "site", "resident"]
+    scope_id: str | None
+    params: dict[str, Any]
+    enabled: bool

@@ -53,6 +53,11 @@ class Action(StrEnum):
     ALERT_ACT = "alert.act"  # acknowledge, dispatch, resolve, cancel, snooze
     ALERT_COMMENT = "alert.comment"
     LIVE = "live"  # the live stream of alert changes
+    TASK_READ = "task.read"  # dispatch tasks of alerts in scope
+    TASK_ACT = "task.act"  # a responder's own tasks: accept, decline, ..., availability
+    COVERAGE_READ = "coverage.read"  # coverage of the 15-minute circle
+    RULE_READ = "rule.read"  # effective alert rules
+    RULE_WRITE = "rule.write"  # store or delete alert rules
 
 
 _READS = frozenset(
@@ -68,12 +73,15 @@ _READS = frozenset(
         Action.RESPONDER_READ,
         Action.ALERT_READ,
         Action.LIVE,
+        Action.TASK_READ,
+        Action.COVERAGE_READ,
+        Action.RULE_READ,
     }
 )
 
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
-    Role.ADMIN: frozenset(Action),
-    Role.STAFF: _READS | {Action.ALERT_ACT, Action.ALERT_COMMENT},
+    Role.ADMIN: frozenset(Action) - {Action.TASK_ACT},  # tasks are a responder's own
+    Role.STAFF: _READS | {Action.ALERT_ACT, Action.ALERT_COMMENT, Action.RULE_WRITE},
     Role.RESPONDER: frozenset(
         {
             Action.RESIDENT_READ,
@@ -81,6 +89,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.ALERT_READ,
             Action.ALERT_COMMENT,
             Action.LIVE,
+            Action.TASK_ACT,
         }
     ),
     Role.FAMILY: frozenset(
@@ -110,6 +119,8 @@ KEY_SCOPE_GROUPS: dict[str, frozenset[Action]] = {
     "read": _READS,
     "alerts:write": frozenset({Action.ALERT_ACT, Action.ALERT_COMMENT}),
     "fhir": frozenset({Action.RESIDENT_READ, Action.RESIDENT_VITALS}),
+    "tasks": frozenset({Action.TASK_ACT, Action.ALERT_READ, Action.ALERT_COMMENT}),
+    "rules:write": frozenset({Action.RULE_READ, Action.RULE_WRITE}),
 }
 
 

@@ -96,26 +96,6 @@ class MapItem:
     href: str | None = None
 
 
-@dataclass(frozen=True)
-class Coverage:
-    households: int
-    covered: int
-
-    @property
-    def share(self) -> float:
-        return self.covered / self.households if self.households else 0.0
-
-
-def coverage(items: Sequence[MapItem], radius_m: float = WALK_RADIUS_M) -> Coverage:
-    """How many households have an on-duty responder within ``radius_m``."""
-    homes = [i for i in items if i.kind == "household"]
-    helpers = [i for i in items if i.kind == "responder" and i.on_duty]
-    covered = sum(
-        1 for h in homes if any(distance_m(h.lat, h.lon, r.lat, r.lon) <= radius_m for r in helpers)
-    )
-    return Coverage(len(homes), covered)
-
-
 def map_svg(items: Sequence[MapItem], *, width: int = 900, height: int = 600) -> str:
     """An equirectangular projection of the items fitted to the box, with 1 km circles
     around on-duty responders."""

@@ -24,6 +24,7 @@ from carecircle.common.errors import NotFound
 from carecircle.platform.api.deps import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, AppState
 from carecircle.platform.api.repo import alerts as alerts_repo
 from carecircle.platform.api.repo import audit, directory, vitals
+from carecircle.platform.api.repo import coverage as coverage_repo
 from carecircle.platform.auth import scope, users
 from carecircle.platform.auth.policy import Action, Principal, Role, require
 from carecircle.platform.auth.service import LoginRefused, Session
@@ -272,6 +273,8 @@ def map_page(request: Request) -> Response:
         active, _ = alerts_repo.list_alerts(
             conn, p, alerts_repo.AlertFilter(active=True), limit=500, cursor=None
         )
+        # the same computation as GET /api/v1/coverage
+        cov = coverage_repo.scoped(conn, p, st.dispatch, st.clock.now())
     alerting = {a["site_id"] for a in active}
     for s in sites:
         kind = "household" if s["kind"] == "household" else "facility"
@@ -289,7 +292,6 @@ def map_page(request: Request) -> Response:
                 on_duty=r["availability"] == "on_duty",
             )
         )
-    cov = charts.coverage(items)
     return _render(
         request,
         "map.html",

@@ -12,7 +12,7 @@ as unavailable all day.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -179,11 +179,17 @@ def coverage_report(
     *,
     policy: DispatchPolicy | None = None,
     by_hour: bool = False,
+    resident_ids: Collection[str] | None = None,
 ) -> CoverageReport:
-    """Coverage from the database at ``at`` (for the API and ``carecircle coverage``)."""
+    """Coverage from the database at ``at`` (for the API and ``carecircle coverage``);
+    ``resident_ids`` limits the residents counted (a caller's scope), while every
+    responder who could come still counts."""
     from carecircle.platform.dispatch import registry
 
     points = load_points(conn)
+    if resident_ids is not None:
+        wanted = set(resident_ids)
+        points = [p for p in points if p.resident_id in wanted]
     responders = registry.load_responders(conn)
     holding = frozenset(registry.holders(conn))
     return compute_coverage(

@@ -9,6 +9,7 @@ Alert status changes go through :mod:`carecircle.platform.alerts.repository`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -84,6 +85,26 @@ _TS_COLUMN: dict[TaskStatus, str] = {
     s: f"{s.value}_at" for s in TaskStatus if s is not TaskStatus.OFFERED
 }
 ACTIVE_ALERT = ("open", "acknowledged", "dispatched", "on_scene")
+#: ``NOTIFY`` channel of task offers and of offers withdrawn (expired, released,
+#: cancelled), for live streams: JSON ``{"id", "task_id", "responder_id", "alert_id",
+#: "status", "via", "kind", "severity"}``; sent when the transaction commits.
+TASK_CHANNEL = "cc_task"
+
+
+def notify_task(
+    conn: Conn, task_id: int, responder_id: str, alert: AlertInfo, status: TaskStatus, via: str
+) -> None:
+    payload = {
+        "id": task_id,
+        "task_id": task_id,
+        "responder_id": responder_id,
+        "alert_id": alert.id,
+        "status": status.value,
+        "via": via,
+        "kind": alert.kind,
+        "severity": alert.severity,
+    }
+    conn.execute("SELECT pg_notify(%s, %s)", (TASK_CHANNEL, json.dumps(payload)))
 
 
 @dataclass(frozen=True)
@@ -469,10 +490,11 @@ class DispatchService:
         rows = conn.execute(
             f"UPDATE tasks SET status = %s, {_TS_COLUMN[status_to]} = %s, "  # noqa: S608
             "updated_at = now() WHERE alert_id = %s AND responder_id = ANY(%s) "
-            "AND status = %s RETURNING id, responder_id",
+            "AND status = %s RETURNING id, responder_id, via",
             (status_to.value, now, alert.id, list(ids), status_from.value),
         ).fetchall()
-        for task_id, rid in rows:
+        for task_id, rid, via in rows:
+            notify_task(conn, int(task_id), str(rid), alert, status_to, str(via))
             enqueue(
                 conn,
                 channel="mqtt",
@@ -506,6 +528,7 @@ class DispatchService:
         if row is None:
             return None
         task_id = int(row[0])
+        notify_task(conn, task_id, responder_id, alert, TaskStatus.OFFERED, via)
         payload = self._payload(
             "offer" if via == "offer" else "escalation",
             alert,

@@ -23,7 +23,8 @@ KEEPALIVE_S = 15.0
     responses={200: {"content": {"text/event-stream": {}}, "description": "event stream"}},
 )
 async def live(request: Request, p: StreamPrincipalDep, st: StateDep) -> StreamingResponse:
-    """Alert changes as they happen: ``event: alert`` with the change notification as data.
+    """Alert changes as they happen: ``event: alert`` with the change notification as data;
+    a responder also gets their task offers (and offers withdrawn) as ``event: task``.
 
     Every event is checked against the caller's scope (family members see only alerts
     of linked residents whose consent allows it).  A ``: keep-alive`` comment is sent
@@ -54,7 +55,8 @@ async def live(request: Request, p: StreamPrincipalDep, st: StateDep) -> Streami
                 event = item.result()
                 if event is CLOSE:
                     return
-                yield f"event: alert\ndata: {json.dumps(event)}\n\n"
+                name, data = event
+                yield f"event: {name}\ndata: {json.dumps(data)}\n\n"
         finally:
             gone.cancel()
             st.hub.unsubscribe(sub)
