@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from carecircle.platform.alerts.lifecycle import Severity
 from carecircle.platform.api.app import create_app
 from carecircle.platform.auth import users
 from carecircle.platform.auth.policy import Role
+from carecircle.platform.rollups import mark_dirty, refresh_rollups
 from carecircle.platform.settings import PlatformSettings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -92,6 +93,11 @@ def seed(conn: psycopg.Connection[Any]) -> dict[str, str]:
         "FROM generate_series(1, 143) g, unnest(ARRAY['heart_rate', 'motion']) c",
         (ids["resident"], ids["site"]),
     )
+    # as ingest and the scheduler's rollup job would: fold them into the rollups
+    now = datetime.now(UTC)
+    mark_dirty(conn, now - timedelta(days=2), now + timedelta(minutes=1))
+    while refresh_rollups(conn, now).minute_buckets:
+        pass
     users.create_user(
         conn,
         user_id=f"{w}u",

@@ -20,6 +20,7 @@ from carecircle.platform.api.app import create_app
 from carecircle.platform.auth import users
 from carecircle.platform.auth.policy import Role
 from carecircle.platform.auth.tokens import DEMO_SECRET, TokenCodec
+from carecircle.platform.rollups import mark_dirty, refresh_rollups
 from carecircle.platform.settings import PlatformSettings
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -151,6 +152,10 @@ def build_world(conn: psycopg.Connection[Any]) -> World:
             "%(dev)s, %(res)s, %(site)s, 'heart_rate', 60 + g %% 20 FROM generate_series(1, 120) g",
             {"now": NOW, "gw": i[gw], "dev": i[dev], "res": i[res], "site": i[site]},
         )
+    # as ingest and the scheduler's rollup job would: fold them into rollup_1m/rollup_1h
+    mark_dirty(conn, NOW - timedelta(hours=3), NOW + timedelta(minutes=1))
+    while refresh_rollups(conn, NOW).minute_buckets:
+        pass
     scopes: dict[str, dict[str, str]] = {
         "admin": {"role": "admin", "place_id": i["c1"]},
         "staff": {"role": "staff", "place_id": i["t1"]},

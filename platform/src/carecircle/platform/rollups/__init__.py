@@ -4,7 +4,14 @@ from carecircle.platform.rollups.service import (
     RollupReport,
     RollupRetention,
     apply_rollup_retention,
+    mark_dirty,
     refresh_rollups,
 )
 
-__all__ = ["RollupReport", "RollupRetention", "apply_rollup_retention", "refresh_rollups"]
+__all__ = [
+    "RollupReport",
+    "RollupRetention",
+    "apply_rollup_retention",
+    "mark_dirty",
+    "refresh_rollups",
+]

@@ -58,6 +58,26 @@ def _backend(conn: Conn) -> str:
     return str(row[0]) if row else "plain"
 
 
+def mark_dirty(conn: Conn, since: datetime, until: datetime) -> int:
+    """Have the rollups of ``[since, until)`` re-aggregated from ``readings``.
+
+    Ingest marks what it writes; this is for rows that arrived another way (a bulk
+    load, a backfill, an erasure).  Plain PostgreSQL: marks the minutes that hold
+    readings, for the next :func:`refresh_rollups`; returns how many.  TimescaleDB:
+    refreshes the continuous aggregates over the period now; returns 0.
+    """
+    if _backend(conn) != "plain":
+        for view in ("rollup_1m", "rollup_1h"):
+            conn.execute("CALL refresh_continuous_aggregate(%s, %s, %s)", (view, since, until))
+        return 0
+    cur = conn.execute(
+        "INSERT INTO rollup_dirty (bucket) SELECT DISTINCT date_trunc('minute', time) "
+        "FROM readings WHERE time >= %s AND time < %s ON CONFLICT DO NOTHING",
+        (since, until),
+    )
+    return max(cur.rowcount, 0)
+
+
 def refresh_rollups(conn: Conn, now: datetime, *, max_buckets: int = 5000) -> RollupReport:
     """Fold newly ingested readings into the rollups (plain back-end); ``conn`` autocommit.
 
