@@ -147,4 +147,3 @@ def sos_batches(runs: int, sos_per_run: int) -> list[list[int]]:
     return [
         list(range(first + r * sos_per_run, first + (r + 1) * sos_per_run)) for r in range(runs)
     ]
-

@@ -131,7 +131,8 @@ def serve(url: str) -> Iterator[str]:
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("platform serve did not start (bench/results/api-serve.log)")
+                    msg = "platform serve did not start: bench/results/api-serve.log"
+                    raise RuntimeError(msg) from None
                 time.sleep(0.2)
         yield base
     finally:

@@ -220,7 +220,7 @@ def free_port() -> int:
 def start_workers(
     url: str, mqtt_url: str, root: str, workers: int, log_name: str = "ingest-worker"
 ) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
-    """Start ``workers`` ``carecircle platform ingest`` processes; return once all serve /metrics."""
+    """Start ``workers`` ``platform ingest`` processes; return once all serve /metrics."""
     ports = [free_port() for _ in range(workers)]
     procs = []
     (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)

@@ -11,12 +11,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from bench import alert_latency, api_bench, baselines, ingest_bench, ml_bench
 from bench.harness import (
+    RESULTS,
     BenchConfig,
     Measurement,
     fresh_database,
@@ -116,9 +118,7 @@ def scale_section(cfg: BenchConfig) -> dict[str, Any]:
         base: float | None = None
         for factor in (1, 2, 4):
             per_gw = INGEST_DEVICES * factor
-            messages, _rows = ingest_bench.make_messages(
-                INGEST_GATEWAYS, per_gw, n, INGEST_BATCH
-            )
+            messages, _rows = ingest_bench.make_messages(INGEST_GATEWAYS, per_gw, n, INGEST_BATCH)
             m = _pipeline(url, cfg, 1, messages, n)
             rate = m.median["readings_per_s"]
             base = base or rate
@@ -139,9 +139,7 @@ def alerts_section(cfg: BenchConfig) -> dict[str, Any]:
         with psycopg.connect(url, autocommit=True) as conn:
             provision(
                 conn,
-                ingest_bench.population(
-                    alert_latency.population_size(cfg.repeats, sos_per_run), 4
-                ),
+                ingest_bench.population(alert_latency.population_size(cfg.repeats, sos_per_run), 4),
             )
         it = iter(batches)
         m = repeat(
@@ -249,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--only", action="append", choices=sorted(SECTIONS))
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON reports")
     parser.add_argument(
         "--ml-residents", type=int, default=1000, help="models section: residents × 30 days"
     )
@@ -265,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or list(SECTIONS):
         log.info("running %s", name)
         report["sections"][name] = SECTIONS[name](cfg)
-    path = write_report(report)
+    path = write_report(report, args.out)
     sys.stdout.write(render(report) + f"\n\nwritten to {path}\n")
     return 0
 
