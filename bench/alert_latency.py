@@ -120,8 +120,8 @@ def run(
     written = scrape(ports)
     stop.set()
     listener.join(5)
-    pub.client.loop_stop()
     pub.client.disconnect()
+    pub.client.loop_stop()
     stop_workers(procs)
     if not latencies:
         raise RuntimeError("alert latency: no SOS alert arrived (see bench/results/alert-worker*)")

@@ -179,7 +179,7 @@ def wrk(base: str, target: Target, seconds: float, connections: int) -> dict[str
     )
     text = out.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    pcts = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", text, re.MULTILINE))
+    pcts = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", text, re.MULTILINE))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     errors = re.search(r"Socket errors:.*timeout (\d+)", text)
     if out.returncode != 0 or rps is None or "99" not in pcts:
