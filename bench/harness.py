@@ -34,6 +34,7 @@ class BenchConfig:
     mqtt_url: str = os.environ.get("CARECIRCLE_BENCH_MQTT_URL", "mqtt://127.0.0.1:1883")
     repeats: int = 3
     quick: bool = False
+    ml_residents: int = 1000  #: models section: residents × 30 days (``--ml-residents``)
     topic_root: str = field(default_factory=lambda: f"bench{uuid.uuid4().hex[:8]}")
 
 
@@ -66,10 +67,23 @@ def machine_info(pg_admin_url: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "postgresql": pg_version,
         "mosquitto": _cmd("/usr/sbin/mosquitto", "-h"),
+        "packages": _packages(),
         "commit": _cmd("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"),
         "dirty": bool(_cmd("git", "-C", str(ROOT), "status", "--porcelain") not in ("", "unknown")),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _packages() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name in ("pydantic", "paho-mqtt", "psycopg", "fastapi", "uvicorn", "scikit-learn"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
 
 
 def _cpu_model() -> str:

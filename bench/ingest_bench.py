@@ -217,18 +217,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def end_to_end(
-    args: argparse.Namespace, url: str, workers: int, messages: list[tuple[str, bytes]], total: int
-) -> dict[str, Any]:
-    root = f"bench{uuid.uuid4().hex[:8]}"
+def start_workers(
+    url: str, mqtt_url: str, root: str, workers: int, log_name: str = "ingest-worker"
+) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
+    """Start ``workers`` ``platform ingest`` processes; return once all serve /metrics."""
     ports = [free_port() for _ in range(workers)]
     procs = []
+    (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
     for w, port in enumerate(ports):
         env = dict(os.environ)
         env.update(
             {
                 "CARECIRCLE_DATABASE_URL": url,
-                "CARECIRCLE_MQTT_URL": args.mqtt_url,
+                "CARECIRCLE_MQTT_URL": mqtt_url,
                 "CARECIRCLE_TOPIC_ROOT": root,
                 "CARECIRCLE_INGEST_WORKER_ID": str(w),
                 "CARECIRCLE_METRICS_PORT": str(port),
@@ -240,7 +241,7 @@ def end_to_end(
             subprocess.Popen(
                 [str(Path(sys.executable).parent / "carecircle"), "platform", "ingest"],
                 env=env,
-                stdout=(ROOT / "bench" / "results" / f"ingest-worker-{workers}-{w}.log").open("w"),
+                stdout=(ROOT / "bench" / "results" / f"{log_name}-{workers}-{w}.log").open("w"),
                 stderr=subprocess.STDOUT,
             )
         )
@@ -252,7 +253,45 @@ def end_to_end(
             break
         except OSError:
             time.sleep(0.2)
+    else:
+        stop_workers(procs)
+        raise RuntimeError("ingest workers did not start within 60 s (see bench/results/*.log)")
     time.sleep(2.0)
+    return procs, ports
+
+
+def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+
+
+def end_to_end(
+    url: str,
+    workers: int,
+    messages: list[tuple[str, bytes]],
+    total: int,
+    *,
+    mqtt_url: str = "mqtt://127.0.0.1:1883",
+    batch: int = 500,
+    duration: float = 0,
+    rate_hint: float = 15_000,
+    timeout: float = 900,
+) -> dict[str, Any]:
+    """Start ``workers`` ingest processes, publish ``messages``, time until all rows are written.
+
+    Callable from ``bench.run``; ``main`` below is the stand-alone command.
+    """
+    args = argparse.Namespace(
+        mqtt_url=mqtt_url, batch=batch, duration=duration, rate_hint=rate_hint, timeout=timeout
+    )
+    root = f"bench{uuid.uuid4().hex[:8]}"
+    procs, ports = start_workers(url, mqtt_url, root, workers)
     ctx = mp.get_context("fork")
     ready, go = ctx.Event(), ctx.Event()
     sent_total = total
@@ -290,10 +329,7 @@ def end_to_end(
             break
     elapsed = time.perf_counter() - t0
     pub.join(60)
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        p.wait(30)
+    stop_workers(procs)
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT count(*), count(DISTINCT msg_id) FROM readings").fetchone()
         conn.execute("TRUNCATE readings")
@@ -353,7 +389,17 @@ def main() -> None:
         del rows
         runs = []
         for n in [int(x) for x in args.workers.split(",")]:
-            run = end_to_end(args, url, n, messages, total)
+            run = end_to_end(
+                url,
+                n,
+                messages,
+                total,
+                mqtt_url=args.mqtt_url,
+                batch=args.batch,
+                duration=args.duration,
+                rate_hint=args.rate_hint,
+                timeout=args.timeout,
+            )
             run["ratio_to_raw_copy"] = round(
                 run["readings_per_s"] / result["raw_copy_rows_per_s"], 3
             )

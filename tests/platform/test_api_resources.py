@@ -291,3 +291,9 @@ def test_openapi_document_is_served(api: TestClient) -> None:
     assert doc["info"]["title"] == "CareCircle API"
     assert "/api/v1/alerts/{alert_id}/acknowledge" in doc["paths"]
     assert api.get("/api/v1/docs").status_code == 200
+
+
+def test_healthz_answers_without_credentials_and_refuses_writes(api: TestClient) -> None:
+    r = api.get("/healthz")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    assert api.post("/healthz").status_code == 405

@@ -97,6 +97,12 @@ def create_app(
         redoc_url=None,
     )
     errors.install(app)
+
+    @app.get("/healthz", tags=["health"], include_in_schema=True)
+    def healthz() -> dict[str, str]:
+        """Liveness for load balancers and probes: the process serves requests (no database)."""
+        return {"status": "ok"}
+
     app.include_router(api_router())
     if dashboard:
         from carecircle.platform.dashboard.pages import mount
