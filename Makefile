@@ -38,6 +38,9 @@ audit: venv
 	$(PY) tools/audit.py --python $(PY)
 
 bench: venv
+	@command -v wrk >/dev/null 2>&1 || { echo 'installing wrk, the API bench load generator'; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; \
+	  else sudo -n apt-get install -y -qq wrk >/dev/null; fi; }
 	$(PY) -m bench.run
 
 clean:
