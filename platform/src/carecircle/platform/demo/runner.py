@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import secrets
 import shutil
 import sys
 import threading
@@ -68,8 +69,9 @@ class DemoOptions:
     households: int = 12
     #: Simulated seconds per real second.
     speed: float = 1.0
-    #: Password of the demo logins (printed: this is a throwaway local demo).
-    password: str = "carecircle-demo"
+    #: Password of the demo logins; a fresh random one per run when not given (it is
+    #: printed with the logins: a throwaway local demo on 127.0.0.1).
+    password: str | None = None
 
 
 @dataclass
@@ -84,6 +86,7 @@ class DemoState:
     context: DemoContext | None = None
     child_env: dict[str, str] = field(default_factory=dict)
     cast: DemoCast | None = None
+    password: str = ""
     logins: list[tuple[str, str, str]] = field(default_factory=list)
 
 
@@ -259,7 +262,7 @@ def _start(
     if state.dashboard_url:
         say(f"dashboard: {state.dashboard_url}")
         for role, username, scope in state.logins:
-            say(f"  login {role:<9} {username:<22} password {options.password}  ({scope})")
+            say(f"  login {role:<9} {username:<22} password {state.password}  ({scope})")
     say(f"PostgreSQL: {redact(database.url)}")
     say(f"MQTT:       {broker.url.split('@')[-1]} (topic root {options.topic_root!r})")
     say("ready: press Ctrl-C to stop")
@@ -301,7 +304,8 @@ def _create_users(
     state.cast = cast_from_population(population)
     if not command_exists(("platform", "create-user")):
         return
-    env = {**child_env, "CARECIRCLE_NEW_USER_PASSWORD": options.password}
+    state.password = options.password or secrets.token_urlsafe(9)
+    env = {**child_env, "CARECIRCLE_NEW_USER_PASSWORD": state.password}
     for role, username, flag, value, scope in state.cast.logins():
         components.run_oneshot(
             ProcessSpec(
