@@ -49,6 +49,12 @@ from carecircle.platform.demo.supervisor import stop_requested
     help="Simulated seconds per real second.",
 )
 @click.option(
+    "--topic-root",
+    default="cc",
+    show_default=True,
+    help="Topic root of every component (a shared broker: one per demo).",
+)
+@click.option(
     "--no-install",
     is_flag=True,
     help="Never install PostgreSQL or Mosquitto (apt-get / pip); fail with a message instead.",
@@ -60,6 +66,7 @@ def demo_cmd(
     incident_every_s: float,
     households: int,
     speed: float,
+    topic_root: str,
     no_install: bool,
 ) -> None:
     """The whole circle on this machine with embedded defaults; Ctrl-C stops it.
@@ -75,6 +82,7 @@ def demo_cmd(
         incident_every_s=incident_every_s,
         households=households,
         speed=speed,
+        topic_root=topic_root,
         allow_install=not no_install,
     )
     with stop_requested() as stop:

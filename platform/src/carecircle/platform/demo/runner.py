@@ -213,7 +213,7 @@ def _start(
         ProcessSpec("migrate", [str(exe), "db", "migrate"], env=child_env, oneshot=True),
         timeout_s=300,
     )
-    say("schema:   " + ("; ".join(migrated) if migrated else "migrated"))
+    say("schema:   " + (migrated[-1] if migrated else "migrated"))
     _check(stop)
 
     for row in options.components:
@@ -352,7 +352,9 @@ def _watch(
                 say(f"{report.name} exited (status {report.returncode}); restarting")
             elif report.name in next_run:
                 if report.returncode != 0:
+                    # e.g. the resident is out: try the next incident soon
                     say(f"{report.name} failed (status {report.returncode}); see its log")
+                    next_run[report.name] = min(next_run[report.name], time.monotonic() + 5)
             else:
                 say(f"{report.name} exited (status {report.returncode}) for good; see its log")
         now = time.monotonic()
