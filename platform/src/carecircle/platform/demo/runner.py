@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -41,6 +42,9 @@ from carecircle.platform.store.db import redact
 log = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
+
+#: A log line of a child (``2026-01-01 10:00:00,123 INFO …``), as opposed to its report.
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
 
 
 class DemoBusy(CareCircleError):
@@ -213,7 +217,8 @@ def _start(
         ProcessSpec("migrate", [str(exe), "db", "migrate"], env=child_env, oneshot=True),
         timeout_s=300,
     )
-    say("schema:   " + (migrated[-1] if migrated else "migrated"))
+    report = [line for line in migrated if not _LOG_LINE.match(line)]  # the command's own
+    say("schema:   " + ("; ".join(report) if report else "migrated"))
     _check(stop)
 
     for row in options.components:
