@@ -72,3 +72,15 @@ def test_large_population_mix() -> None:
     assert len(pop.devices) > 3000
     families = {d.binding.family.value for d in pop.devices}
     assert families == {"zigbee2mqtt", "homeassistant", "wearable", "bed_sensor"}
+
+
+def test_every_device_in_a_room_carries_that_room_kind() -> None:
+    from carecircle.device_sim.population.generate import PopulationParams, generate_population
+
+    doc = generate_population(PopulationParams(4, 1, 1, 3))
+    kinds = {room.id: room.kind for room in doc.rooms}
+    placed = [d.binding for d in doc.devices if d.binding.room is not None]
+    assert placed
+    assert all(b.room_kind == kinds[b.room] for b in placed if b.room is not None)
+    assert all(b.room_kind is None for b in (d.binding for d in doc.devices) if b.room is None)
+    assert any(b.room_kind == "bathroom" for b in placed)

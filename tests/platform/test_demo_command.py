@@ -110,6 +110,15 @@ def test_demo_starts_private_servers_migrates_and_stops_clean_on_ctrl_c(tmp_path
         for row_ in DEMO_COMPONENTS:
             listed = any(f"carecircle {' '.join(row_.command)}" in line for line in lines)
             assert listed == (not command_exists(row_.command)), row_.name
+        assert _value(lines, "dashboard:").endswith("/board")
+        logins = [line.split() for line in lines if line.strip().startswith("login ")]
+        assert [w[1:3] for w in logins] == [
+            ["staff", "staff-demo"],
+            ["family", "family-demo"],
+            ["responder", "responder-demo"],
+        ], lines
+        running = _value(lines, "running:")
+        assert "14 gateways" in running and "simulator" in running, running
         family = descendants(proc.pid)
         assert len(family) >= 2, "PostgreSQL and Mosquitto should be running"
         proc.send_signal(signal.SIGINT)
@@ -134,13 +143,23 @@ def test_demo_starts_private_servers_migrates_and_stops_clean_on_ctrl_c(tmp_path
 
 
 def test_configured_database_and_broker_are_used_instead(
-    tmp_path: Path, fresh_database: Callable[[], str], mqtt_url: str
+    tmp_path: Path, fresh_database: Callable[[], str], mqtt_url: str, topic_root: str
 ) -> None:
     url = fresh_database()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARECIRCLE_")}
     env.update(CARECIRCLE_DATABASE_URL=url, CARECIRCLE_MQTT_URL=mqtt_url)
     proc = subprocess.Popen(
-        [str(CARECIRCLE), "demo", "--workdir", str(tmp_path / ".demo"), "--no-install"],
+        [
+            str(CARECIRCLE),
+            "demo",
+            "--workdir",
+            str(tmp_path / ".demo"),
+            "--no-install",
+            "--households",
+            "2",
+            "--topic-root",
+            topic_root,  # the shared broker: this demo's simulator and gateways stay apart
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -212,6 +231,31 @@ def test_table_rows_run_when_their_command_exists(tmp_path: Path) -> None:
     assert '"backend"' in maintain_log
 
 
+def _dashboard_shows_a_live_alert(lines: list[str], deadline: float) -> None:
+    """Sign in as the printed staff login; the board must list an alert on a resident."""
+    import httpx
+
+    board = _value(lines, "dashboard:")
+    base = board.rsplit("/", 1)[0]
+    staff = next(line.split() for line in lines if line.strip().startswith("login staff"))
+    password = staff[staff.index("password") + 1]
+    with httpx.Client(base_url=base, timeout=10) as client:
+        r = client.post("/login", data={"username": staff[2], "password": password})
+        assert r.status_code == 303 and r.headers["location"] == "/board", r.text
+        page = client.get("/board")
+        assert page.status_code == 200
+        rows = ""
+        while time.monotonic() < deadline:
+            rows = client.get("/board/rows").text
+            if re.search(r'id="alert-\d+".*?href="/residents/r-\d+"', rows, re.S):
+                break
+            time.sleep(2)
+        found = re.search(r'href="/residents/(r-\d+)"', rows)
+        assert found, f"no alert on a resident within the deadline:\n{rows}"
+        resident = client.get(f"/residents/{found.group(1)}")
+        assert resident.status_code == 200, resident.text
+
+
 def _git(*args: str, cwd: Path) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
@@ -244,8 +288,10 @@ def test_make_demo_in_a_fresh_clone_and_ctrl_c(tmp_path: Path) -> None:
         with psycopg.connect(_value(lines, "PostgreSQL:"), connect_timeout=5) as conn:
             row = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
             assert row is not None and row[0] >= 2
+        ready_at = time.monotonic()
+        _dashboard_shows_a_live_alert(lines, deadline=ready_at + 120)
         family = descendants(proc.pid)
-        assert len(family) >= 3  # carecircle demo, PostgreSQL, Mosquitto
+        assert len(family) >= 20  # demo, servers, platform, 14 gateways, simulator
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         out, _ = proc.communicate(timeout=60)
         assert "stopped: nothing left running" in out, out

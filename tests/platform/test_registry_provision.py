@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -165,3 +166,35 @@ def test_provision_and_push_configs_commands(
             ).wait_for_publish(5)
         conn.client.disconnect()
         conn.client.loop_stop()
+
+
+def test_simulated_population_provisions_responder_shifts_and_room_kinds(
+    fresh_database: Callable[[], str],
+) -> None:
+    """Dispatch reads responder_shifts; the gateway reads room_kind from pushed configs."""
+    from datetime import UTC, datetime
+
+    from carecircle.device_sim.population.generate import PopulationParams, generate_population
+    from carecircle.platform.dispatch.registry import load_responders
+    from carecircle.platform.store import connect, migrate
+    from carecircle.platform.store.timeseries import Retention
+
+    doc = generate_population(PopulationParams(3, 1, 0, 5))
+    assert doc.responders and all(r.shifts for r in doc.responders)
+    url = fresh_database()  # the simulator's ids are fixed: a database of its own
+    with connect(url, autocommit=True) as conn:
+        migrate(conn, now=datetime.now(UTC), retention=Retention.days(90, 730))
+        provision(conn, doc)
+        row = conn.execute("SELECT count(*) FROM responder_shifts").fetchone()
+        assert row is not None and row[0] == sum(len(r.shifts) for r in doc.responders)
+        loaded = {r.id: r for r in load_responders(conn)}
+        first = doc.responders[0]
+        assert len(loaded[first.id].shifts) == len(first.shifts)
+        provision(conn, doc)  # again: replaced, not doubled
+        again = conn.execute("SELECT count(*) FROM responder_shifts").fetchone()
+        assert again == row
+        cfg = gateway_config(conn, "gw-hh-000001")
+    assert cfg is not None
+    kinds = {d.room: d.room_kind for d in cfg.devices if d.room is not None}
+    assert kinds["hh-000001-bath"] == "bathroom"
+    assert all(kinds.values()), kinds

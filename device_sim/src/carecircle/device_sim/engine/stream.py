@@ -157,7 +157,9 @@ class Simulation:
             sim,
             d,
             kind,
-            at_s=(at_ms - day0) // 1000,
+            # the next whole second: messages up to at_ms are already out, and the
+            # incident's first message (smoke:true, …) must come after them
+            at_s=(at_ms - day0) // 1000 + 1,
             resident=resident,
             device_id=device,
             duration_s=duration_s,

@@ -98,12 +98,16 @@ class _Builder:
         family = dtype.family
         if site == self.ha_site and dtype.type in catalog.HA_TYPES:
             family = DeviceFamily.HOMEASSISTANT
+        # The site's rooms were just added: look back from the end (the gateway reads
+        # room_kind to recognise bathroom presence sensors).
+        room_kind = next((rm.kind for rm in reversed(self.rooms) if rm.id == room), None)
         binding = DeviceBinding(
             id=dev_id,
             family=family,
             native_id=native_id,
             site=site,
             room=room,
+            room_kind=room_kind,
             res=res,
             type=dtype.type,
             power=dtype.power,

@@ -34,6 +34,27 @@ from carecircle.platform.demo.supervisor import stop_requested
     help="Seconds between injected incidents.",
 )
 @click.option(
+    "--households",
+    type=click.IntRange(1, 200),
+    default=12,
+    show_default=True,
+    help="Simulated households (plus a day-care centre and a nursing home); "
+    "one gateway process per site.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=1),
+    default=1.0,
+    show_default=True,
+    help="Simulated seconds per real second.",
+)
+@click.option(
+    "--topic-root",
+    default="cc",
+    show_default=True,
+    help="Topic root of every component (a shared broker: one per demo).",
+)
+@click.option(
     "--no-install",
     is_flag=True,
     help="Never install PostgreSQL or Mosquitto (apt-get / pip); fail with a message instead.",
@@ -43,6 +64,9 @@ def demo_cmd(
     http_port: int | None,
     seed: int,
     incident_every_s: float,
+    households: int,
+    speed: float,
+    topic_root: str,
     no_install: bool,
 ) -> None:
     """The whole circle on this machine with embedded defaults; Ctrl-C stops it.
@@ -56,6 +80,9 @@ def demo_cmd(
         http_port=http_port,
         seed=seed,
         incident_every_s=incident_every_s,
+        households=households,
+        speed=speed,
+        topic_root=topic_root,
         allow_install=not no_install,
     )
     with stop_requested() as stop:

@@ -38,6 +38,16 @@ class DemoContext:
     http_port: int
     ingest_workers: int
     seed: int
+    #: Size of the simulated prefecture (``sim population``).
+    households: int = 12
+    #: Simulated seconds per real second (``sim run --speed``).
+    speed: float = 1.0
+    #: Filled per copy of a ``per_gateway`` row and per run of the incident row.
+    copy: int = 1
+    gateway_id: str = ""
+    site_id: str = ""
+    incident_kind: str = "fall"
+    incident_target: tuple[str, ...] = ()
 
     def fill(self, arg: str) -> str:
         return arg.format(
@@ -47,6 +57,12 @@ class DemoContext:
             topic_root=self.topic_root,
             http_port=self.http_port,
             seed=self.seed,
+            copy=self.copy,
+            households=self.households,
+            speed=self.speed,
+            gateway_id=self.gateway_id,
+            site_id=self.site_id,
+            incident_kind=self.incident_kind,
         )
 
 
@@ -59,7 +75,7 @@ class Component:
     args: tuple[str, ...] = ()
     kind: Kind = "service"
     #: Long-running rows only: how many copies (``{n}`` is appended to the name).
-    copies: Literal["one", "ingest_workers"] = "one"
+    copies: Literal["one", "ingest_workers", "per_gateway"] = "one"
     every_s: float = 0.0
     #: Wait until this port answers before going on (``{http_port}`` allowed).
     port: str | None = None
@@ -67,7 +83,38 @@ class Component:
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     def argv(self, carecircle: Path, ctx: DemoContext) -> list[str]:
-        return [str(carecircle), *self.command, *(ctx.fill(a) for a in self.args)]
+        argv = [str(carecircle), *self.command, *(ctx.fill(a) for a in self.args)]
+        if self.kind == "periodic" and ctx.incident_target:
+            argv += list(ctx.incident_target)
+        return argv
+
+    def env(self, ctx: DemoContext) -> dict[str, str]:
+        return {k: ctx.fill(v) for k, v in self.extra_env}
+
+
+#: Native topic bases on the demo broker: one bridge per simulated gateway, so that
+#: every gateway process subscribes only to its own site's devices.  The simulator
+#: fills ``{gw}`` itself; the gateway rows get their own id in the same place.
+SIM_BASES: tuple[tuple[str, str], ...] = (
+    ("zigbee2mqtt", "{topic_root}/site/{{gw}}/zigbee2mqtt"),
+    ("careband", "{topic_root}/site/{{gw}}/careband"),
+    ("bedsensor", "{topic_root}/site/{{gw}}/bedsensor"),
+    ("homeassistant", "{topic_root}/site/{{gw}}/homeassistant"),
+)
+
+
+def _sim_base_args() -> tuple[str, ...]:
+    out: list[str] = []
+    for family, base in SIM_BASES:
+        out += [f"--{family}-base", base]
+    return tuple(out)
+
+
+def _gateway_base_env() -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (f"CARECIRCLE_{family.upper()}_BASE", base.replace("{{gw}}", "{gateway_id}"))
+        for family, base in SIM_BASES
+    )
 
 
 #: The demo, in start order.  Rows for components still on other branches are listed
@@ -76,7 +123,18 @@ DEMO_COMPONENTS: tuple[Component, ...] = (
     Component(
         "population",
         ("sim", "population"),
-        ("--seed", "{seed}", "--out", "{workdir}/population.json"),
+        (
+            "--households",
+            "{households}",
+            "--day-care",
+            "1",
+            "--nursing-homes",
+            "1",
+            "--seed",
+            "{seed}",
+            "--out",
+            "{workdir}/population.json",
+        ),
         kind="setup",
         description="a small prefecture: township, villages, day-care centre, nursing home, "
         "~50 households, responders",
@@ -93,26 +151,51 @@ DEMO_COMPONENTS: tuple[Component, ...] = (
         ("platform", "ingest"),
         copies="ingest_workers",
         description="ingest workers on the shared subscription",
+        extra_env=(("CARECIRCLE_INGEST_WORKER_ID", "{copy}"),),
     ),
     Component("scheduler", ("platform", "scheduler"), description="scheduled jobs (one leader)"),
     Component("dispatcher", ("platform", "dispatcher"), description="responder dispatch"),
     Component(
         "api",
         ("platform", "serve"),
+        ("--demo",),
         port="{http_port}",
         description="API and dashboard",
     ),
-    Component("gateways", ("gateway", "run"), description="the households' gateways"),
+    Component(
+        "gw",
+        ("gateway", "run"),
+        copies="per_gateway",
+        description="one gateway per simulated site",
+        extra_env=(
+            ("CARECIRCLE_GATEWAY_ID", "{gateway_id}"),
+            ("CARECIRCLE_SITE_ID", "{site_id}"),
+            ("CARECIRCLE_LOCAL_MQTT_URL", "{mqtt_url}"),
+            ("CARECIRCLE_QUEUE_PATH", "{workdir}/gateways/{gateway_id}.sqlite3"),
+            ("CARECIRCLE_QUEUE_SYNCHRONOUS", "NORMAL"),
+            *_gateway_base_env(),
+        ),
+    ),
     Component(
         "simulator",
         ("sim", "run"),
-        ("--population", "{workdir}/population.json"),
+        (
+            "--population",
+            "{workdir}/population.json",
+            "--speed",
+            "{speed}",
+            "--local-mqtt-url",
+            "{mqtt_url}",
+            "--truth-out",
+            "{workdir}/ground_truth.jsonl",
+            *_sim_base_args(),
+        ),
         description="simulated elders and their devices",
     ),
     Component(
         "incident",
         ("sim", "scenario"),
-        ("--population", "{workdir}/population.json"),
+        ("{incident_kind}", "--local-mqtt-url", "{mqtt_url}", "--timeout", "30"),
         kind="periodic",
         every_s=180.0,
         description="inject an incident every few minutes",

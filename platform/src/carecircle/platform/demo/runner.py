@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
+import secrets
 import shutil
 import sys
 import threading
@@ -20,6 +22,7 @@ from carecircle.platform.demo.components import (
     DemoContext,
     command_exists,
 )
+from carecircle.platform.demo.people import DemoCast, cast_from_population
 from carecircle.platform.demo.services import (
     Broker,
     Database,
@@ -39,6 +42,9 @@ from carecircle.platform.store.db import redact
 log = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
+
+#: A log line of a child (``2026-01-01 10:00:00,123 INFO …``), as opposed to its report.
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
 
 
 class DemoBusy(CareCircleError):
@@ -62,6 +68,14 @@ class DemoOptions:
     allow_install: bool = True
     components: tuple[Component, ...] = DEMO_COMPONENTS
     grace_s: float = 10.0
+    #: Households of the simulated prefecture (plus one day-care centre and one nursing
+    #: home); one gateway process runs per site.
+    households: int = 12
+    #: Simulated seconds per real second.
+    speed: float = 1.0
+    #: Password of the demo logins; a fresh random one per run when not given (it is
+    #: printed with the logins: a throwaway local demo on 127.0.0.1).
+    password: str | None = None
 
 
 @dataclass
@@ -75,6 +89,9 @@ class DemoState:
     dashboard_url: str | None = None
     context: DemoContext | None = None
     child_env: dict[str, str] = field(default_factory=dict)
+    cast: DemoCast | None = None
+    password: str = ""
+    logins: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def carecircle_executable() -> Path:
@@ -182,6 +199,8 @@ def _start(
         http_port=http_port,
         ingest_workers=2 if broker.shared_subscriptions else 1,
         seed=options.seed,
+        households=options.households,
+        speed=options.speed,
     )
     child_env = {
         "CARECIRCLE_DATABASE_URL": database.url,
@@ -198,14 +217,15 @@ def _start(
         ProcessSpec("migrate", [str(exe), "db", "migrate"], env=child_env, oneshot=True),
         timeout_s=300,
     )
-    say("schema:   " + ("; ".join(migrated) if migrated else "migrated"))
+    report = [line for line in migrated if not _LOG_LINE.match(line)]  # the command's own
+    say("schema:   " + ("; ".join(report) if report else "migrated"))
     _check(stop)
 
     for row in options.components:
         if not command_exists(row.command):
             state.unavailable.append(row)
             continue
-        env_row = {**child_env, **dict(row.extra_env)}
+        env_row = {**child_env, **row.env(ctx)}
         if row.kind == "setup":
             out = components.run_oneshot(
                 ProcessSpec(row.name, row.argv(exe, ctx), env=env_row, oneshot=True),
@@ -213,16 +233,21 @@ def _start(
             )
             state.started.append(row.name)
             say(f"{row.name}: done" + (f" ({out[-1]})" if out else ""))
+            if row.command == ("platform", "provision"):
+                _create_users(options, state, ctx, components, exe, child_env, say)
         elif row.kind == "service":
-            copies = ctx.ingest_workers if row.copies == "ingest_workers" else 1
-            for i in range(1, copies + 1):
-                name = row.name if copies == 1 else f"{row.name}-{i}"
+            copies = _copies(row, ctx, state)
+            for i, copy_ctx in enumerate(copies, start=1):
+                if row.copies == "per_gateway":
+                    name = f"{row.name}-{copy_ctx.site_id}"
+                else:
+                    name = row.name if len(copies) == 1 else f"{row.name}-{i}"
                 health = PortOpen("127.0.0.1", int(ctx.fill(row.port))) if row.port else None
                 components.start_healthy(
                     ProcessSpec(
                         name,
-                        row.argv(exe, ctx),
-                        env=env_row,
+                        row.argv(exe, copy_ctx),
+                        env={**child_env, **row.env(copy_ctx)},
                         health=health,
                         health_timeout_s=60,
                         restart=RestartPolicy(max_restarts=3, backoff_s=2.0),
@@ -230,20 +255,86 @@ def _start(
                 )
                 state.started.append(name)
             if row.command == ("platform", "serve"):
-                state.dashboard_url = f"http://127.0.0.1:{http_port}/"
+                state.dashboard_url = f"http://127.0.0.1:{http_port}/board"
         _check(stop)
 
     say("")
-    say("running: " + (", ".join(state.started) if state.started else "database and broker only"))
+    say("running: " + _summarise(state.started))
     if state.unavailable:
         say("not available yet (command not installed):")
         for row in state.unavailable:
             say(f"  carecircle {' '.join(row.command):<22} {row.name}: {row.description}")
     if state.dashboard_url:
         say(f"dashboard: {state.dashboard_url}")
+        for role, username, scope in state.logins:
+            say(f"  login {role:<9} {username:<22} password {state.password}  ({scope})")
     say(f"PostgreSQL: {redact(database.url)}")
     say(f"MQTT:       {broker.url.split('@')[-1]} (topic root {options.topic_root!r})")
     say("ready: press Ctrl-C to stop")
+
+
+def _copies(row: Component, ctx: DemoContext, state: DemoState) -> list[DemoContext]:
+    if row.copies == "ingest_workers":
+        return [replace(ctx, copy=i) for i in range(1, ctx.ingest_workers + 1)]
+    if row.copies == "per_gateway":
+        if state.cast is None:
+            return []
+        return [replace(ctx, gateway_id=gw, site_id=site) for gw, site in state.cast.gateways]
+    return [ctx]
+
+
+def _summarise(started: list[str]) -> str:
+    if not started:
+        return "database and broker only"
+    gateways = [n for n in started if n.startswith("gw-")]
+    others = [n for n in started if not n.startswith("gw-")]
+    if gateways:
+        others.append(f"{len(gateways)} gateways (gw-<site>)")
+    return ", ".join(others)
+
+
+def _create_users(
+    options: DemoOptions,
+    state: DemoState,
+    ctx: DemoContext,
+    components: Supervisor,
+    exe: Path,
+    child_env: Mapping[str, str],
+    say: Say,
+) -> None:
+    """Read the population, pick the demo cast and create its three logins."""
+    population = ctx.workdir / "population.json"
+    if not population.exists():
+        return
+    state.cast = cast_from_population(population)
+    if not command_exists(("platform", "create-user")):
+        return
+    state.password = options.password or secrets.token_urlsafe(9)
+    env = {**child_env, "CARECIRCLE_NEW_USER_PASSWORD": state.password}
+    for role, username, flag, value, scope in state.cast.logins():
+        components.run_oneshot(
+            ProcessSpec(
+                f"user-{role}",
+                [
+                    str(exe),
+                    "platform",
+                    "create-user",
+                    "--username",
+                    username,
+                    "--role",
+                    role,
+                    flag,
+                    value,
+                    "--locale",
+                    "en",
+                ],
+                env=env,
+                oneshot=True,
+            ),
+            timeout_s=120,
+        )
+        state.logins.append((role, username, scope))
+    say(f"users: {', '.join(u for _, u, _ in state.logins)} created")
 
 
 def _watch(
@@ -266,7 +357,9 @@ def _watch(
                 say(f"{report.name} exited (status {report.returncode}); restarting")
             elif report.name in next_run:
                 if report.returncode != 0:
+                    # e.g. the resident is out: try the next incident soon
                     say(f"{report.name} failed (status {report.returncode}); see its log")
+                    next_run[report.name] = min(next_run[report.name], time.monotonic() + 5)
             else:
                 say(f"{report.name} exited (status {report.returncode}) for good; see its log")
         now = time.monotonic()
@@ -280,6 +373,13 @@ def _watch(
             if name in components.running():
                 continue
             ctx = replace(state.context, seed=options.seed + count[row.name])
-            spec = ProcessSpec(name, row.argv(exe, ctx), env=state.child_env, oneshot=True)
+            what = ""
+            if row.command == ("sim", "scenario") and state.cast is not None:
+                kind, target = state.cast.incident(count[row.name] - 1)
+                ctx = replace(ctx, incident_kind=kind, incident_target=target)
+                what = f": {kind} {' '.join(target[1:])}"
+            spec = ProcessSpec(
+                name, row.argv(exe, ctx), env={**state.child_env, **row.env(ctx)}, oneshot=True
+            )
             components.start(spec)
-            say(f"{name}: run {count[row.name]} started")
+            say(f"{name}: run {count[row.name]} started{what}")

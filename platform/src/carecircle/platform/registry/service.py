@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from carecircle.common.contract import DeviceBinding, GatewayConfig, Provisioning, Topics
 from carecircle.common.errors import BrokerUnavailable, ConfigError, ContractError, StoreError
 from carecircle.common.mqtt import BrokerAddress, new_connection
+from carecircle.platform.dispatch.registry import save_responder
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
@@ -314,6 +315,9 @@ def _provision(conn: Conn, doc: Provisioning) -> ProvisionReport:
             )
             cover += max(cur.rowcount, 0)
     ch["responder_coverage"] = cover
+    # Dispatch reads weekly shifts from responder_shifts: its own writer keeps them.
+    for r in doc.responders:
+        save_responder(conn, r)
     ch["family_members"] = len(
         _upsert(
             conn,
@@ -357,9 +361,10 @@ def gateway_configs(conn: Conn, gateway_ids: Sequence[str] | None = None) -> lis
     devs: dict[str, list[DeviceBinding]] = {str(g[0]): [] for g in gws}
     rows = conn.execute(
         """
-        SELECT gateway_id, id, family, native_id, site_id, room_id, resident_id, type, power,
-               offline_timeout_s
-        FROM devices WHERE gateway_id = ANY(%s) ORDER BY gateway_id, id
+        SELECT d.gateway_id, d.id, d.family, d.native_id, d.site_id, d.room_id,
+               d.resident_id, d.type, d.power, d.offline_timeout_s, r.kind::text
+        FROM devices d LEFT JOIN rooms r ON r.id = d.room_id
+        WHERE d.gateway_id = ANY(%s) ORDER BY d.gateway_id, d.id
         """,
         (list(devs),),
     ).fetchall()
@@ -371,6 +376,7 @@ def gateway_configs(conn: Conn, gateway_ids: Sequence[str] | None = None) -> lis
                 native_id=r[3],
                 site=r[4],
                 room=r[5],
+                room_kind=r[10],
                 res=r[6],
                 type=r[7],
                 power=r[8],

@@ -1,0 +1,234 @@
+"""The whole pipeline as separate processes, as deployed: simulator → gateway → broker →
+ingest → alert engine → dispatcher, against the real Mosquitto and PostgreSQL.
+
+One household (seed 4: a wearable, smoke, gas and leak detectors, an SOS button),
+provisioned with ``carecircle platform provision``; the gateway, the ingest worker, the
+dispatcher and the simulator run as ``carecircle`` subprocesses on this test's topic
+root (native bases too), supervised by the demo's supervisor so nothing is left behind.
+Incidents are injected with ``carecircle sim scenario``, as the demo does.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from carecircle.device_sim.population.generate import PopulationParams, generate_population
+from carecircle.platform.demo.supervisor import ProcessSpec, Supervisor
+
+CARECIRCLE = str(Path(sys.executable).parent / "carecircle")
+SITE = "hh-000001"
+GATEWAY = "gw-hh-000001"
+RESIDENT = "r-000001"
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def _wait_for(
+    what: str,
+    check: Callable[[], object],
+    timeout_s: float,
+    explain: Callable[[], object] = lambda: "",
+) -> object:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not within {timeout_s:.0f} s; {explain()}")
+
+
+@pytest.fixture(scope="module")
+def pipeline_db(fresh_database: Callable[[], str]) -> str:
+    """A database of its own: the simulator's ids (hh-000001, r-000001) are fixed."""
+    from carecircle.platform.store import connect, migrate
+    from carecircle.platform.store.timeseries import Retention
+
+    url = fresh_database()
+    with connect(url, autocommit=True) as conn:
+        migrate(conn, now=datetime.now(UTC), retention=Retention.days(90, 730))
+    return url
+
+
+@pytest.fixture
+def pipeline(
+    tmp_path: Path, pipeline_db: str, mqtt_url: str, topic_root: str
+) -> Iterator[tuple[Supervisor, dict[str, str], Path]]:
+    population = tmp_path / "population.json"
+    doc = generate_population(PopulationParams(1, 0, 0, 4))
+    population.write_text(doc.model_dump_json(), encoding="utf-8")
+    bases = {f: f"{topic_root}/site/{{gw}}/{f}" for f in ("zigbee2mqtt", "careband", "bedsensor")}
+    bases["homeassistant"] = f"{topic_root}/site/{{gw}}/homeassistant"
+    env = {
+        "CARECIRCLE_DATABASE_URL": pipeline_db,
+        "CARECIRCLE_MQTT_URL": mqtt_url,
+        "CARECIRCLE_TOPIC_ROOT": topic_root,
+        "CARECIRCLE_DEMO_MODE": "true",  # password-less test servers
+    }
+    sup = Supervisor(tmp_path / "logs", grace_s=5)
+    try:
+        sup.run_oneshot(
+            ProcessSpec(
+                "provision",
+                [CARECIRCLE, "platform", "provision", "--file", str(population)],
+                env=env,
+                oneshot=True,
+            ),
+            timeout_s=60,
+        )
+        gw_env = {
+            **env,
+            "CARECIRCLE_GATEWAY_ID": GATEWAY,
+            "CARECIRCLE_SITE_ID": SITE,
+            "CARECIRCLE_LOCAL_MQTT_URL": mqtt_url,
+            "CARECIRCLE_QUEUE_PATH": str(tmp_path / "gw.sqlite3"),
+            "CARECIRCLE_QUEUE_SYNCHRONOUS": "NORMAL",
+            **{
+                f"CARECIRCLE_{f.upper()}_BASE": b.replace("{gw}", GATEWAY) for f, b in bases.items()
+            },
+        }
+        sup.start(ProcessSpec("ingest", [CARECIRCLE, "platform", "ingest"], env=env))
+        sup.start(ProcessSpec("dispatcher", [CARECIRCLE, "platform", "dispatcher"], env=env))
+        sup.start(ProcessSpec("gateway", [CARECIRCLE, "gateway", "run"], env=gw_env))
+        sim_args = [f"--{f}-base={b}" for f, b in bases.items()]
+        sup.start(
+            ProcessSpec(
+                "sim",
+                [
+                    CARECIRCLE,
+                    "sim",
+                    "run",
+                    "--population",
+                    str(population),
+                    "--local-mqtt-url",
+                    mqtt_url,
+                    "--incident-scale",
+                    "0",  # only the incidents this test injects
+                    *sim_args,
+                ],
+                env=env,
+            )
+        )
+        yield sup, env, tmp_path
+    finally:
+        sup.close()
+
+
+def _scenario(sup: Supervisor, env: dict[str, str], name: str, *args: str) -> dict[str, object]:
+    out = sup.run_oneshot(
+        ProcessSpec(
+            name,
+            [CARECIRCLE, "sim", "scenario", *args, "--local-mqtt-url", env["CARECIRCLE_MQTT_URL"]],
+            env=env,
+            oneshot=True,
+        ),
+        timeout_s=60,
+    )
+    incident: dict[str, object] = json.loads(out[-1])
+    return incident
+
+
+def _alert(url: str, kind: str, **where: str) -> tuple[int, str | None, str] | None:
+    cond = "".join(f" AND {k} = %s" for k in where)
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            f"SELECT id, resident_id, site_id FROM alerts WHERE kind = %s{cond}",
+            (kind, *where.values()),
+        ).fetchone()
+    return None if row is None else (int(str(row[0])), row[1], str(row[2]))  # type: ignore[arg-type]
+
+
+def test_injected_incidents_open_alerts_and_dispatch_offers_a_task(
+    pipeline: tuple[Supervisor, dict[str, str], Path], pipeline_db: str
+) -> None:
+    sup, env, _ = pipeline
+    # Readings flow first: the gateway's devices reach the platform.
+    _wait_for("first readings stored", lambda: _count(pipeline_db, "readings"), 60)
+    smoke = _scenario(sup, env, "smoke", "smoke", "--site", SITE)
+    assert smoke["site_id"] == SITE
+    got = _wait_for(
+        "smoke alert",
+        lambda: _alert(pipeline_db, "smoke", site_id=SITE),
+        60,
+        lambda: _codes(pipeline_db),
+    )
+    assert isinstance(got, tuple)
+    fall = _scenario(sup, env, "fall", "fall", "--resident", RESIDENT)
+    assert fall["kind"] == "fall" and fall["resident_id"] == RESIDENT
+
+    fall_alert = _wait_for(
+        "fall alert", lambda: _alert(pipeline_db, "fall", resident_id=RESIDENT), 60
+    )
+    assert isinstance(fall_alert, tuple) and fall_alert[2] == SITE
+
+    leak = _scenario(sup, env, "leak", "water_leak", "--site", SITE)
+    assert leak["device_id"] == f"{SITE}-leak-bath"
+    _wait_for("leak alert", lambda: _alert(pipeline_db, "water_leak", site_id=SITE), 60)
+
+    # The dispatcher (LISTEN cc_alert) offers the fall to a responder.
+    alert_id = fall_alert[0]
+    task = _wait_for(
+        "a task offered for the fall",
+        lambda: _query(pipeline_db, "SELECT responder_id FROM tasks WHERE alert_id = %s", alert_id),
+        60,
+    )
+    assert task
+
+
+def test_absence_checks_with_a_moved_clock_see_the_silence(
+    pipeline: tuple[Supervisor, dict[str, str], Path], pipeline_db: str
+) -> None:
+    from carecircle.platform.alerts.jobs import run_absence_checks
+
+    _wait_for(
+        "devices seen",
+        lambda: _query(
+            pipeline_db,
+            "SELECT count(*) FROM devices WHERE site_id = %s AND last_seen IS NOT NULL "
+            "HAVING count(*) > 0",
+            SITE,
+        ),
+        60,
+    )
+    later = datetime.now(UTC) + timedelta(hours=8)  # everything silent since now
+    with psycopg.connect(pipeline_db, autocommit=True) as conn:
+        report = run_absence_checks(conn, later, ZoneInfo("Asia/Shanghai"), site_ids=[SITE])
+    assert report.residents == 1
+    offline = _query(
+        pipeline_db,
+        "SELECT count(*) FROM alerts WHERE site_id = %s AND kind IN "
+        "('device_offline', 'gateway_offline') AND status = 'open' HAVING count(*) > 0",
+        SITE,
+    )
+    assert offline, report
+
+
+def _codes(url: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return (
+            conn.execute(
+                "SELECT device_id, code, max(value), max(time) FROM readings "
+                "GROUP BY 1, 2 ORDER BY 1"
+            ).fetchall()
+            + conn.execute("SELECT kind, status, site_id FROM alerts").fetchall()
+        )
+
+
+def _count(url: str, table: str) -> int:
+    got = _query(url, f"SELECT count(*) FROM {table}")
+    return int(str(got or 0))
+
+
+def _query(url: str, sql: str, *params: object) -> object:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+    return None if row is None else row[0]
