@@ -235,6 +235,8 @@ def test_device_and_gateway_state_follow_status_items_and_the_retained_state(
             value=1,
             attrs={"action": "emergency"},
         ),
+        # the gateway's own heartbeat: its device id is the gateway id
+        item(gw, gw, site=f"{p}hh0", res=None, ts=now, kind="heartbeat", code="heartbeat", value=4),
     ]
     rec = Recorder()
     pub = Publisher(mqtt_url, topics)
@@ -243,7 +245,7 @@ def test_device_and_gateway_state_follow_status_items_and_the_retained_state(
             w.register(rec)
             pub.send(gw, batch(gw, status), Uplink.STATUS)
             pub.flush()
-            wait_until(lambda: len(rec.items) == 3, what="status items")
+            wait_until(lambda: len(rec.items) == 4, what="status items and the heartbeat")
             wait_until(
                 lambda: (
                     db.execute("SELECT status FROM gateways WHERE id = %s", (gw,)).fetchone()
@@ -272,6 +274,12 @@ def test_device_and_gateway_state_follow_status_items_and_the_retained_state(
     assert devs[f"{gw}-d0"] == (37.0, "online")
     assert devs[f"{gw}-d1"] == (None, "offline")
     assert devs[f"{gw}-d2"] == (None, "online")
+    # a heartbeat is the gateway's liveness, stored as its event, never a dead letter
+    assert count(db, "SELECT count(*) FROM dead_letters WHERE gateway_id = %s", gw) == 0
+    assert (
+        count(db, "SELECT count(*) FROM events WHERE device_id = %s AND code = 'heartbeat'", gw)
+        == 1
+    )
     ev = db.execute(
         "SELECT kind, code, value, attrs FROM events WHERE device_id = %s", (f"{gw}-d2",)
     ).fetchone()
