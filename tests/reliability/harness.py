@@ -115,6 +115,10 @@ class Proc:
         self.proc = None
         return rc
 
+    def is_running(self) -> bool:
+        """The process logged that it is running (ingest: subscribed)."""
+        return " running" in self.log_text()
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
@@ -359,8 +363,7 @@ class Circle:
     def wait_workers_running(self, timeout: float = 30) -> None:
         """Each worker has subscribed (its log says so): nothing published later is dropped."""
         for w in self.workers:
-            running = w.log_text
-            wait(lambda: " running" in running(), timeout, f"{w.log.name} subscribed")
+            wait(w.is_running, timeout, f"{w.log.name} subscribed")
 
     def wait_gateway_ready(self, timeout: float = 20) -> None:
         cache = self.queue.with_name(self.queue.name + ".config.json")
