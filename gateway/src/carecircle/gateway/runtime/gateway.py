@@ -36,8 +36,8 @@ from carecircle.gateway.liveness import LivenessTracker
 from carecircle.gateway.outbox import Item, Lane, Outbox
 from carecircle.gateway.pipeline import Normaliser, Outcome, dead_letter_record, make_status
 from carecircle.gateway.pipeline.normalise import to_json
-from carecircle.gateway.registry import ConfigCache, Registry, parse_config
 from carecircle.gateway.ratelimit import DeviceRateLimiter
+from carecircle.gateway.registry import ConfigCache, Registry, parse_config
 from carecircle.gateway.settings import GatewaySettings
 from carecircle.gateway.uplink import UplinkOptions, UplinkSender
 
