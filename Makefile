@@ -45,3 +45,8 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Bounded soak run (reliability, issue 12): make soak MINUTES=20
+MINUTES ?= 20
+soak: venv
+	$(VENV)/bin/python -m tests.reliability.soak --minutes $(MINUTES)

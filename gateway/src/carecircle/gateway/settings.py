@@ -52,6 +52,14 @@ class GatewaySettings(CareCircleSettings):
     #: Seconds between status log lines (queue depth, sent/s, dead letters).
     status_interval_s: PositiveInt = 30
 
+    # -- reliability: per-device rate limit (issue 12) --
+    #: Routine items per second one device may send (a token bucket; 0 = no limit).
+    #: Alarms, status and heartbeats are never limited.  Excess items are dropped, counted
+    #: (``rate_limited``) and logged at 1, 10, 100, … drops per device.
+    device_rate_per_s: float = Field(default=200.0, ge=0)
+    #: Items a quiet device may send at once before the rate applies.
+    device_rate_burst: PositiveInt = 2000
+
     def cache_path(self) -> Path:
         return self.registry_cache_path or self.queue_path.with_name(
             self.queue_path.name + ".config.json"

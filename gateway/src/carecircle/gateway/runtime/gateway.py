@@ -36,6 +36,7 @@ from carecircle.gateway.liveness import LivenessTracker
 from carecircle.gateway.outbox import Item, Lane, Outbox
 from carecircle.gateway.pipeline import Normaliser, Outcome, dead_letter_record, make_status
 from carecircle.gateway.pipeline.normalise import to_json
+from carecircle.gateway.ratelimit import DeviceRateLimiter
 from carecircle.gateway.registry import ConfigCache, Registry, parse_config
 from carecircle.gateway.settings import GatewaySettings
 from carecircle.gateway.uplink import UplinkOptions, UplinkSender
@@ -95,6 +96,7 @@ class Gateway:
             )
         self.normaliser = Normaliser(settings.gateway_id, self.bases, self.outbox.memory())
         self.liveness = LivenessTracker(self.clock.now())
+        self.limiter = DeviceRateLimiter(settings.device_rate_per_s, settings.device_rate_burst)
         self.counters = Counters()
         self._lock = threading.Lock()  # one native message at a time through the pipeline
         self._ha_subscribed: set[str] = set()
@@ -123,7 +125,7 @@ class Gateway:
                 return None
             now = self.clock.now()
             outcome = self.normaliser.process(topic, payload, self.registry, now)
-            items = [item_of(env) for env in outcome.envelopes]
+            items = [item_of(env) for env in outcome.envelopes if self._within_rate(env)]
             for env in self._back_online(outcome, now):
                 items.append(item_of(env))
             items.extend(self._dead_items(outcome.dead_letters, now))
@@ -136,6 +138,21 @@ class Gateway:
         if items and self.uplink is not None:
             self.uplink.notify()
         return outcome
+
+    def _within_rate(self, env: Envelope) -> bool:
+        """Routine items over the device's rate are dropped and counted; others pass."""
+        if lane_of(env) is not Lane.ROUTINE or self.limiter.allow(env.dev):
+            return True
+        n = self.limiter.dropped.get(env.dev, 0)
+        self.counters.extra["rate_limited"] = self.counters.extra.get("rate_limited", 0) + 1
+        if n > 0 and 10 ** len(str(n)) // 10 == n:  # 1, 10, 100, …
+            log.warning(
+                "device %s over its rate of %.0f items/s: %d routine items dropped",
+                env.dev,
+                self.limiter.rate_per_s,
+                n,
+            )
+        return False
 
     def _back_online(self, outcome: Outcome, now: datetime) -> list[Envelope]:
         out = []
@@ -272,6 +289,7 @@ class Gateway:
             "redeliveries_skipped": self.counters.redeliveries_skipped,
             "liveness_offline": self.counters.liveness_offline,
             "dropped": self.outbox.dropped,
+            "rate_limited": self.counters.extra.get("rate_limited", 0),
             "sent": self.uplink.sent_items if self.uplink else 0,
         }
 

@@ -140,7 +140,15 @@ class AlertEngine:
             return
         with self._lock:
             try:
-                self._handle(items)
+                try:
+                    self._handle(items)
+                except psycopg.OperationalError as err:
+                    # (reliability) the connection died while idle, e.g. PostgreSQL was
+                    # restarted: the batch is already stored, so its alarms must not be
+                    # lost to the alert path; once more on a fresh connection
+                    log.warning("alert engine connection lost (%s); retrying the batch", err)
+                    self._drop_connection()
+                    self._handle(items)
             except Exception:
                 self.stats.errors += 1
                 log.exception("alert engine failed on a batch of %d items", len(items))
