@@ -77,6 +77,24 @@ def _draft(
     )
 
 
+def _device_draft(
+    dev: DeviceState, kind: AlertKind, now: datetime, message: str, **explanation: object
+) -> AlertDraft:
+    """Like :func:`_draft`, for a finding about one device (subject = the device)."""
+    return AlertDraft(
+        subject=dev.id,
+        site_id=dev.site_id,
+        kind=kind.value,
+        severity=SEVERITY[kind],
+        detector=f"rule:{kind.value}",
+        at=now,
+        resident_id=dev.resident_id,
+        device_id=dev.id,
+        message=message,
+        explanation=dict(explanation),
+    )
+
+
 def _at_local(day: datetime, t: object, tz: tzinfo) -> datetime:
     assert hasattr(t, "hour")
     return datetime.combine(day.date(), t, tzinfo=tz)  # type: ignore[arg-type]
@@ -275,52 +293,31 @@ def evaluate_device(
         return out
     if offline_rule is not None and device_offline(dev, offline_rule, now):
         since = dev.last_seen or now
-        kind = K.DEVICE_OFFLINE
-        out.append(
-            Finding(
-                AlertDraft(
-                    subject=dev.id,
-                    site_id=dev.site_id,
-                    kind=kind.value,
-                    severity=SEVERITY[kind],
-                    detector="rule:device_offline",
-                    at=now,
-                    resident_id=dev.resident_id,
-                    device_id=dev.id,
-                    message=f"{dev.power} device silent since {since.isoformat()}",
-                    explanation={
-                        "last_seen": since.isoformat(),
-                        "status": dev.status,
-                        "timeout_s": device_timeout_s(dev, offline_rule),
-                    },
-                ),
-                since,
-            )
+        draft = _device_draft(
+            dev,
+            K.DEVICE_OFFLINE,
+            now,
+            f"{dev.power} device silent since {since.isoformat()}",
+            last_seen=since.isoformat(),
+            status=dev.status,
+            timeout_s=device_timeout_s(dev, offline_rule),
         )
+        out.append(Finding(draft, since))
     if (
         battery_rule is not None
         and dev.battery is not None
         and dev.battery < battery_rule.below_pct
     ):
-        kind = K.LOW_BATTERY
-        out.append(
-            Finding(
-                AlertDraft(
-                    subject=dev.id,
-                    site_id=dev.site_id,
-                    kind=kind.value,
-                    severity=SEVERITY[kind],
-                    detector="rule:low_battery",
-                    at=now,
-                    resident_id=dev.resident_id,
-                    device_id=dev.id,
-                    message=f"battery at {dev.battery:.0f} %",
-                    explanation={"battery": dev.battery, "below_pct": battery_rule.below_pct},
-                ),
-                # one low-battery episode per day at most once resolved by hand
-                now.replace(hour=0, minute=0, second=0, microsecond=0),
-            )
+        draft = _device_draft(
+            dev,
+            K.LOW_BATTERY,
+            now,
+            f"battery at {dev.battery:.0f} %",
+            battery=dev.battery,
+            below_pct=battery_rule.below_pct,
         )
+        # one low-battery episode per day at most once resolved by hand
+        out.append(Finding(draft, now.replace(hour=0, minute=0, second=0, microsecond=0)))
     return out
 
 
