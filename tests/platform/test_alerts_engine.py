@@ -23,6 +23,7 @@ from carecircle.platform.alerts import repository as repo
 from carecircle.platform.alerts import service
 from carecircle.platform.alerts.engine import AlertEngine, FlapPolicy
 from carecircle.platform.alerts.lifecycle import Outcome, Status
+from tests.platform.seed import household as seed_household
 
 TZ = ZoneInfo("Asia/Shanghai")
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -60,28 +61,7 @@ DEVICES = [  # name, type, room, belongs to the resident
 
 def make_world(db: Conn, **resident: object) -> World:
     p = f"a{uuid.uuid4().hex[:7]}"
-    db.execute(
-        "INSERT INTO places (id, parent_id, level, name) VALUES "
-        f"('{p}pf', NULL, 'prefecture', 'P'), ('{p}co', '{p}pf', 'county', 'C'), "
-        f"('{p}tw', '{p}co', 'township', 'T'), ('{p}vi', '{p}tw', 'village', 'V')"
-    )
-    site = f"{p}-hh"
-    db.execute(
-        "INSERT INTO sites (id, kind, place_id, name, lat, lon) "
-        "VALUES (%s, 'household', %s, 'H', 30.1, 120.1)",
-        (site, f"{p}vi"),
-    )
-    for name, kind in (
-        ("bed", "bedroom"),
-        ("bath", "bathroom"),
-        ("liv", "living_room"),
-        ("ent", "entrance"),
-        ("kit", "kitchen"),
-    ):
-        db.execute(
-            "INSERT INTO rooms (id, site_id, kind, name) VALUES (%s, %s, %s, %s)",
-            (f"{p}-{name}", site, kind, name),
-        )
+    site = seed_household(db, p)
     res = f"{p}-r"
     db.execute(
         "INSERT INTO residents (id, site_id, room_id, display_name, presence, presence_until, "
