@@ -32,6 +32,14 @@ RESIDENT = "r-000001"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
+def _this_morning() -> datetime:
+    """08:30 in Shanghai today, or yesterday if that is still ahead."""
+    tz = ZoneInfo("Asia/Shanghai")
+    now = datetime.now(tz)
+    start = now.replace(hour=8, minute=30, second=0, microsecond=0)
+    return start if start <= now else start - timedelta(days=1)
+
+
 def _wait_for(
     what: str,
     check: Callable[[], object],
@@ -113,6 +121,11 @@ def pipeline(
                     mqtt_url,
                     "--incident-scale",
                     "0",  # only the incidents this test injects
+                    # a morning, when the household is up and its sensors speak within
+                    # seconds (at real evening time a lone resident can be silent for
+                    # minutes, and the test would depend on the hour it runs at)
+                    "--start",
+                    _this_morning().isoformat(),
                     *sim_args,
                 ],
                 env=env,
