@@ -69,6 +69,22 @@ class World:
             alerts_repo.assign(self.conn, change.id, assign, actor="test", at=NOW)
         return change.id
 
+    def new_gateway(self, where: str) -> str:
+        """A fresh gateway with one device at ``where`` (h1, n1 or h2); returns its id."""
+        self.n += 1
+        gw = f"{self.w}G{where}x{self.n}"
+        self.conn.execute("INSERT INTO gateways (id, site_id) VALUES (%s, %s)", (gw, self[where]))
+        self.conn.execute(
+            "INSERT INTO devices (id, gateway_id, site_id, family, native_id, type) "
+            "VALUES (%s, %s, %s, 'zigbee2mqtt', 'motion', 'motion_sensor')",
+            (f"{gw}D", gw, self[where]),
+        )
+        return gw
+
+    def new_device(self, where: str) -> str:
+        """A fresh device on a fresh gateway at ``where``; returns the device's id."""
+        return f"{self.new_gateway(where)}D"
+
     def new_task(self, where: str, responder: str, *, alert_id: int | None = None) -> int:
         """An open dispatch offer to ``responder`` (a responder id) on a fresh alert at
         ``where`` (or on ``alert_id``), as the dispatch service records one."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -194,6 +194,21 @@ def running_worker(
 def count(conn: Any, query: str, *args: object) -> int:
     row = conn.execute(query, args).fetchone()
     return int(row[0])
+
+
+def clear_retained(mqtt_url: str, topics: Topics, gateway_ids: Iterable[str]) -> None:
+    """Delete the retained configs of ``gateway_ids`` a test left on the shared broker."""
+    conn = new_connection(BrokerAddress.from_url(mqtt_url))
+    conn.connect()
+    conn.client.loop_start()
+    try:
+        for gw in gateway_ids:
+            conn.client.publish(
+                topics.gateway_config(gw), b"", qos=1, retain=True
+            ).wait_for_publish(5)
+    finally:
+        conn.client.disconnect()
+        conn.client.loop_stop()
 
 
 def clear_session(mqtt_url: str, client_id: str) -> None:

@@ -119,6 +119,9 @@ class Spec:
     fill: tuple[tuple[str, str], ...] = ()
     #: Run on the own object before the call (role, object id), e.g. store a rule.
     setup: Callable[[Any, str, str], None] | None = None
+    #: Make a fresh object at a site key (h1, n1, h2) instead of using the world's own one
+    #: (for calls that change it for good, such as retiring a device).
+    fresh: Callable[[Any, str], str] | None = None
 
 
 def _uid(prefix: str) -> str:
@@ -251,6 +254,12 @@ MATRIX: dict[tuple[str, str], Spec | str] = {
     ("GET", "/api/v1/devices/{device_id}"): Spec(
         "device", STAFFISH, role_denied=frozenset({"responder", "family"})
     ),
+    ("DELETE", "/api/v1/devices/{device_id}"): Spec(
+        "device",
+        frozenset({"admin"}),
+        role_denied=ALL - {"admin"},
+        fresh=lambda w, where: w.new_device(where),
+    ),
     ("GET", "/api/v1/gateways"): Spec(
         "list:gateway",
         STAFFISH,
@@ -262,6 +271,12 @@ MATRIX: dict[tuple[str, str], Spec | str] = {
     ),
     ("POST", "/api/v1/gateways"): Spec(
         "body", frozenset({"admin"}), role_denied=ALL - {"admin"}, status=201, body=gateway_body
+    ),
+    ("DELETE", "/api/v1/gateways/{gateway_id}"): Spec(
+        "gateway",
+        frozenset({"admin"}),
+        role_denied=ALL - {"admin"},
+        fresh=lambda w, where: w.new_gateway(where),
     ),
     ("POST", "/api/v1/gateways/{gateway_id}/credentials"): Spec(
         "gateway", frozenset({"admin"}), role_denied=ALL - {"admin"}
@@ -403,6 +418,8 @@ def _target(
     world: Any, spec: Spec, role: str, which: str, headers: dict[str, str], api: TestClient
 ) -> str | None:
     kind = spec.kind
+    if spec.fresh is not None:
+        return spec.fresh(world, OWN_ALERT_SITE[role] if which == "own" else "h2")
     if kind == "alert" and spec.fresh_alert:
         if which == "own":
             assign = world["resp1"] if role == "responder" else None

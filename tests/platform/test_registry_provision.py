@@ -22,7 +22,7 @@ from carecircle.platform.registry import (
     provision,
     publish_configs,
 )
-from tests.platform.ingest_support import population
+from tests.platform.ingest_support import clear_retained, population
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -117,13 +117,9 @@ def test_configs_are_published_retained(db: Conn, mqtt_url: str, topic_root: str
         conn.client.subscribe(f"{topic_root}/v1/gw/+/config", qos=1)
         assert done.wait(10), "retained configs not received"
     finally:
-        # clear the retained messages this test left on the shared broker
-        for c in configs:
-            conn.client.publish(
-                topics.gateway_config(c.gw), b"", qos=1, retain=True
-            ).wait_for_publish(5)
         conn.client.disconnect()
         conn.client.loop_stop()
+        clear_retained(mqtt_url, topics, [c.gw for c in configs])
     assert got[f"{p}gw0"].version == 1 and len(got[f"{p}gw0"].devices) == 2
     assert got[f"{p}gw0"].devices[0].res == f"{p}r0"
 
@@ -157,15 +153,7 @@ def test_provision_and_push_configs_commands(
         refused = runner.invoke(cli, ["platform", "provision", "--file", str(bad), *common])
         assert refused.exit_code != 0
     finally:
-        conn = new_connection(BrokerAddress.from_url(mqtt_url))
-        conn.connect()
-        conn.client.loop_start()
-        for g in (f"{p}gw0", f"{p}gw1"):
-            conn.client.publish(
-                Topics(topic_root).gateway_config(g), b"", qos=1, retain=True
-            ).wait_for_publish(5)
-        conn.client.disconnect()
-        conn.client.loop_stop()
+        clear_retained(mqtt_url, Topics(topic_root), [f"{p}gw0", f"{p}gw1"])
 
 
 def test_simulated_population_provisions_responder_shifts_and_room_kinds(

@@ -1,4 +1,5 @@
-"""The scheduler: one leader among replicas (advisory lock), rollup job runs while leader."""
+"""The scheduler: one leader among replicas (advisory lock); the leader's rollup and
+config-push jobs run."""
 
 from __future__ import annotations
 
@@ -15,13 +16,20 @@ from carecircle.platform.registry import provision
 from carecircle.platform.scheduler import run_scheduler
 from carecircle.platform.settings import PlatformSettings
 from carecircle.platform.store import connect
-from tests.platform.ingest_support import batch, count, population, readings_for, wait_until
+from tests.platform.ingest_support import (
+    batch,
+    clear_retained,
+    count,
+    population,
+    readings_for,
+    wait_until,
+)
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
 
 def test_one_leader_runs_the_rollup_job_and_a_standby_takes_over(
-    db: Conn, database_url: str
+    db: Conn, database_url: str, mqtt_url: str, topic_root: str
 ) -> None:
     p = f"l{uuid.uuid4().hex[:6]}"
     provision(db, population(p, gateways=1))
@@ -32,7 +40,9 @@ def test_one_leader_runs_the_rollup_job_and_a_standby_takes_over(
     writer.write([Inbound(topics.uplink(gw, Uplink.BATCH), batch(gw, items), datetime.now(UTC))])
     writer.close()
 
-    settings = PlatformSettings(database_url=database_url, rollup_interval_s=1)  # type: ignore[arg-type]
+    settings = PlatformSettings(
+        database_url=database_url, mqtt_url=mqtt_url, topic_root=topic_root, rollup_interval_s=1
+    )  # type: ignore[arg-type]
     leaders: list[str] = []
     stops = {"a": threading.Event(), "b": threading.Event()}
 
@@ -58,6 +68,10 @@ def test_one_leader_runs_the_rollup_job_and_a_standby_takes_over(
             ),
             what="rollups by the leader's job",
         )
+        wait_until(
+            lambda: count(db, "SELECT config_pushed_version FROM gateways WHERE id = %s", gw) == 1,
+            what="the provisioned gateway's config pushed by the leader's job",
+        )
         first = leaders[0]
         threading.Event().wait(0.5)
         assert leaders == [first], "only one leader at a time"
@@ -70,3 +84,14 @@ def test_one_leader_runs_the_rollup_job_and_a_standby_takes_over(
             s.set()
         for t in threads.values():
             t.join(15)
+        # the job pushed every gateway of the run's database under this test's topic root
+        clear_retained(
+            mqtt_url,
+            Topics(topic_root),
+            [
+                str(r[0])
+                for r in db.execute(
+                    "SELECT id FROM gateways WHERE config_pushed_version > 0"
+                ).fetchall()
+            ],
+        )

@@ -262,10 +262,17 @@ def create_user_cmd(
 
 # -- ingest, registry and scheduler commands (ingest engineer) ------------------------------
 from carecircle.platform.ingest.cli import ingest_cmd  # noqa: E402
-from carecircle.platform.registry.cli import provision_cmd, push_configs_cmd  # noqa: E402
+from carecircle.platform.registry.cli import (  # noqa: E402
+    provision_cmd,
+    push_configs_cmd,
+    retire_device_cmd,
+    retire_gateway_cmd,
+)
 from carecircle.platform.scheduler.cli import scheduler_cmd  # noqa: E402
 
 platform_cli.add_command(ingest_cmd)
 platform_cli.add_command(provision_cmd)
 platform_cli.add_command(push_configs_cmd)
+platform_cli.add_command(retire_device_cmd)
+platform_cli.add_command(retire_gateway_cmd)
 platform_cli.add_command(scheduler_cmd)

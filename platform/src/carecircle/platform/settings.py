@@ -153,3 +153,5 @@ class PlatformSettings(CareCircleSettings):
     rollup_1h_retention_days: PositiveInt = 3650
     rollup_interval_s: PositiveInt = 60
     maintain_interval_s: PositiveInt = 3600
+    #: How often the scheduler publishes gateway configs changed since their last push.
+    config_push_interval_s: PositiveInt = 30

@@ -206,8 +206,8 @@ def activity_entries(
 def device_states(conn: Conn, site_ids: Sequence[str] | None = None) -> list[DeviceState]:
     rows = conn.execute(
         "SELECT id, site_id, gateway_id, resident_id, power, offline_timeout_s, status, "
-        "last_seen, battery FROM devices WHERE %(sites)s::text[] IS NULL "
-        "OR site_id = ANY(%(sites)s)",
+        "last_seen, battery FROM devices WHERE retired_at IS NULL "
+        "AND (%(sites)s::text[] IS NULL OR site_id = ANY(%(sites)s))",
         {"sites": list(site_ids) if site_ids is not None else None},
     ).fetchall()
     return [DeviceState(*r) for r in rows]
@@ -215,8 +215,8 @@ def device_states(conn: Conn, site_ids: Sequence[str] | None = None) -> list[Dev
 
 def gateway_states(conn: Conn, site_ids: Sequence[str] | None = None) -> list[GatewayState]:
     rows = conn.execute(
-        "SELECT id, site_id, status, last_seen FROM gateways WHERE %(sites)s::text[] IS NULL "
-        "OR site_id = ANY(%(sites)s)",
+        "SELECT id, site_id, status, last_seen FROM gateways WHERE retired_at IS NULL "
+        "AND (%(sites)s::text[] IS NULL OR site_id = ANY(%(sites)s))",
         {"sites": list(site_ids) if site_ids is not None else None},
     ).fetchall()
     return [GatewayState(*r) for r in rows]

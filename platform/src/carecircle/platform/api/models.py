@@ -143,6 +143,8 @@ class DeviceOut(_Out):
     status: Health
     last_seen: datetime | None
     battery: float | None
+    #: When the device was taken out of service (it keeps its history), else null.
+    retired_at: datetime | None = None
 
 
 class DeviceIn(BaseModel):
@@ -167,6 +169,8 @@ class GatewayOut(_Out):
     config_version: int
     software: str | None
     created_at: datetime
+    #: When the gateway was taken out of service, else null.
+    retired_at: datetime | None = None
 
 
 class GatewayIn(BaseModel):
@@ -457,3 +461,14 @@ class RuleOut(_Out):
     scope_id: str | None
     params: dict[str, Any]
     enabled: bool
+
+
+class RetiredOut(_Out):
+    """What a retirement changed."""
+
+    #: Devices taken out of service by this call (empty when they already were).
+    devices: list[str]
+    #: Gateways whose configuration changed; the scheduler pushes it within a minute.
+    gateways: list[str]
+    #: Device-offline / low-battery / gateway-offline alerts cancelled with it.
+    alerts_cancelled: list[int]

@@ -129,8 +129,13 @@ class DeviceDirectory:
     def _load(self, conn: Conn) -> None:
         # A gateway speaks for itself too (its heartbeats carry dev = its own id): it is
         # a device of its own gateway and site.  A real device of the same id wins.
-        gateways = conn.execute("SELECT id, site_id FROM gateways").fetchall()
-        rows = conn.execute("SELECT id, gateway_id, site_id, resident_id FROM devices").fetchall()
+        # Retired devices and gateways are unknown here: what they still send is dead-lettered.
+        gateways = conn.execute(
+            "SELECT id, site_id FROM gateways WHERE retired_at IS NULL"
+        ).fetchall()
+        rows = conn.execute(
+            "SELECT id, gateway_id, site_id, resident_id FROM devices WHERE retired_at IS NULL"
+        ).fetchall()
         devices = {str(g[0]): DeviceInfo(str(g[0]), str(g[1]), None) for g in gateways}
         devices.update({str(r[0]): DeviceInfo(str(r[1]), str(r[2]), r[3]) for r in rows})
         self._devices = devices

@@ -1,20 +1,27 @@
-"""``carecircle platform provision`` and ``carecircle platform push-configs``."""
+"""``carecircle platform provision``, ``push-configs``, ``retire-device`` and ``retire-gateway``."""
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from carecircle.common.cli import CliContext, pass_cli
+from carecircle.common.clock import utcnow
 from carecircle.common.contract import Topics
 from carecircle.common.mqtt import BrokerAddress
 from carecircle.platform.registry.service import (
+    RetireReport,
     gateway_configs,
     load_provisioning,
     provision,
     publish_configs,
+    push_pending_configs,
+    retire_device,
+    retire_gateway,
 )
 from carecircle.platform.settings import PlatformSettings
 from carecircle.platform.store import connect
@@ -50,15 +57,17 @@ def provision_cmd(
         settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
     ) as conn:
         report = provision(conn, doc)
-        configs = gateway_configs(conn, report.gateways) if report.gateways else []
-    pushed = 0
-    if configs and not no_push:
-        pushed = publish_configs(
-            BrokerAddress.from_url(settings.mqtt_url), Topics(settings.topic_root), configs
-        )
+        pushed: list[str] = []
+        if report.gateways and not no_push:
+            pushed = push_pending_configs(
+                conn,
+                BrokerAddress.from_url(settings.mqtt_url),
+                Topics(settings.topic_root),
+                only=report.gateways,
+            )
     click.echo(
         json.dumps(
-            {"changed": report.changed, "gateways": report.gateways, "configs_pushed": pushed}
+            {"changed": report.changed, "gateways": report.gateways, "configs_pushed": len(pushed)}
         )
     )
 
@@ -88,3 +97,78 @@ def push_configs_cmd(
         BrokerAddress.from_url(settings.mqtt_url), Topics(settings.topic_root), configs
     )
     click.echo(json.dumps({"configs_pushed": pushed}))
+
+
+def _retire(
+    cli: CliContext,
+    what: str,
+    object_id: str,
+    reason: str,
+    database_url: str | None,
+    mqtt_url: str | None,
+    topic_root: str | None,
+    no_push: bool,
+) -> None:
+    settings = cli.settings(
+        PlatformSettings, database_url=database_url, mqtt_url=mqtt_url, topic_root=topic_root
+    )
+    retire = retire_device if what == "device" else retire_gateway
+    with connect(
+        settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
+    ) as conn:
+        report: RetireReport = retire(
+            conn, object_id, actor=f"cli:{getpass.getuser()}", at=utcnow(), reason=reason
+        )
+        pushed: list[str] = []
+        if report.gateways and not no_push:
+            pushed = push_pending_configs(
+                conn,
+                BrokerAddress.from_url(settings.mqtt_url),
+                Topics(settings.topic_root),
+                only=report.gateways,
+            )
+    click.echo(
+        json.dumps(
+            {
+                "retired_devices": report.devices,
+                "gateways": report.gateways,
+                "alerts_cancelled": report.alerts_cancelled,
+                "configs_pushed": len(pushed),
+            }
+        )
+    )
+
+
+_retire_options = [
+    click.option("--reason", default="", help="why, for the audit log"),
+    click.option("--database-url", help="PostgreSQL URL [CARECIRCLE_DATABASE_URL]"),
+    click.option("--mqtt-url", help="MQTT broker URL [CARECIRCLE_MQTT_URL]"),
+    click.option("--topic-root", help="first MQTT topic segment [CARECIRCLE_TOPIC_ROOT]"),
+    click.option(
+        "--no-push", is_flag=True, help="leave the config push to the scheduler's next run"
+    ),
+]
+
+
+def _with_retire_options(f: Any) -> Any:
+    for option in reversed(_retire_options):
+        f = option(f)
+    return f
+
+
+@click.command("retire-device")
+@click.argument("device_id")
+@_with_retire_options
+@pass_cli
+def retire_device_cmd(cli: CliContext, /, device_id: str, **opts: Any) -> None:
+    """Take a device out of service: history kept, removed from its gateway's config."""
+    _retire(cli, "device", device_id, **opts)
+
+
+@click.command("retire-gateway")
+@click.argument("gateway_id")
+@_with_retire_options
+@pass_cli
+def retire_gateway_cmd(cli: CliContext, /, gateway_id: str, **opts: Any) -> None:
+    """Take a gateway and its devices out of service and revoke its broker secret."""
+    _retire(cli, "gateway", gateway_id, **opts)

@@ -8,8 +8,14 @@ incremented (a gateway ignores configs older than the one it has), and
 :func:`publish_configs` publishes each of them its retained :class:`GatewayConfig`
 on ``{root}/v1/gw/{gw}/config``.
 
-The document is additive: ids absent from it are left alone (decommissioning is an
-explicit operation, not a side effect of a partial file).
+The document is additive: ids absent from it are left alone.  Decommissioning is an
+explicit operation, not a side effect of a partial file: :func:`retire_device` and
+:func:`retire_gateway` take a device or a whole gateway out of service (history kept,
+configuration and checks updated); provisioning a retired id again brings it back.
+
+Every change bumps ``gateways.config_version``; :func:`push_pending_configs` (a
+scheduler job) publishes each gateway whose ``config_pushed_version`` lags, so a change
+made through the API, or a push that failed, still reaches the gateway.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +33,17 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from carecircle.common.contract import DeviceBinding, GatewayConfig, Provisioning, Topics
-from carecircle.common.errors import BrokerUnavailable, ConfigError, ContractError, StoreError
+from carecircle.common.errors import (
+    BrokerUnavailable,
+    ConfigError,
+    ContractError,
+    NotFound,
+    StoreError,
+)
 from carecircle.common.mqtt import BrokerAddress, new_connection
+from carecircle.platform.alerts import repository as alerts_repository
+from carecircle.platform.alerts.kinds import TECHNICAL
+from carecircle.platform.alerts.lifecycle import ACTIVE, Status
 from carecircle.platform.dispatch.registry import save_responder
 
 log = logging.getLogger(__name__)
@@ -205,8 +221,8 @@ def _provision(conn: Conn, doc: Provisioning) -> ProvisionReport:
         _upsert(
             conn,
             "gateways",
-            ("id", "site_id"),
-            [(g.id, g.site_id) for g in doc.gateways],
+            ("id", "site_id", "retired_at"),
+            [(g.id, g.site_id, None) for g in doc.gateways],
         )
     )
     ch["gateways"] = len(changed_gws)
@@ -233,6 +249,7 @@ def _provision(conn: Conn, doc: Provisioning) -> ProvisionReport:
                 d.model,
                 b.power.value,
                 b.offline_timeout_s,
+                None,
             )
         )
     changed_devs = set(
@@ -251,6 +268,7 @@ def _provision(conn: Conn, doc: Provisioning) -> ProvisionReport:
                 "model",
                 "power",
                 "offline_timeout_s",
+                "retired_at",
             ),
             dev_rows,
         )
@@ -354,8 +372,8 @@ def _provision(conn: Conn, doc: Provisioning) -> ProvisionReport:
 def gateway_configs(conn: Conn, gateway_ids: Sequence[str] | None = None) -> list[GatewayConfig]:
     """The current configuration of the given gateways (all when ``None``)."""
     gws = conn.execute(
-        "SELECT id, site_id, config_version FROM gateways "
-        "WHERE %s::text[] IS NULL OR id = ANY(%s) ORDER BY id",
+        "SELECT id, site_id, config_version FROM gateways WHERE retired_at IS NULL "
+        "AND (%s::text[] IS NULL OR id = ANY(%s)) ORDER BY id",
         (gateway_ids, gateway_ids),
     ).fetchall()
     devs: dict[str, list[DeviceBinding]] = {str(g[0]): [] for g in gws}
@@ -364,7 +382,7 @@ def gateway_configs(conn: Conn, gateway_ids: Sequence[str] | None = None) -> lis
         SELECT d.gateway_id, d.id, d.family, d.native_id, d.site_id, d.room_id,
                d.resident_id, d.type, d.power, d.offline_timeout_s, r.kind::text
         FROM devices d LEFT JOIN rooms r ON r.id = d.room_id
-        WHERE d.gateway_id = ANY(%s) ORDER BY d.gateway_id, d.id
+        WHERE d.gateway_id = ANY(%s) AND d.retired_at IS NULL ORDER BY d.gateway_id, d.id
         """,
         (list(devs),),
     ).fetchall()
@@ -399,10 +417,15 @@ def publish_configs(
     topics: Topics,
     configs: Sequence[GatewayConfig],
     *,
+    cleared: Sequence[str] = (),
     timeout_s: float = 10.0,
 ) -> int:
-    """Publish each config retained (QoS 1) on its gateway's config topic; returns the count."""
-    if not configs:
+    """Publish each config retained (QoS 1) on its gateway's config topic, and an empty
+    retained message (which deletes the retained config) for each gateway in ``cleared``;
+    returns how many were acknowledged.  Raises :class:`BrokerUnavailable` otherwise."""
+    messages = [(topics.gateway_config(c.gw), c.model_dump_json(), c.gw) for c in configs]
+    messages += [(topics.gateway_config(gw), "", gw) for gw in cleared]
+    if not messages:
         return 0
     conn = new_connection(broker, client_id=None, clean_start=True)
     conn.connect()
@@ -410,17 +433,167 @@ def publish_configs(
     client.loop_start()
     try:
         infos = [
-            client.publish(topics.gateway_config(c.gw), c.model_dump_json(), qos=1, retain=True)
-            for c in configs
+            (client.publish(topic, payload, qos=1, retain=True), gw)
+            for topic, payload, gw in messages
         ]
-        for info, cfg in zip(infos, configs, strict=True):
+        for info, gw in infos:
             info.wait_for_publish(timeout=timeout_s)
             if not info.is_published():
-                raise BrokerUnavailable(f"config of gateway {cfg.gw} was not acknowledged")
+                raise BrokerUnavailable(f"config of gateway {gw} was not acknowledged")
     except (RuntimeError, ValueError) as err:
         raise BrokerUnavailable(f"publishing gateway configs failed: {err}") from err
     finally:
         client.disconnect()
         client.loop_stop()
-    log.info("published %d gateway configs (retained)", len(configs))
-    return len(configs)
+    log.info("published %d gateway configs and cleared %d (retained)", len(configs), len(cleared))
+    return len(messages)
+
+
+def push_pending_configs(
+    conn: Conn,
+    broker: BrokerAddress,
+    topics: Topics,
+    *,
+    only: Sequence[str] | None = None,
+    timeout_s: float = 10.0,
+) -> list[str]:
+    """Publish every gateway whose configuration changed since it was last pushed.
+
+    An active gateway gets its current config; a retired one gets its retained config
+    deleted.  A gateway is marked pushed (at the version read) only after the broker
+    acknowledged, so a failed push is retried by the next run.  Returns the gateways
+    pushed.
+    """
+    pending = conn.execute(
+        "SELECT id, config_version, retired_at IS NOT NULL FROM gateways "
+        "WHERE config_version > config_pushed_version "
+        "AND (%s::text[] IS NULL OR id = ANY(%s)) ORDER BY id",
+        (only, only),
+    ).fetchall()
+    if not pending:
+        return []
+    retired = [str(r[0]) for r in pending if r[2]]
+    configs = gateway_configs(conn, [str(r[0]) for r in pending if not r[2]])
+    publish_configs(broker, topics, configs, cleared=retired, timeout_s=timeout_s)
+    # The versions read above were pushed; a change made meanwhile stays pending.
+    pushed = {c.gw: c.version for c in configs}
+    pushed.update({str(r[0]): int(r[1]) for r in pending if r[2]})
+    for gw, version in pushed.items():
+        conn.execute(
+            "UPDATE gateways SET config_pushed_version = GREATEST(config_pushed_version, %s) "
+            "WHERE id = %s",
+            (version, gw),
+        )
+    return sorted(pushed)
+
+
+@dataclass
+class RetireReport:
+    #: Devices retired by this call (none when they already were).
+    devices: list[str] = field(default_factory=list)
+    #: Gateways whose configuration changed (version bumped): push them.
+    gateways: list[str] = field(default_factory=list)
+    #: Device-offline / low-battery / gateway-offline alerts cancelled with the retirement.
+    alerts_cancelled: list[int] = field(default_factory=list)
+
+
+def retire_device(
+    conn: Conn, device_id: str, *, actor: str, at: datetime, reason: str = ""
+) -> RetireReport:
+    """Take one device out of service (one transaction; retiring it again changes nothing).
+
+    Its history stays; it leaves its gateway's configuration (version bumped), the ingest
+    registry and the device checks, and its open technical alerts are cancelled.
+    """
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT gateway_id, retired_at FROM devices WHERE id = %s FOR UPDATE", (device_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"device {device_id} not found")
+        report = RetireReport()
+        if row[1] is None:
+            _retire_devices(conn, [device_id], at, actor, reason, report)
+            conn.execute(
+                "UPDATE gateways SET config_version = config_version + 1 WHERE id = %s",
+                (row[0],),
+            )
+            report.gateways = [str(row[0])]
+    log.info("device %s retired by %s", device_id, actor)
+    return report
+
+
+def retire_gateway(
+    conn: Conn, gateway_id: str, *, actor: str, at: datetime, reason: str = ""
+) -> RetireReport:
+    """Take a gateway and every device on it out of service, and revoke its broker secret.
+
+    Its retained configuration is deleted by the next config push.
+    """
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT retired_at FROM gateways WHERE id = %s FOR UPDATE", (gateway_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"gateway {gateway_id} not found")
+        report = RetireReport()
+        if row[0] is None:
+            devices = conn.execute(
+                "SELECT id FROM devices WHERE gateway_id = %s AND retired_at IS NULL "
+                "ORDER BY id FOR UPDATE",
+                (gateway_id,),
+            ).fetchall()
+            _retire_devices(conn, [str(d[0]) for d in devices], at, actor, reason, report)
+            conn.execute(
+                "UPDATE gateways SET retired_at = %s, secret_hash = NULL, "
+                "config_version = config_version + 1 WHERE id = %s",
+                (at, gateway_id),
+            )
+            _cancel_technical(conn, gateway_id, at, actor, reason, report)
+            _audit_retirement(conn, "gateway", gateway_id, at, actor, reason)
+            report.gateways = [gateway_id]
+    log.info("gateway %s retired by %s", gateway_id, actor)
+    return report
+
+
+def _retire_devices(
+    conn: Conn,
+    device_ids: Sequence[str],
+    at: datetime,
+    actor: str,
+    reason: str,
+    report: RetireReport,
+) -> None:
+    if not device_ids:
+        return
+    conn.execute("UPDATE devices SET retired_at = %s WHERE id = ANY(%s)", (at, list(device_ids)))
+    for dev in device_ids:
+        _cancel_technical(conn, dev, at, actor, reason, report)
+        _audit_retirement(conn, "device", dev, at, actor, reason)
+    report.devices.extend(device_ids)
+
+
+def _cancel_technical(
+    conn: Conn, subject: str, at: datetime, actor: str, reason: str, report: RetireReport
+) -> None:
+    rows = conn.execute(
+        "SELECT id FROM alerts WHERE subject = %s AND kind = ANY(%s) AND status = ANY(%s) "
+        "ORDER BY id",
+        (subject, sorted(TECHNICAL), sorted(ACTIVE)),
+    ).fetchall()
+    note = f"retired: {reason}" if reason else "retired"
+    for (alert_id,) in rows:
+        alerts_repository.transition(
+            conn, int(alert_id), Status.CANCELLED, actor=actor, at=at, note=note
+        )
+        report.alerts_cancelled.append(int(alert_id))
+
+
+def _audit_retirement(
+    conn: Conn, object_type: str, object_id: str, at: datetime, actor: str, reason: str
+) -> None:
+    conn.execute(
+        "INSERT INTO audit_log (at, actor, action, object_type, object_id, detail) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (at, actor, f"{object_type}.retire", object_type, object_id, Jsonb({"reason": reason})),
+    )

@@ -71,9 +71,16 @@ def register_store_and_rollups(scheduler: BaseScheduler, ctx: JobContext) -> Non
     )
 
 
-#: The store's job registrar; others come from the entry-point group below.
+def register_config_push(scheduler: BaseScheduler, ctx: JobContext) -> None:
+    from carecircle.platform.registry.jobs import register_scheduler
+
+    register_scheduler(scheduler, ctx)
+
+
+#: The platform's own registrars; others come from the entry-point group below.
 REGISTRARS: list[Registrar] = [
     register_store_and_rollups,
+    register_config_push,
 ]
 REGISTRAR_GROUP = "carecircle.scheduler.jobs"
 

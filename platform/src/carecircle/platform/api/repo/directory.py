@@ -25,11 +25,13 @@ RESIDENT_SELECT = (
 )
 DEVICE_SELECT = (
     "SELECT id, gateway_id, site_id, room_id, resident_id, family, native_id, type, model, "
-    "power, offline_timeout_s, status, last_seen, battery FROM devices"
+    "power, offline_timeout_s, status, last_seen, battery, retired_at FROM devices"
 )
 GATEWAY_SELECT = (
-    "SELECT id, site_id, status, last_seen, config_version, software, created_at FROM gateways"
+    "SELECT id, site_id, status, last_seen, config_version, software, created_at, retired_at "
+    "FROM gateways"
 )
+_ACTIVE = sql.SQL("retired_at IS NULL")
 RESPONDER_SELECT = (
     "SELECT rp.id, rp.display_name, rp.kind, rp.place_id, rp.site_id, rp.lat, rp.lon, "
     "rp.travel_mode, rp.skills, rp.availability FROM responders rp"
@@ -94,10 +96,13 @@ def list_devices(
     site_id: str | None,
     resident_id: str | None,
     status: str | None,
+    include_retired: bool = False,
     limit: int,
     cursor: str | None,
 ) -> Page:
     where = [scope.sites(p, "site_id")]
+    if not include_retired:
+        where.append(_ACTIVE)
     for col, value in (("site_id", site_id), ("resident_id", resident_id), ("status", status)):
         if value:
             where.append(eq(col, value))
@@ -110,10 +115,13 @@ def list_gateways(
     *,
     site_id: str | None,
     status: str | None,
+    include_retired: bool = False,
     limit: int,
     cursor: str | None,
 ) -> Page:
     where = [scope.sites(p, "site_id")]
+    if not include_retired:
+        where.append(_ACTIVE)
     for col, value in (("site_id", site_id), ("status", status)):
         if value:
             where.append(eq(col, value))
@@ -184,7 +192,8 @@ def create_gateway(
         with conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(
                 "INSERT INTO gateways (id, site_id, secret_hash, software) VALUES (%s, %s, %s, %s) "
-                "RETURNING id, site_id, status, last_seen, config_version, software, created_at",
+                "RETURNING id, site_id, status, last_seen, config_version, software, created_at, "
+                "retired_at",
                 (gateway_id, site_id, hashed, software),
             ).fetchone()
     except psycopg.errors.UniqueViolation as err:
@@ -205,10 +214,12 @@ def create_device(conn: Conn, gateway_id: str, data: dict[str, Any]) -> dict[str
     """Bind a device to a gateway and bump the gateway's config version."""
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         gw = cur.execute(
-            "SELECT site_id FROM gateways WHERE id = %s FOR UPDATE", (gateway_id,)
+            "SELECT site_id, retired_at FROM gateways WHERE id = %s FOR UPDATE", (gateway_id,)
         ).fetchone()
         if gw is None:
             raise NotFound("gateway not found")
+        if gw["retired_at"] is not None:
+            raise Conflict("the gateway is retired")
         if gw["site_id"] != data["site_id"]:
             raise Conflict("a device must be at its gateway's site")
         if (

@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from carecircle.platform.api.deps import ConnDep, PrincipalDep
+from carecircle.platform import registry
+from carecircle.platform.api.deps import ConnDep, PrincipalDep, StateDep
 from carecircle.platform.api.models import (
     DeviceIn,
     DeviceOut,
@@ -17,6 +18,7 @@ from carecircle.platform.api.models import (
     Level,
     PlaceOut,
     ResponderOut,
+    RetiredOut,
     SiteIn,
     SiteKind,
     SiteOut,
@@ -32,6 +34,8 @@ router = APIRouter()
 Health = Literal["online", "offline", "unknown"]
 
 FACILITY_KINDS = ["nursing_home", "day_care", "community_station", "meal_point"]
+RetiredQ = Annotated[bool, Query(description="also list devices or gateways taken out of service")]
+ReasonQ = Annotated[str, Query(max_length=200, description="why, for the audit log")]
 
 
 @router.get("/places", response_model=Page[PlaceOut], tags=["places"])
@@ -132,6 +136,7 @@ def list_devices(
     site_id: IdQ = None,
     resident_id: IdQ = None,
     status: Health | None = None,
+    include_retired: RetiredQ = False,
     limit: LimitQ = 100,
     cursor: CursorQ = None,
 ) -> Page[DeviceOut]:
@@ -142,6 +147,7 @@ def list_devices(
         site_id=site_id,
         resident_id=resident_id,
         status=status,
+        include_retired=include_retired,
         limit=limit,
         cursor=cursor,
     )
@@ -167,18 +173,40 @@ def create_device(gateway_id: IdPath, body: DeviceIn, p: PrincipalDep, conn: Con
     return DeviceOut.model_validate(row)
 
 
+@router.delete("/devices/{device_id}", response_model=RetiredOut, tags=["devices"])
+def retire_device(
+    device_id: IdPath, p: PrincipalDep, st: StateDep, conn: ConnDep, reason: ReasonQ = ""
+) -> RetiredOut:
+    """Take a device out of service: its history stays, it leaves its gateway's
+    configuration and the device checks, its offline/battery alerts are cancelled.
+    Retiring it again changes nothing; provisioning it again brings it back."""
+    require_role(p, Action.DEVICE_WRITE)
+    require(p, Action.DEVICE_WRITE, scope.load(conn, "device", device_id), "device")
+    report = registry.retire_device(
+        conn, device_id, actor=p.actor, at=st.clock.now(), reason=reason
+    )
+    return RetiredOut.model_validate(report)
+
+
 @router.get("/gateways", response_model=Page[GatewayOut], tags=["gateways"])
 def list_gateways(
     p: PrincipalDep,
     conn: ConnDep,
     site_id: IdQ = None,
     status: Health | None = None,
+    include_retired: RetiredQ = False,
     limit: LimitQ = 100,
     cursor: CursorQ = None,
 ) -> Page[GatewayOut]:
     require_role(p, Action.GATEWAY_READ)
     rows, nxt = directory.list_gateways(
-        conn, p, site_id=site_id, status=status, limit=limit, cursor=cursor
+        conn,
+        p,
+        site_id=site_id,
+        status=status,
+        include_retired=include_retired,
+        limit=limit,
+        cursor=cursor,
     )
     return Page[GatewayOut](items=[GatewayOut.model_validate(r) for r in rows], next=nxt)
 
@@ -212,6 +240,20 @@ def rotate_credentials(gateway_id: IdPath, p: PrincipalDep, conn: ConnDep) -> Ga
     secret = directory.rotate_gateway_secret(conn, gateway_id)
     audit(conn, p.actor, "gateway.rotate_secret", "gateway", gateway_id, {})
     return GatewayCredentials(gateway_id=gateway_id, secret=secret)
+
+
+@router.delete("/gateways/{gateway_id}", response_model=RetiredOut, tags=["gateways"])
+def retire_gateway(
+    gateway_id: IdPath, p: PrincipalDep, st: StateDep, conn: ConnDep, reason: ReasonQ = ""
+) -> RetiredOut:
+    """Take a gateway and all its devices out of service and revoke its broker secret;
+    its retained configuration is deleted by the scheduler's next config push."""
+    require_role(p, Action.GATEWAY_WRITE)
+    require(p, Action.GATEWAY_WRITE, scope.load(conn, "gateway", gateway_id), "gateway")
+    report = registry.retire_gateway(
+        conn, gateway_id, actor=p.actor, at=st.clock.now(), reason=reason
+    )
+    return RetiredOut.model_validate(report)
 
 
 @router.get("/responders", response_model=Page[ResponderOut], tags=["responders"])
