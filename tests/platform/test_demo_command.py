@@ -82,6 +82,38 @@ def _comm(pid: int) -> str:
         return ""
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _gateway_files_give_each_site_its_own_queue(folder: Path, sites: int) -> None:
+    """The generated settings of the gateway processes: every site once, own queue."""
+    from carecircle.common.settings import load_settings
+    from carecircle.gateway.settings import GatewaySettings
+
+    env_backup = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("CARECIRCLE_")}
+    try:
+        gateways = [
+            g
+            for f in sorted(folder.glob("gateways-*.toml"))
+            for g in load_settings(GatewaySettings, f).gateways()
+        ]
+    finally:
+        os.environ.update(env_backup)
+    assert len({g.gateway_id for g in gateways}) == len(gateways) == sites
+    assert len({g.queue_path for g in gateways}) == sites
+    assert all(g.queue_path.parent == folder for g in gateways)
+    assert all(g.gateway_id in g.zigbee2mqtt_base for g in gateways)
+    # the gateways have started: each has its own queue file
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(g.queue_path.exists() for g in gateways):
+        time.sleep(0.2)
+    assert all(g.queue_path.exists() for g in gateways)
+
+
 def _value(lines: list[str], prefix: str) -> str:
     return next(line for line in lines if line.startswith(prefix)).split(None, 1)[1]
 
@@ -90,7 +122,17 @@ def _value(lines: list[str], prefix: str) -> str:
 def test_demo_starts_private_servers_migrates_and_stops_clean_on_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARECIRCLE_")}
     proc = subprocess.Popen(
-        [str(CARECIRCLE), "demo", "--workdir", str(tmp_path / ".demo"), "--no-install"],
+        [
+            str(CARECIRCLE),
+            "demo",
+            "--workdir",
+            str(tmp_path / ".demo"),
+            "--no-install",
+            "--households",
+            "4",  # the default 50 is the slow fresh-clone test's
+            "--gateway-processes",
+            "2",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -118,7 +160,11 @@ def test_demo_starts_private_servers_migrates_and_stops_clean_on_ctrl_c(tmp_path
             ["responder", "responder-demo"],
         ], lines
         running = _value(lines, "running:")
-        assert "14 gateways" in running and "simulator" in running, running
+        # 4 households + day-care centre + nursing home: 6 gateways in 2 processes
+        assert "6 gateways in 2 processes" in running and "simulator" in running, running
+        gateway_procs = [p for p in descendants(proc.pid) if "gateway run" in _cmdline(p)]
+        assert len(gateway_procs) == 2, running
+        _gateway_files_give_each_site_its_own_queue(tmp_path / ".demo" / "gateways", 6)
         family = descendants(proc.pid)
         assert len(family) >= 2, "PostgreSQL and Mosquitto should be running"
         proc.send_signal(signal.SIGINT)
@@ -256,6 +302,50 @@ def _dashboard_shows_a_live_alert(lines: list[str], deadline: float) -> None:
         assert resident.status_code == 200, resident.text
 
 
+def _chromium_shows_a_live_alert(lines: list[str], deadline: float) -> None:
+    """The same in a real headless Chromium: sign in, the board lists an alert row."""
+    import shutil
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    chromedriver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not (Path(chromium).exists() and Path(chromedriver).exists()):
+        print("\nchromium/chromium-driver not installed: the browser check did not run")
+        return
+    import tempfile
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    board = _value(lines, "dashboard:")
+    staff = next(line.split() for line in lines if line.strip().startswith("login staff"))
+    profile = tempfile.mkdtemp(prefix="cc-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", f"--user-data-dir={profile}", "--lang=en-US"):  # fmt: skip
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        driver.get(board + "?lang=en")  # not signed in: the login page
+        driver.find_element(By.ID, "username").send_keys(staff[2])
+        driver.find_element(By.ID, "password").send_keys(staff[staff.index("password") + 1])
+        driver.find_element(By.ID, "login-submit").click()
+        rows: list[object] = []
+        while time.monotonic() < deadline:
+            rows = driver.find_elements(By.CSS_SELECTOR, "tr[data-id]")
+            if rows:
+                break
+            time.sleep(1)
+        assert rows, f"no alert row in Chromium:\n{driver.page_source[:3000]}"
+        links = driver.find_elements(By.CSS_SELECTOR, "tr[data-id] a[href^='/residents/r-']")
+        assert links, "the alert row names no resident"
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
 def _git(*args: str, cwd: Path) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
@@ -289,9 +379,14 @@ def test_make_demo_in_a_fresh_clone_and_ctrl_c(tmp_path: Path) -> None:
             row = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
             assert row is not None and row[0] >= 2
         ready_at = time.monotonic()
+        running = _value(lines, "running:")
+        assert "52 gateways in 2 processes" in running, running  # 50 households + 2 facilities
         _dashboard_shows_a_live_alert(lines, deadline=ready_at + 120)
+        alert_at = time.monotonic()
+        _chromium_shows_a_live_alert(lines, deadline=ready_at + 150)
+        print(f"\nfirst alert on the board {alert_at - ready_at:.0f} s after ready")
         family = descendants(proc.pid)
-        assert len(family) >= 20  # demo, servers, platform, 14 gateways, simulator
+        assert len(family) >= 15  # demo, servers, platform, 2 gateway processes, simulator
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         out, _ = proc.communicate(timeout=60)
         assert "stopped: nothing left running" in out, out
