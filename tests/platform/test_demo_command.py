@@ -217,9 +217,7 @@ def test_configured_database_and_broker_are_used_instead(
         assert "CARECIRCLE_MQTT_URL" in _value(lines, "broker:")
         # no private servers; the platform components (e.g. the dispatcher) do run
         servers = {
-            pid
-            for pid in descendants(proc.pid)
-            if _comm(pid).startswith(("postgres", "mosquitto", "amqtt"))
+            pid for pid in descendants(proc.pid) if _comm(pid).startswith(("postgres", "mosquitto"))
         }
         assert servers == set()
         with psycopg.connect(url) as conn:
@@ -437,6 +435,35 @@ def test_ctrl_c_while_starting_leaves_nothing(tmp_path: Path, after_s: float) ->
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("allow_install", [True, False])
+def test_no_mosquitto_and_none_installable_stops_with_a_reason_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, allow_install: bool
+) -> None:
+    """No broker binary, apt-get impossible: the demo says why and how, starts no
+    pure-Python broker that its MQTT 5 components could not use, stops what it started."""
+    from carecircle.platform.demo import services
+
+    tried: list[bool] = []
+    monkeypatch.setattr(services, "system_mosquitto", lambda: None)
+    monkeypatch.setattr(services, "apt_install_mosquitto", lambda _notify: tried.append(True))
+    for key in [k for k in os.environ if k.startswith("CARECIRCLE_")]:
+        monkeypatch.delenv(key)
+    said: list[str] = []
+    options = DemoOptions(workdir=tmp_path / ".demo", allow_install=allow_install, grace_s=5)
+    with pytest.raises(services.ServiceUnavailable) as err:
+        run_demo(options, said.append, threading.Event())
+    assert tried == ([True] if allow_install else [])
+    message = str(err.value)
+    assert "no MQTT broker" in message and "apt-get install mosquitto" in message
+    assert "CARECIRCLE_MQTT_URL" in message and "MQTT 3.1.1" in message
+    assert err.value.exit_code == 3
+    assert any(s.startswith("database:") for s in said), said  # PostgreSQL had started…
+    assert said[-1] == "stopped: nothing left running"  # …and was stopped
+    assert not any(s.startswith(("broker:", "ready")) for s in said), said
+    logs = {p.name for p in (tmp_path / ".demo" / "logs").iterdir()}
+    assert "postgres.log" in logs and not any("mqtt" in n or "mosquitto" in n for n in logs)
 
 
 def test_second_demo_from_the_same_directory_is_refused(tmp_path: Path) -> None:
