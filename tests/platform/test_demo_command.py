@@ -369,6 +369,7 @@ def test_make_demo_in_a_fresh_clone_and_ctrl_c(tmp_path: Path) -> None:
         env=env,
         start_new_session=True,  # its own process group, like a terminal's foreground job
     )
+    started_at = time.monotonic()
     try:
         lines = read_until(proc, "ready: press Ctrl-C", 780)
         assert any("ready: press Ctrl-C" in line for line in lines), "\n".join(lines[-40:])
@@ -382,7 +383,11 @@ def test_make_demo_in_a_fresh_clone_and_ctrl_c(tmp_path: Path) -> None:
         _dashboard_shows_a_live_alert(lines, deadline=ready_at + 120)
         alert_at = time.monotonic()
         _chromium_shows_a_live_alert(lines, deadline=ready_at + 150)
-        print(f"\nfirst alert on the board {alert_at - ready_at:.0f} s after ready")
+        print(
+            f"\nmake demo in a fresh clone: ready after {ready_at - started_at:.0f} s "
+            f"(virtual environment included), first alert on the board "
+            f"{alert_at - ready_at:.0f} s after ready"
+        )
         family = descendants(proc.pid)
         assert len(family) >= 15  # demo, servers, platform, 2 gateway processes, simulator
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does

@@ -65,7 +65,9 @@ class DemoOptions:
     seed: int = 7
     topic_root: str = "cc"
     incident_every_s: float = 180.0
-    first_incident_after_s: float = 30.0
+    #: The simulator has published every site once by then; a refused injection is
+    #: retried 5 s later.
+    first_incident_after_s: float = 10.0
     allow_install: bool = True
     components: tuple[Component, ...] = DEMO_COMPONENTS
     grace_s: float = 10.0
