@@ -275,6 +275,42 @@ def test_table_rows_run_when_their_command_exists(tmp_path: Path) -> None:
     assert '"backend"' in maintain_log
 
 
+def test_an_incident_nobody_answered_is_tried_again_not_skipped(tmp_path: Path) -> None:
+    """Status 3 from a periodic run (``sim scenario``: no simulator answered yet) retries
+    the same run; any other failure moves on to the next."""
+    rows = (
+        Component(
+            "tick",
+            ("db", "status"),
+            kind="periodic",
+            every_s=60,  # a failed run is followed by another 5 s later
+            # nothing listens on port 1: StoreUnavailable, exit status 3
+            extra_env=(("CARECIRCLE_DATABASE_URL", "postgresql://postgres@127.0.0.1:1/x"),),
+        ),
+    )
+    said: list[str] = []
+    stop = threading.Event()
+    options = DemoOptions(
+        workdir=tmp_path / ".demo", components=rows, first_incident_after_s=0.0,
+        allow_install=False, grace_s=5,
+    )  # fmt: skip
+    env_backup = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("CARECIRCLE_")}
+    try:
+        thread = threading.Thread(target=run_demo, args=(options, said.append, stop))
+        thread.start()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and sum("tick failed (status 3)" in s for s in said) < 2:
+            time.sleep(0.1)
+        stop.set()
+        thread.join(60)
+        assert not thread.is_alive()
+    finally:
+        os.environ.update(env_backup)
+    assert sum("tick failed (status 3)" in s for s in said) >= 2, said
+    starts = [s for s in said if s.startswith("tick: run")]
+    assert starts and all(s == "tick: run 1 started" for s in starts), starts
+
+
 def _dashboard_shows_a_live_alert(lines: list[str], deadline: float) -> None:
     """Sign in as the printed staff login; the board must list an alert on a resident."""
     import httpx

@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
 
+#: Exit status of ``sim scenario`` when no simulator answered (BrokerUnavailable).
+NO_ANSWER = 3
+
 #: A log line of a child (``2026-01-01 10:00:00,123 INFO …``), as opposed to its report.
 _LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
 
@@ -373,9 +376,12 @@ def _watch(
                 say(f"{report.name} exited (status {report.returncode}); restarting")
             elif report.name in next_run:
                 if report.returncode != 0:
-                    # e.g. the resident is out: try the next incident soon
+                    # refused (status 1, e.g. the resident is out): the next incident soon;
+                    # nobody answered (status 3, the simulator still starting): this one again
                     say(f"{report.name} failed (status {report.returncode}); see its log")
                     next_run[report.name] = min(next_run[report.name], time.monotonic() + 5)
+                    if report.returncode == NO_ANSWER:
+                        count[report.name] -= 1
             else:
                 say(f"{report.name} exited (status {report.returncode}) for good; see its log")
         now = time.monotonic()
