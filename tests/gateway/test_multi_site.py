@@ -19,6 +19,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -319,3 +321,53 @@ def test_one_process_many_gateways_isolated_wills_and_exactly_once(
     assert _depth(tmp_path / "queues" / f"{WRONG}.sqlite3", lane=2) == 80
     text = (tmp_path / "gateways.log").read_text()
     assert f"{WRONG}: platform broker" in text and "refused" in text
+
+
+def test_a_failing_gateway_does_not_stop_the_others(
+    tmp_path: Path, mqtt_url: str, topic_root: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The host's housekeeping: one gateway's tick raising is logged, the next is ticked,
+    and every gateway is stopped (queues closed, counters saved) at the end."""
+    from carecircle.gateway.runtime import GatewayHost
+
+    s = GatewaySettings.model_validate(
+        {
+            "mqtt_url": mqtt_url,
+            "local_mqtt_url": mqtt_url,
+            "topic_root": topic_root,
+            "queue_path": str(tmp_path / "{gateway_id}.sqlite3"),
+            "zigbee2mqtt_base": f"{topic_root}/site/{{gateway_id}}/zigbee2mqtt",
+            "sites": [{"gateway_id": "gw-bad"}, {"gateway_id": "gw-good"}],
+        }
+    )
+    host = GatewayHost(s.gateways())
+    bad, good = host.gateways
+    ticks: list[str] = []
+
+    def broken(_now: float) -> None:
+        ticks.append("bad")
+        raise RuntimeError("housekeeping broke")
+
+    good_tick = good.tick
+
+    def counted(now: float) -> None:
+        ticks.append("good")
+        good_tick(now)
+
+    bad.tick = broken  # type: ignore[method-assign]
+    good.tick = counted  # type: ignore[method-assign]
+    stop = threading.Event()
+    thread = threading.Thread(target=host.run, args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and ticks.count("good") < 3:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert ticks.count("good") >= 3 and ticks.count("bad") >= 3
+    assert "gw-bad: housekeeping failed; the other gateways go on" in caplog.text
+    for gw in ("gw-bad", "gw-good"):  # each was stopped: counters saved in its own queue
+        with sqlite3.connect(tmp_path / f"{gw}.sqlite3") as db:
+            counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
+            assert "received" in counters and "sent" in counters, counters
