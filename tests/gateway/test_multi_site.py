@@ -107,6 +107,29 @@ def test_run_refuses_one_gateway_flags_with_sites(tmp_path: Path) -> None:
     assert out.returncode != 0 and "per site" in out.stderr
 
 
+def test_status_reads_every_sites_queue(tmp_path: Path) -> None:
+    import uuid
+
+    from carecircle.gateway.outbox import Item, Lane, Outbox
+
+    for gw, n in (("gw-a", 2), ("gw-b", 5)):
+        q = Outbox(tmp_path / f"{gw}.sqlite3")
+        q.enqueue([Item(Lane.ROUTINE, str(uuid.uuid4()), b"{}", 1.0) for _ in range(n)])
+        q.close()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'[gateway]\nqueue_path = "{tmp_path}/{{gateway_id}}.sqlite3"\n\n'
+        '[[gateway.sites]]\ngateway_id = "gw-a"\n\n[[gateway.sites]]\ngateway_id = "gw-b"\n'
+    )
+    out = _carecircle("gateway", "status", "--config", str(cfg), "--json")
+    assert out.returncode == 0, out.stderr
+    docs = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(Path(d["queue"]).name, d["depth"]) for d in docs] == [
+        ("gw-a.sqlite3", 2),
+        ("gw-b.sqlite3", 5),
+    ]
+
+
 # -- the process ------------------------------------------------------------------------
 
 CLI = "from carecircle.common.cli import run; run()"

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -110,16 +110,35 @@ def _log_start(gw: Gateway) -> None:
     "--queue",
     "queue_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="queue file (default: the configured queue_path)",
+    help="queue file (default: the configured queue_path; every site's with [[gateway.sites]])",
 )
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object (one line per site)")
 @CONFIG_OPTION
 @pass_cli
 def status(
     cli: CliContext, queue_path: Path | None, as_json: bool, config_file: Path | None
 ) -> None:
     """Print the queue depth per lane, the oldest waiting message and the counters."""
-    path = queue_path or _context(cli, config_file).settings(GatewaySettings).queue_path
+    if queue_path is not None:
+        paths = [queue_path]
+    else:
+        paths = [
+            g.queue_path for g in _context(cli, config_file).settings(GatewaySettings).gateways()
+        ]
+    for path in paths:
+        doc = _queue_status(path)
+        if as_json:
+            click.echo(json.dumps(doc))
+            continue
+        click.echo(f"queue {path}: {doc['depth']} waiting")
+        click.echo("  " + "  ".join(f"{k}={v}" for k, v in doc["lanes"].items()))
+        if doc["oldest_age_s"] is not None:
+            click.echo(f"  oldest waiting {doc['oldest_age_s']} s")
+        for key, value in sorted(doc["counters"].items()):
+            click.echo(f"  {key}: {value}")
+
+
+def _queue_status(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise StoreError(f"queue {path} does not exist")
     try:
@@ -134,19 +153,10 @@ def status(
         raise StoreError(f"cannot read queue {path}: {err}") from err
     names = {0: "alarm", 1: "status", 2: "deadletter", 3: "routine"}
     depth = {names[k]: int(lanes.get(k, 0)) for k in names}
-    doc = {
+    return {
         "queue": str(path),
         "depth": sum(depth.values()),
         "lanes": depth,
         "oldest_age_s": round(time.time() - oldest, 1) if oldest is not None else None,
         "counters": counters,
     }
-    if as_json:
-        click.echo(json.dumps(doc))
-        return
-    click.echo(f"queue {path}: {doc['depth']} waiting")
-    click.echo("  " + "  ".join(f"{k}={v}" for k, v in depth.items()))
-    if doc["oldest_age_s"] is not None:
-        click.echo(f"  oldest waiting {doc['oldest_age_s']} s")
-    for key, value in sorted(counters.items()):
-        click.echo(f"  {key}: {value}")
