@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -276,3 +279,70 @@ def test_apscheduler_jobs_are_wrapped_to_run_only_while_leader(
     finally:
         stop_jobs()
         lock.release()
+
+
+#: APScheduler's line for each run: the job's name and the time it was due.
+_RUN = re.compile(r'Running job "(.+?) \(trigger: .*\(scheduled at ([^)]+)\)')
+
+
+@pytest.mark.timeout(120)
+def test_two_platform_scheduler_processes_run_each_job_once(
+    fresh_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """The deployable itself: two ``carecircle platform scheduler`` processes on one
+    database with every registered job (store, alerts, ML); each due run of each job
+    happens once, in the leader only; when the leader is killed the other takes over."""
+    from datetime import UTC, datetime
+
+    from carecircle.platform.store import connect, migrate
+    from carecircle.platform.store.timeseries import Retention
+
+    url = fresh_database()
+    with connect(url, autocommit=True) as conn:
+        migrate(conn, now=datetime.now(UTC), retention=Retention.days(90, 730))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARECIRCLE_")}
+    env.update(
+        CARECIRCLE_DATABASE_URL=url,
+        CARECIRCLE_LOG_LEVEL="INFO",
+        CARECIRCLE_ROLLUP_INTERVAL_S="1",
+        CARECIRCLE_MAINTAIN_INTERVAL_S="2",
+        CARECIRCLE_ALERTS_ABSENCE_INTERVAL_S="1",
+    )
+    cli = "from carecircle.common.cli import run; run()"
+    logs = {n: tmp_path / f"scheduler-{n}.log" for n in ("a", "b")}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def runs(name: str) -> list[tuple[str, str]]:
+        return _RUN.findall(logs[name].read_text()) if logs[name].exists() else []
+
+    try:
+        for name, log in logs.items():
+            out = log.open("ab")
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-c", cli, "platform", "scheduler"],
+                stdout=out,
+                stderr=out,
+                env=env,
+            )
+        assert _wait(lambda: len(runs("a")) + len(runs("b")) >= 12, 60), {
+            n: log.read_text()[-2000:] for n, log in logs.items()
+        }
+        leader = "a" if runs("a") else "b"
+        follower = "b" if leader == "a" else "a"
+        assert runs(follower) == [], "only the leader runs jobs"
+        jobs = {job for job, _ in runs(leader)}
+        assert {"rollup_job", "maintain_job"} <= jobs, jobs
+        procs[leader].send_signal(signal.SIGKILL)  # its session ends: the lock is released
+        procs[leader].wait(timeout=10)
+        assert _wait(lambda: len(runs(follower)) >= 6, 40), logs[follower].read_text()[-2000:]
+        procs[follower].send_signal(signal.SIGTERM)
+        assert procs[follower].wait(timeout=30) == 0
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    every = runs("a") + runs("b")
+    assert len(every) == len(set(every)), "a due run of a job happened twice"
+    assert {job for job, _ in runs(follower)} >= {"rollup_job", "maintain_job"}
+    print(f"\n{len(runs(leader))} runs by the first leader, {len(runs(follower))} by the second")

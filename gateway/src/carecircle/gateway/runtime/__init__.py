@@ -1,5 +1,6 @@
 """The gateway process wiring (local broker, pipeline, queue, uplink, housekeeping)."""
 
 from carecircle.gateway.runtime.gateway import Gateway, item_of, lane_of
+from carecircle.gateway.runtime.host import GatewayHost
 
-__all__ = ["Gateway", "item_of", "lane_of"]
+__all__ = ["Gateway", "GatewayHost", "item_of", "lane_of"]

@@ -33,6 +33,7 @@ from carecircle.common.mqtt import BrokerAddress, MqttConnection, new_connection
 from carecircle.gateway.adapters import Bases
 from carecircle.gateway.adapters.base import DeadLetter
 from carecircle.gateway.liveness import LivenessTracker
+from carecircle.gateway.logs import GatewayLog
 from carecircle.gateway.outbox import Item, Lane, Outbox
 from carecircle.gateway.pipeline import Normaliser, Outcome, dead_letter_record, make_status
 from carecircle.gateway.pipeline.normalise import to_json
@@ -67,8 +68,12 @@ class Counters:
 
 
 class Gateway:
-    def __init__(self, settings: GatewaySettings, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: GatewaySettings, clock: Clock | None = None, *, label: bool = False
+    ) -> None:
+        """``label``: prefix log lines with the gateway id (several gateways per process)."""
         self.settings = settings
+        self.log = GatewayLog(log, settings.gateway_id if label else "")
         self.clock: Clock = clock or SystemClock()
         self.topics = Topics(settings.topic_root)
         self.bases = Bases(
@@ -88,7 +93,7 @@ class Gateway:
         cached = self.cache.load(settings.gateway_id)
         if cached is not None:
             self.registry = Registry.from_config(cached)
-            log.info(
+            self.log.info(
                 "registry loaded from cache %s: version %d, %d devices",
                 self.cache.path,
                 cached.version,
@@ -103,6 +108,7 @@ class Gateway:
         self.uplink: UplinkSender | None = None
         self._local: MqttConnection | None = None
         self._stop = threading.Event()
+        self._housekeeping: _Housekeeping | None = None
 
     # -- the pipeline ----------------------------------------------------------------
 
@@ -121,7 +127,7 @@ class Gateway:
             self.counters.received += 1
             if redelivered and self.outbox.seen_native(digest):
                 self.counters.redeliveries_skipped += 1
-                log.debug("skipped a redelivery already committed: %.120s", topic)
+                self.log.debug("skipped a redelivery already committed: %.120s", topic)
                 return None
             now = self.clock.now()
             outcome = self.normaliser.process(topic, payload, self.registry, now)
@@ -146,7 +152,7 @@ class Gateway:
         n = self.limiter.dropped.get(env.dev, 0)
         self.counters.extra["rate_limited"] = self.counters.extra.get("rate_limited", 0) + 1
         if n > 0 and 10 ** len(str(n)) // 10 == n:  # 1, 10, 100, …
-            log.warning(
+            self.log.warning(
                 "device %s over its rate of %.0f items/s: %d routine items dropped",
                 env.dev,
                 self.limiter.rate_per_s,
@@ -192,7 +198,7 @@ class Gateway:
 
     def _dead_items(self, records: list[dict[str, Any]], now: datetime) -> list[Item]:
         for r in records:
-            log.info("dead letter: %s (topic %.120s)", r["reason"], r["topic"])
+            self.log.info("dead letter: %s (topic %.120s)", r["reason"], r["topic"])
         return [Item(Lane.DEADLETTER, r["id"], to_json(r), now.timestamp()) for r in records]
 
     def apply_config(self, raw: bytes) -> bool:
@@ -201,7 +207,7 @@ class Gateway:
         try:
             config = parse_config(raw, self.settings.gateway_id)
         except ContractError as err:
-            log.warning("refused pushed config: %s", err)
+            self.log.warning("refused pushed config: %s", err)
             letter = DeadLetter(str(err), self.topics.gateway_config(self.settings.gateway_id), raw)
             with self._lock:
                 self.outbox.enqueue(
@@ -216,14 +222,16 @@ class Gateway:
     def use_config(self, config: GatewayConfig) -> bool:
         with self._lock:
             if config.version <= self.registry.version:
-                log.debug(
+                self.log.debug(
                     "ignoring config version %d (have %d)", config.version, self.registry.version
                 )
                 return False
             self.cache.save(config)  # cached first: whoever sees the new version finds it
             self.registry = Registry.from_config(config, previous=self.registry)
             self.liveness.watch((d.id for d in config.devices), self.clock.now())
-        log.info("registry updated to version %d: %d devices", config.version, len(config.devices))
+        self.log.info(
+            "registry updated to version %d: %d devices", config.version, len(config.devices)
+        )
         return True
 
     # -- housekeeping ----------------------------------------------------------------
@@ -266,7 +274,9 @@ class Gateway:
                 self.outbox.enqueue(items)
                 self.counters.liveness_offline += len(items)
         for s in silent:
-            log.warning("device %s silent for %.0f s: reported offline", s.binding.id, s.silent_s)
+            self.log.warning(
+                "device %s silent for %.0f s: reported offline", s.binding.id, s.silent_s
+            )
         if items:
             self._notify()
         return len(items)
@@ -300,8 +310,7 @@ class Gateway:
     # -- MQTT ------------------------------------------------------------------------
 
     def _local_client_id(self) -> str:
-        s = self.settings
-        return s.local_client_id or f"cc-{s.topic_root}-{s.gateway_id}-local"
+        return self.settings.local_client()
 
     def start(self) -> None:
         s = self.settings
@@ -311,11 +320,12 @@ class Gateway:
                 topics=self.topics,
                 address=BrokerAddress.from_url(s.mqtt_url),
                 ca_file=s.mqtt_ca_file,
-                client_id=s.uplink_client_id or f"cc-{s.topic_root}-{s.gateway_id}-up",
+                client_id=s.uplink_client(),
                 batch_max_items=s.batch_max_items,
                 batch_max_delay_ms=s.batch_max_delay_ms,
                 max_inflight=s.uplink_max_inflight,
                 reconnect_max_s=s.uplink_reconnect_max_s,
+                log_label=self.log.label,
             ),
             self.outbox,
             on_config=self.apply_config,
@@ -341,7 +351,7 @@ class Gateway:
         )
         c.loop_start()
         self._local = local
-        log.info(
+        self.log.info(
             "listening to devices on %s (client id %s)", local.address, self._local_client_id()
         )
 
@@ -349,12 +359,12 @@ class Gateway:
         self, client: mqtt.Client, _u: Any, flags: Any, reason: ReasonCode, _p: Any
     ) -> None:
         if reason.is_failure:
-            log.error("local broker refused the gateway: %s", reason)
+            self.log.error("local broker refused the gateway: %s", reason)
             return
         topics = self.bases.subscriptions() + sorted(self._ha_extra_topics())
         client.subscribe([(t, 1) for t in topics])
         self._ha_subscribed = set(self._ha_extra_topics())
-        log.info(
+        self.log.info(
             "local broker connected (session present: %s); subscribed %d topic filters",
             getattr(flags, "session_present", None),
             len(topics),
@@ -387,10 +397,10 @@ class Gateway:
         except CareCircleError as err:
             # Not acknowledged: the local broker keeps it in the session and
             # redelivers it when the gateway reconnects.
-            log.error("could not queue a device message (kept by the local broker): %s", err)
+            self.log.error("could not queue a device message (kept by the local broker): %s", err)
             return
         except Exception:
-            log.exception(
+            self.log.exception(
                 "unexpected failure on topic %.120s; message kept by the local broker", msg.topic
             )
             return
@@ -414,29 +424,48 @@ class Gateway:
         """Run until ``stop`` (or :meth:`request_stop`); housekeeping on this thread."""
         stop = stop or self._stop
         self.start()
-        s = self.settings
-        next_heartbeat = time.monotonic()
-        next_status = time.monotonic() + s.status_interval_s
-        next_bounds = time.monotonic() + 60
-        last_sent, last_status = 0, time.monotonic()
         try:
             while not stop.is_set() and not self._stop.is_set():
-                now = time.monotonic()
-                if now >= next_heartbeat:
-                    self.heartbeat()
-                    next_heartbeat = now + s.heartbeat_interval_s
-                self.check_liveness()
-                if now >= next_bounds:
-                    self.outbox.enforce_bounds(time.time())
-                    next_bounds = now + 60
-                if now >= next_status:
-                    sent = self.uplink.sent_items if self.uplink else 0
-                    rate = (sent - last_sent) / max(now - last_status, 1e-6)
-                    log.info("status: %s", self.status_line(rate))
-                    self.outbox.save_counters(self.counter_values())
-                    last_sent, last_status = sent, now
-                    next_status = now + s.status_interval_s
+                self.tick(time.monotonic())
                 stop.wait(0.5)
         finally:
-            log.info("stopping: %s", self.status_line(0.0))
+            self.log.info("stopping: %s", self.status_line(0.0))
             self.stop()
+
+    def tick(self, now: float) -> None:
+        """One housekeeping pass (``now``: monotonic seconds): heartbeat, liveness,
+        queue bounds, status line; each when it is due."""
+        s = self.settings
+        hk = self._housekeeping
+        if hk is None:
+            hk = self._housekeeping = _Housekeeping(
+                next_heartbeat=now,
+                next_status=now + s.status_interval_s,
+                next_bounds=now + 60,
+                last_status=now,
+            )
+        if now >= hk.next_heartbeat:
+            self.heartbeat()
+            hk.next_heartbeat = now + s.heartbeat_interval_s
+        self.check_liveness()
+        if now >= hk.next_bounds:
+            self.outbox.enforce_bounds(time.time())
+            hk.next_bounds = now + 60
+        if now >= hk.next_status:
+            sent = self.uplink.sent_items if self.uplink else 0
+            rate = (sent - hk.last_sent) / max(now - hk.last_status, 1e-6)
+            self.log.info("status: %s", self.status_line(rate))
+            self.outbox.save_counters(self.counter_values())
+            hk.last_sent, hk.last_status = sent, now
+            hk.next_status = now + s.status_interval_s
+
+
+@dataclass
+class _Housekeeping:
+    """When the next periodic duties of a gateway are due (monotonic seconds)."""
+
+    next_heartbeat: float
+    next_status: float
+    next_bounds: float
+    last_status: float
+    last_sent: int = 0

@@ -35,6 +35,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from carecircle.common.contract import Topics, Uplink
 from carecircle.common.contract.envelope import MAX_BATCH_BYTES
 from carecircle.common.mqtt import BrokerAddress, new_connection
+from carecircle.gateway.logs import GatewayLog
 from carecircle.gateway.outbox import Lane, Outbox, Row
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ class UplinkOptions:
     max_inflight: int = 20
     reconnect_max_s: int = 30
     keepalive_s: int = 30
+    #: Prefix of this sender's log lines (the gateway id when a process serves several).
+    log_label: str = ""
 
 
 class UplinkSender:
@@ -66,6 +69,7 @@ class UplinkSender:
         on_config: Callable[[bytes], object] | None = None,
     ) -> None:
         self.o = options
+        self.log = GatewayLog(log, options.log_label)
         self.outbox = outbox
         self.on_config = on_config
         self.sent_items = 0
@@ -106,9 +110,11 @@ class UplinkSender:
             clean_start=True,
         )
         c.loop_start()
-        self._thread = threading.Thread(target=self._run, name="uplink-sender", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"uplink-{self.o.gateway_id}", daemon=True
+        )
         self._thread.start()
-        log.info("uplink to %s as gateway %s", self.o.address, self.o.gateway_id)
+        self.log.info("uplink to %s as gateway %s", self.o.address, self.o.gateway_id)
 
     def stop(self, drain_s: float = 2.0) -> None:
         """Wait briefly for in-flight publishes, mark the gateway offline, disconnect."""
@@ -126,7 +132,7 @@ class UplinkSender:
             try:
                 info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
             except (RuntimeError, ValueError):
-                log.debug("offline state not confirmed before disconnect")
+                self.log.debug("offline state not confirmed before disconnect")
         c.disconnect()
         c.loop_stop()
 
@@ -144,21 +150,21 @@ class UplinkSender:
         self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
     ) -> None:
         if reason.is_failure:
-            log.error("platform broker %s refused the gateway: %s", self.o.address, reason)
+            self.log.error("platform broker %s refused the gateway: %s", self.o.address, reason)
             return
         client.publish(self._state_topic, self._state(True), qos=1, retain=True)
         client.subscribe(self._config_topic, qos=1)
         self.connected.set()
         self._wake.set()
-        log.info("uplink connected to %s", self.o.address)
+        self.log.info("uplink connected to %s", self.o.address)
 
     def _on_disconnect(
         self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
     ) -> None:
         if self._stop.is_set():
-            log.info("uplink closed")
+            self.log.info("uplink closed")
         elif self.connected.is_set():
-            log.warning("uplink lost (%s); the queue keeps everything", reason)
+            self.log.warning("uplink lost (%s); the queue keeps everything", reason)
         self.connected.clear()
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
@@ -170,7 +176,7 @@ class UplinkSender:
             try:
                 self.on_config(bytes(msg.payload))
             except Exception:
-                log.exception("applying a pushed config failed")
+                self.log.exception("applying a pushed config failed")
 
     def _state(self, online: bool) -> bytes:
         doc = {"state": "online" if online else "offline", "ts": datetime.now(UTC).isoformat()}
@@ -183,7 +189,7 @@ class UplinkSender:
             try:
                 timeout = self._step()
             except Exception:
-                log.exception("uplink sender step failed; retrying in 1 s")
+                self.log.exception("uplink sender step failed; retrying in 1 s")
                 timeout = 1.0
             if timeout > 0:
                 self._wake.wait(timeout)
@@ -204,7 +210,7 @@ class UplinkSender:
                 done.extend(seqs)
             else:
                 self.refused += len(seqs)
-                log.error(
+                self.log.error(
                     "platform broker refused a publish of %d messages (%s); they stay queued "
                     "and are retried at the next start",
                     len(seqs),
@@ -246,7 +252,7 @@ class UplinkSender:
             rows, body = self._batch(rows)
         info = self._conn.client.publish(topic, body, qos=1)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-            log.warning(
+            self.log.warning(
                 "publish to %s not accepted by the client: %s", topic, mqtt.error_string(info.rc)
             )
             return False

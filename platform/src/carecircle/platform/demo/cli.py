@@ -36,10 +36,16 @@ from carecircle.platform.demo.supervisor import stop_requested
 @click.option(
     "--households",
     type=click.IntRange(1, 200),
-    default=12,
+    default=50,
     show_default=True,
-    help="Simulated households (plus a day-care centre and a nursing home); "
-    "one gateway process per site.",
+    help="Simulated households (plus a day-care centre and a nursing home); one gateway per site.",
+)
+@click.option(
+    "--gateway-processes",
+    type=click.IntRange(1, 200),
+    default=2,
+    show_default=True,
+    help="Processes the sites' gateways are spread over (`gateway run` with several sites).",
 )
 @click.option(
     "--speed",
@@ -65,6 +71,7 @@ def demo_cmd(
     seed: int,
     incident_every_s: float,
     households: int,
+    gateway_processes: int,
     speed: float,
     topic_root: str,
     no_install: bool,
@@ -81,6 +88,7 @@ def demo_cmd(
         seed=seed,
         incident_every_s=incident_every_s,
         households=households,
+        gateway_processes=gateway_processes,
         speed=speed,
         topic_root=topic_root,
         allow_install=not no_install,

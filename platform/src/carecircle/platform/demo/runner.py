@@ -21,6 +21,7 @@ from carecircle.platform.demo.components import (
     Component,
     DemoContext,
     command_exists,
+    gateway_host_config,
 )
 from carecircle.platform.demo.people import DemoCast, cast_from_population
 from carecircle.platform.demo.services import (
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
 
+#: Exit status of ``sim scenario`` when no simulator answered (BrokerUnavailable).
+NO_ANSWER = 3
+
 #: A log line of a child (``2026-01-01 10:00:00,123 INFO …``), as opposed to its report.
 _LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
 
@@ -64,13 +68,16 @@ class DemoOptions:
     seed: int = 7
     topic_root: str = "cc"
     incident_every_s: float = 180.0
-    first_incident_after_s: float = 30.0
+    #: The simulator has published every site once by then; a refused injection is
+    #: retried 5 s later.
+    first_incident_after_s: float = 10.0
     allow_install: bool = True
     components: tuple[Component, ...] = DEMO_COMPONENTS
     grace_s: float = 10.0
     #: Households of the simulated prefecture (plus one day-care centre and one nursing
-    #: home); one gateway process runs per site.
-    households: int = 12
+    #: home); one gateway per site, spread over ``gateway_processes`` processes.
+    households: int = 50
+    gateway_processes: int = 2
     #: Simulated seconds per real second.
     speed: float = 1.0
     #: Password of the demo logins; a fresh random one per run when not given (it is
@@ -92,6 +99,8 @@ class DemoState:
     cast: DemoCast | None = None
     password: str = ""
     logins: list[tuple[str, str, str]] = field(default_factory=list)
+    gateways: int = 0
+    gateway_processes: int = 0
 
 
 def carecircle_executable() -> Path:
@@ -200,6 +209,7 @@ def _start(
         ingest_workers=2 if broker.shared_subscriptions else 1,
         seed=options.seed,
         households=options.households,
+        gateway_processes=options.gateway_processes,
         speed=options.speed,
     )
     child_env = {
@@ -238,10 +248,7 @@ def _start(
         elif row.kind == "service":
             copies = _copies(row, ctx, state)
             for i, copy_ctx in enumerate(copies, start=1):
-                if row.copies == "per_gateway":
-                    name = f"{row.name}-{copy_ctx.site_id}"
-                else:
-                    name = row.name if len(copies) == 1 else f"{row.name}-{i}"
+                name = row.name if len(copies) == 1 else f"{row.name}-{i}"
                 health = PortOpen("127.0.0.1", int(ctx.fill(row.port))) if row.port else None
                 components.start_healthy(
                     ProcessSpec(
@@ -254,12 +261,15 @@ def _start(
                     )
                 )
                 state.started.append(name)
+            if row.copies == "gateway_hosts" and state.cast is not None:
+                state.gateway_processes = len(copies)
+                state.gateways = len(state.cast.gateways)
             if row.command == ("platform", "serve"):
                 state.dashboard_url = f"http://127.0.0.1:{http_port}/board"
         _check(stop)
 
     say("")
-    say("running: " + _summarise(state.started))
+    say("running: " + _summarise(state))
     if state.unavailable:
         say("not available yet (command not installed):")
         for row in state.unavailable:
@@ -276,20 +286,29 @@ def _start(
 def _copies(row: Component, ctx: DemoContext, state: DemoState) -> list[DemoContext]:
     if row.copies == "ingest_workers":
         return [replace(ctx, copy=i) for i in range(1, ctx.ingest_workers + 1)]
-    if row.copies == "per_gateway":
-        if state.cast is None:
+    if row.copies == "gateway_hosts":
+        if state.cast is None or not state.cast.gateways:
             return []
-        return [replace(ctx, gateway_id=gw, site_id=site) for gw, site in state.cast.gateways]
+        sites = state.cast.gateways
+        n = max(1, min(ctx.gateway_processes, len(sites)))
+        out = []
+        for i in range(n):
+            path = ctx.workdir / "gateways" / f"gateways-{i + 1}.toml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(gateway_host_config(ctx, sites[i::n]), encoding="utf-8")
+            out.append(replace(ctx, copy=i + 1, gateway_config=str(path)))
+        return out
     return [ctx]
 
 
-def _summarise(started: list[str]) -> str:
-    if not started:
+def _summarise(state: DemoState) -> str:
+    if not state.started:
         return "database and broker only"
-    gateways = [n for n in started if n.startswith("gw-")]
-    others = [n for n in started if not n.startswith("gw-")]
-    if gateways:
-        others.append(f"{len(gateways)} gateways (gw-<site>)")
+    others = [n for n in state.started if not n.startswith("gateways")]
+    if state.gateways:
+        others.append(
+            f"{state.gateways} gateways in {state.gateway_processes} processes (gateways-<n>)"
+        )
     return ", ".join(others)
 
 
@@ -357,9 +376,12 @@ def _watch(
                 say(f"{report.name} exited (status {report.returncode}); restarting")
             elif report.name in next_run:
                 if report.returncode != 0:
-                    # e.g. the resident is out: try the next incident soon
+                    # refused (status 1, e.g. the resident is out): the next incident soon;
+                    # nobody answered (status 3, the simulator still starting): this one again
                     say(f"{report.name} failed (status {report.returncode}); see its log")
                     next_run[report.name] = min(next_run[report.name], time.monotonic() + 5)
+                    if report.returncode == NO_ANSWER:
+                        count[report.name] -= 1
             else:
                 say(f"{report.name} exited (status {report.returncode}) for good; see its log")
         now = time.monotonic()

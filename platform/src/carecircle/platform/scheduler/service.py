@@ -52,6 +52,7 @@ class JobContext:
                 log.exception("scheduled job %s failed", job.__name__)
 
         run.__name__ = job.__name__
+        run.__qualname__ = job.__name__  # APScheduler logs a job by its qualified name
         return run
 
 
