@@ -104,6 +104,15 @@ class Proc:
         assert self.proc.wait(timeout=10) == -signal.SIGKILL
         self.proc = None
 
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its state but does nothing (not even reconnect)."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def terminate(self) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
@@ -311,7 +320,7 @@ class Circle:
         pub.client.disconnect()
         pub.client.loop_stop()
 
-    def gateway_config_file(self, name: str = "gw") -> Path:
+    def gateway_config_file(self, name: str = "gw", wait_for_ingest: bool = True) -> Path:
         cfg = self.tmp / f"{name}.toml"
         r = self.topic_root
         cfg.write_text(
@@ -323,13 +332,15 @@ class Circle:
             f'homeassistant_base = "{r}/homeassistant"\n'
             "batch_max_items = 50\nbatch_max_delay_ms = 100\nheartbeat_interval_s = 5\n"
             "uplink_reconnect_max_s = 1\nstatus_interval_s = 2\nlocal_session_expiry_s = 600\n"
+            f"uplink_wait_for_ingest = {'true' if wait_for_ingest else 'false'}\n"
         )
         return cfg
 
-    def gateway(self, skew_hours: float | None = None) -> Proc:
+    def gateway(self, skew_hours: float | None = None, wait_for_ingest: bool = True) -> Proc:
         log = self.tmp / f"gateway{len(self.gateways)}.log"
         if skew_hours is None:
-            proc = Proc(["gateway", "run", "--config", str(self.gateway_config_file())], log)
+            cfg = self.gateway_config_file(wait_for_ingest=wait_for_ingest)
+            proc = Proc(["gateway", "run", "--config", str(cfg)], log)
         else:
             argv = [str(self.gateway_config_file()), str(skew_hours)]
             proc = Proc(argv, log, script=Path(__file__).with_name("skewed_gateway.py"))
