@@ -10,6 +10,7 @@ import click
 from carecircle.common.cli import CliContext, pass_cli
 from carecircle.common.contract import Topics
 from carecircle.common.mqtt import BrokerAddress
+from carecircle.platform.privacy.contacts import writing_cipher
 from carecircle.platform.registry.service import (
     gateway_configs,
     load_provisioning,
@@ -49,7 +50,7 @@ def provision_cmd(
     with connect(
         settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
     ) as conn:
-        report = provision(conn, doc)
+        report = provision(conn, doc, writing_cipher(settings))
         configs = gateway_configs(conn, report.gateways) if report.gateways else []
     pushed = 0
     if configs and not no_push:
