@@ -173,12 +173,21 @@ def population(p: str) -> tuple[Provisioning, GatewayConfig]:
 
 
 class Native:
-    """A deterministic device publisher: native zigbee2mqtt JSON with known device times."""
+    """A deterministic device publisher: native zigbee2mqtt JSON with known device times.
 
-    def __init__(self, mqtt_url: str, topic_root: str, gw: str, base: datetime) -> None:
+    Device times are ``base`` + one second per message — fine for bursts, but a long run
+    at more than one message per second would run ahead of the clock into the future
+    (refused as implausible).  ``realtime=True`` stamps each message with the wall clock
+    instead (strictly increasing by at least 1 ms), for soak runs."""
+
+    def __init__(
+        self, mqtt_url: str, topic_root: str, gw: str, base: datetime, realtime: bool = False
+    ) -> None:
         self.z2m = f"{topic_root}/zigbee2mqtt"
         self.gw = gw
         self.base_ms = int(base.timestamp() * 1000)
+        self.realtime = realtime
+        self._last_ms = 0
         self.seq = 0
         #: ground truth: (device_id, code, device time) of every reading produced
         self.produced: set[tuple[str, str, datetime]] = set()
@@ -190,7 +199,11 @@ class Native:
         self._infos: list[Any] = []
 
     def _ms(self) -> tuple[int, datetime]:
-        ms = self.base_ms + self.seq * 1000
+        if self.realtime:
+            ms = max(int(time.time() * 1000), self._last_ms + 1)
+        else:
+            ms = self.base_ms + self.seq * 1000
+        self._last_ms = ms
         self.seq += 1
         return ms, datetime.fromtimestamp(ms / 1000, UTC)
 
