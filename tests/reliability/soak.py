@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         with connect(url, autocommit=True) as conn:
             migrate(conn, now=datetime.now(UTC), retention=Retention.days(90, 730))
         tmp = Path(tempfile.mkdtemp(prefix="cc-soak-"))
+        print(f"logs in {tmp} (removed when the soak passes)", flush=True)
         root = f"soak{uuid.uuid4().hex[:8]}"
         with circle(tmp, MQTT_URL, root, url, f"k{uuid.uuid4().hex[:6]}") as c:
             c.provision()
@@ -168,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
                 + "\n"
                 + "".join(",".join(f"{r[h]:.3f}" for h in header) + "\n" for r in samples)
             )
-        return verdict(samples, list(procs), t.lost, t.duplicates, t.dead_letters)
+        code = verdict(samples, list(procs), t.lost, t.duplicates, t.dead_letters)
+        if code == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return code
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             admin.execute(
