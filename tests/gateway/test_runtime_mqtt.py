@@ -101,10 +101,14 @@ def test_gateway_end_to_end(
 
     def complete(m: list[tuple[str, bytes, bool]]) -> bool:
         routine = [i for b in batches(m, topics.uplink(GW, Uplink.BATCH)) for i in b["items"]]  # type: ignore[attr-defined]
+        status = [i for b in batches(m, topics.uplink(GW, Uplink.STATUS)) for i in b["items"]]  # type: ignore[attr-defined]
         return (
             len(routine) >= 60
             and any(t.endswith("/deadletter") for t, _, _ in m)
             and any(t.endswith("/up/alarm") for t, _, _ in m)
+            # the status lane is batched separately: wait for the band's battery too
+            # (asserted below; under load it may come after the routine batches)
+            and any(s["payload"]["code"] == "battery" for s in status)
         )
 
     msgs = up.wait_for(complete, timeout=15)
