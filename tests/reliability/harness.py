@@ -313,6 +313,8 @@ class Circle:
     prefix: str
     gateways: list[Proc] = field(default_factory=list)
     workers: list[Proc] = field(default_factory=list)
+    #: any other process of the test (e.g. the soak's scheduler), stopped with the rest
+    others: list[Proc] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.prov, self.config = population(self.prefix)
@@ -398,7 +400,7 @@ class Circle:
         wait(lambda: safe_stored_count(url, self.gw) >= n, timeout, f"{n} readings stored")
 
     def stop_all(self) -> None:
-        for p in [*self.gateways, *self.workers]:
+        for p in [*self.gateways, *self.workers, *self.others]:
             if p.alive():
                 p.terminate()
 

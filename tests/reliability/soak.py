@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 tmp / "scheduler.log",
                 env={"CARECIRCLE_DEMO_MODE": "true"},
             )
+            c.others.append(sched)  # stopped with the circle, also on Ctrl-C
             sched.start()
             gw = c.gateway()
             gw.start()
