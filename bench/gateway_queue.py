@@ -82,6 +82,7 @@ def bench_catch_up(tmp: Path, mqtt_url: str, n: int, batch: int) -> dict[str, fl
             topics=Topics(root),
             address=BrokerAddress.from_url(mqtt_url),
             batch_max_items=batch,
+            wait_for_ingest=False,  # measures the uplink alone, no ingest worker
         ),
         outbox,
     )

@@ -160,6 +160,11 @@ def test_topics_scheme_and_parsing() -> None:
     assert t.parse_uplink("xx/v1/gw/gw-1/up/batch") is None
     assert t.gateway_config("gw-1") == "cc/v1/gw/gw-1/config"
     assert t.responder_tasks("v-7") == "cc/v1/responder/v-7/task"
+    assert t.gateway_ingest("gw-1") == "cc/v1/gw/gw-1/ingest"
+    assert t.parse_gateway_state(t.gateway_state("gw-1")) == "gw-1"
+    assert t.parse_gateway_state("cc/v1/gw/gw-1/config") is None
+    assert t.parse_gateway_state("xx/v1/gw/gw-1/state") is None
+    assert t.parse_gateway_state("cc/v1/gw/+/state") is None
 
 
 json_values = st.recursive(

@@ -251,6 +251,25 @@ def test_gateway_reads_only_its_own_config_and_cannot_write_it(
         assert ok(platform.publish(f"cc/v1/gw/{gw}/config", b"", retain=True))
 
 
+def test_gateway_hears_ingest_answers_meant_for_it_only(
+    broker: Broker, clients: list[Client]
+) -> None:
+    """The ingest worker's answer (``gw/{id}/ingest``) reaches only its gateway; a gateway
+    cannot forge one for itself or another (it would open an uplink nobody listens to)."""
+    gw1 = connect(clients, broker, "gw-1")
+    gw2 = connect(clients, broker, "gw-2")
+    assert gw1.subscribe("cc/v1/gw/gw-1/ingest") == 1
+    assert gw1.subscribe("cc/v1/gw/gw-2/ingest") in {1, NOT_AUTHORIZED}
+    assert gw2.publish("cc/v1/gw/gw-1/ingest", b'{"state":"online"}') == NOT_AUTHORIZED
+    assert gw1.publish("cc/v1/gw/gw-1/ingest", b'{"state":"online"}') == NOT_AUTHORIZED
+    platform = connect(clients, broker, "platform")
+    assert ok(platform.publish("cc/v1/gw/gw-2/ingest", b'{"state":"online","worker":"w2"}'))
+    assert ok(platform.publish("cc/v1/gw/gw-1/ingest", b'{"state":"online","worker":"w1"}'))
+    assert gw1.wait_message()
+    time.sleep(0.3)
+    assert gw1.messages == [("cc/v1/gw/gw-1/ingest", b'{"state":"online","worker":"w1"}')]
+
+
 def test_responder_reads_only_its_own_tasks(broker: Broker, clients: list[Client]) -> None:
     r1 = connect(clients, broker, "r-1")
     r2 = connect(clients, broker, "r-2")

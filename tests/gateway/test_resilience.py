@@ -162,6 +162,8 @@ def write_config(tmp: Path, topic_root: str, uplink: str, local: str, queue: Pat
         f'homeassistant_base = "{topic_root}/homeassistant"\n'
         "batch_max_items = 50\nbatch_max_delay_ms = 100\nheartbeat_interval_s = 5\n"
         "uplink_reconnect_max_s = 1\nstatus_interval_s = 2\nlocal_session_expiry_s = 600\n"
+        # no ingest worker here, only a collector: nobody would answer gw/{id}/ingest
+        "uplink_wait_for_ingest = false\n"
     )
     return cfg_file
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def settings_for(mqtt_url: str, topic_root: str, tmp_path: Path, **kw: object) -
             "heartbeat_interval_s": 1,
             "uplink_reconnect_max_s": 1,
             "local_session_expiry_s": 60,
+            "uplink_wait_for_ingest": False,  # a collector, not an ingest worker
             **kw,
         }
     )
@@ -149,3 +151,45 @@ def test_gateway_end_to_end(
         lambda m: any(t == topics.gateway_state(GW) and b"offline" in p for t, p, _ in m),
         timeout=10,
     )
+
+
+def test_uplink_is_held_until_an_ingest_worker_answers(
+    mqtt_url: str,
+    topic_root: str,
+    tmp_path: Path,
+    publisher_factory: Callable[[str], Publisher],
+    collector_factory: Callable[[str, str], Collector],
+) -> None:
+    """With ``uplink_wait_for_ingest`` the gateway connects, announces itself and sends
+    nothing from its queue until a live answer arrives on ``gw/{id}/ingest`` (the real
+    worker's side: tests/platform/test_ingest_worker.py; the broker restart it protects
+    against: tests/reliability/test_faults.py).  A retained answer is not trusted."""
+    topics = Topics(topic_root)
+    pub = publisher_factory(mqtt_url)
+    pub.publish(topics.gateway_config(GW), config().model_dump_json(), retain=True)
+    # a stale retained answer (as if left from before a broker restart) must open nothing
+    pub.publish(topics.gateway_ingest(GW), b'{"state":"online","worker":"old"}', retain=True)
+    up = collector_factory(mqtt_url, f"{topic_root}/v1/gw/{GW}/#")
+    gw = Gateway(settings_for(mqtt_url, topic_root, tmp_path, uplink_wait_for_ingest=True))
+    stop = threading.Event()
+    thread = threading.Thread(target=gw.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        up.wait_for(lambda m: any(t == topics.gateway_state(GW) for t, _, _ in m))
+        up.wait_for(lambda _m: gw.registry.version >= 1)
+        pub.publish(f"{topic_root}/zigbee2mqtt/sos_tuya", json.dumps({"action": "emergency"}))
+        up.wait_for(lambda _m: gw.outbox.depth()[0] >= 1)  # the SOS is queued …
+        time.sleep(1.5)
+        assert not [t for t, _, _ in up.snapshot() if "/up/" in t], "sent before ingest answered"
+        assert "held" in gw.status_line(0.0)
+        pub.publish(topics.gateway_ingest(GW), b"", retain=True)
+        pub.publish(topics.gateway_ingest(GW), b'{"state":"online","worker":"w-test"}')
+        msgs = up.wait_for(lambda m: any(t.endswith("/up/alarm") for t, _, _ in m), timeout=10)
+        alarm = next(json.loads(p) for t, p, _ in msgs if t.endswith("/up/alarm"))
+        assert alarm["items"][0]["payload"]["code"] == "sos"
+        assert "uplink=up" in gw.status_line(0.0)
+    finally:
+        stop.set()
+        thread.join(timeout=15)
+        for t in (topics.gateway_config(GW), topics.gateway_state(GW), topics.gateway_ingest(GW)):
+            pub.publish(t, b"", retain=True)

@@ -85,6 +85,7 @@ def make(tmp: Path, topic_root: str, mqtt_url: str, uplink: str, ca: Path, name:
                 "homeassistant_base": f"{topic_root}/homeassistant",
                 "local_client_id": f"{topic_root}-{name}",
                 "uplink_reconnect_max_s": 1,
+                "uplink_wait_for_ingest": False,  # a collector, not an ingest worker
             }
         )
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -284,3 +285,47 @@ def test_device_and_gateway_state_follow_status_items_and_the_retained_state(
         "SELECT kind, code, value, attrs FROM events WHERE device_id = %s", (f"{gw}-d2",)
     ).fetchone()
     assert ev == ("event", "sos", 1.0, {"action": "emergency"})
+
+
+def test_a_subscribed_worker_answers_gateways_that_say_online(
+    db: Conn, database_url: str, mqtt_url: str, topic_root: str
+) -> None:
+    """Gateways send nothing until a worker answers on ``gw/{id}/ingest``
+    (tests/gateway/test_runtime_mqtt.py): a gateway already waiting (its retained
+    ``online`` state) is answered when the worker has subscribed; one connecting later is
+    answered at once; an ``offline`` state gets no answer; answers are never retained."""
+    from tests.gateway.conftest import Collector
+
+    p = prefix()
+    provision(db, population(p, gateways=3))
+    topics = Topics(topic_root)
+    waiting, later, gone = f"{p}gw0", f"{p}gw1", f"{p}gw2"
+    answers = Collector(mqtt_url, f"{topics.base}/gw/+/ingest")
+    pub = Publisher(mqtt_url, topics)
+
+    def answered(gw: str) -> list[dict[str, object]]:
+        return [json.loads(b) for t, b, _ in answers.snapshot() if t == topics.gateway_ingest(gw)]
+
+    try:
+        pub.raw(topics.gateway_state(waiting), b'{"state":"online"}', retain=True)
+        pub.raw(topics.gateway_state(gone), b'{"state":"offline"}', retain=True)
+        pub.flush()
+        with running_worker(database_url, mqtt_url, topics, client_id=f"ingest-{p}") as w:
+            wait_until(lambda: len(answered(waiting)) == 1, what="the waiting gateway answered")
+            assert answered(waiting)[0]["worker"] == f"ingest-{p}"
+            assert answered(later) == []
+            pub.raw(topics.gateway_state(later), b'{"state":"online","ts":"x"}', retain=True)
+            pub.flush()
+            wait_until(lambda: len(answered(later)) == 1, what="the connecting gateway answered")
+            assert answered(gone) == [] and w.answers_sent == 2
+        fresh = Collector(mqtt_url, f"{topics.base}/gw/+/ingest")
+        try:
+            time.sleep(0.5)
+            assert fresh.snapshot() == [], "an answer must never be retained"
+        finally:
+            fresh.close()
+    finally:
+        for gw in (waiting, later, gone):
+            pub.raw(topics.gateway_state(gw), b"", retain=True)
+        pub.close()
+        answers.close()

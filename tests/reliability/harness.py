@@ -104,6 +104,15 @@ class Proc:
         assert self.proc.wait(timeout=10) == -signal.SIGKILL
         self.proc = None
 
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its state but does nothing (not even reconnect)."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def terminate(self) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
@@ -164,12 +173,21 @@ def population(p: str) -> tuple[Provisioning, GatewayConfig]:
 
 
 class Native:
-    """A deterministic device publisher: native zigbee2mqtt JSON with known device times."""
+    """A deterministic device publisher: native zigbee2mqtt JSON with known device times.
 
-    def __init__(self, mqtt_url: str, topic_root: str, gw: str, base: datetime) -> None:
+    Device times are ``base`` + one second per message — fine for bursts, but a long run
+    at more than one message per second would run ahead of the clock into the future
+    (refused as implausible).  ``realtime=True`` stamps each message with the wall clock
+    instead (strictly increasing by at least 1 ms), for soak runs."""
+
+    def __init__(
+        self, mqtt_url: str, topic_root: str, gw: str, base: datetime, realtime: bool = False
+    ) -> None:
         self.z2m = f"{topic_root}/zigbee2mqtt"
         self.gw = gw
         self.base_ms = int(base.timestamp() * 1000)
+        self.realtime = realtime
+        self._last_ms = 0
         self.seq = 0
         #: ground truth: (device_id, code, device time) of every reading produced
         self.produced: set[tuple[str, str, datetime]] = set()
@@ -181,7 +199,11 @@ class Native:
         self._infos: list[Any] = []
 
     def _ms(self) -> tuple[int, datetime]:
-        ms = self.base_ms + self.seq * 1000
+        if self.realtime:
+            ms = max(int(time.time() * 1000), self._last_ms + 1)
+        else:
+            ms = self.base_ms + self.seq * 1000
+        self._last_ms = ms
         self.seq += 1
         return ms, datetime.fromtimestamp(ms / 1000, UTC)
 
@@ -291,6 +313,8 @@ class Circle:
     prefix: str
     gateways: list[Proc] = field(default_factory=list)
     workers: list[Proc] = field(default_factory=list)
+    #: any other process of the test (e.g. the soak's scheduler), stopped with the rest
+    others: list[Proc] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.prov, self.config = population(self.prefix)
@@ -311,7 +335,7 @@ class Circle:
         pub.client.disconnect()
         pub.client.loop_stop()
 
-    def gateway_config_file(self, name: str = "gw") -> Path:
+    def gateway_config_file(self, name: str = "gw", wait_for_ingest: bool = True) -> Path:
         cfg = self.tmp / f"{name}.toml"
         r = self.topic_root
         cfg.write_text(
@@ -323,13 +347,15 @@ class Circle:
             f'homeassistant_base = "{r}/homeassistant"\n'
             "batch_max_items = 50\nbatch_max_delay_ms = 100\nheartbeat_interval_s = 5\n"
             "uplink_reconnect_max_s = 1\nstatus_interval_s = 2\nlocal_session_expiry_s = 600\n"
+            f"uplink_wait_for_ingest = {'true' if wait_for_ingest else 'false'}\n"
         )
         return cfg
 
-    def gateway(self, skew_hours: float | None = None) -> Proc:
+    def gateway(self, skew_hours: float | None = None, wait_for_ingest: bool = True) -> Proc:
         log = self.tmp / f"gateway{len(self.gateways)}.log"
         if skew_hours is None:
-            proc = Proc(["gateway", "run", "--config", str(self.gateway_config_file())], log)
+            cfg = self.gateway_config_file(wait_for_ingest=wait_for_ingest)
+            proc = Proc(["gateway", "run", "--config", str(cfg)], log)
         else:
             argv = [str(self.gateway_config_file()), str(skew_hours)]
             proc = Proc(argv, log, script=Path(__file__).with_name("skewed_gateway.py"))
@@ -374,7 +400,7 @@ class Circle:
         wait(lambda: safe_stored_count(url, self.gw) >= n, timeout, f"{n} readings stored")
 
     def stop_all(self) -> None:
-        for p in [*self.gateways, *self.workers]:
+        for p in [*self.gateways, *self.workers, *self.others]:
             if p.alive():
                 p.terminate()
 

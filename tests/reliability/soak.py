@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -47,6 +48,14 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def open_fds(pid: int) -> int:
+    """Open file descriptors (sockets, files) of a process: connections that leak show here."""
+    try:
+        return sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return 0
 
 
 def p99(xs: list[float]) -> float:
@@ -85,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--rate", type=float, default=20.0, help="native messages per second")
     ap.add_argument("--sample-s", type=float, default=30.0)
+    ap.add_argument("--csv", type=Path, help="also write the samples here")
     args = ap.parse_args(argv)
 
     name = f"cc_soak_{uuid.uuid4().hex[:8]}"
@@ -95,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         with connect(url, autocommit=True) as conn:
             migrate(conn, now=datetime.now(UTC), retention=Retention.days(90, 730))
         tmp = Path(tempfile.mkdtemp(prefix="cc-soak-"))
+        print(f"logs in {tmp} (removed when the soak passes)", flush=True)
         root = f"soak{uuid.uuid4().hex[:8]}"
         with circle(tmp, MQTT_URL, root, url, f"k{uuid.uuid4().hex[:6]}") as c:
             c.provision()
@@ -106,18 +117,23 @@ def main(argv: list[str] | None = None) -> int:
                 tmp / "scheduler.log",
                 env={"CARECIRCLE_DEMO_MODE": "true"},
             )
+            c.others.append(sched)  # stopped with the circle, also on Ctrl-C
             sched.start()
             gw = c.gateway()
             gw.start()
             c.wait_gateway_ready()
-            dev = Native(c.mqtt_url, c.topic_root, c.gw, recent(60))
+            # device times from the wall clock: base + 1 s per message would run ahead of
+            # real time at 20 msg/s and be refused as implausible (found by the first
+            # 20-minute run: after ~3 min every reading was a dead letter)
+            dev = Native(c.mqtt_url, c.topic_root, c.gw, recent(60), realtime=True)
             procs = {"gateway": gw, "ingest-w0": c.workers[0], "ingest-w1": c.workers[1]}
             procs["scheduler"] = sched
             samples: list[dict[str, float]] = []
             end = time.monotonic() + args.minutes * 60
             next_sample = time.monotonic() + args.sample_s
             interval = 1.0 / args.rate
-            header = ["t_s", *procs, "pg_conns", "sos_latency_s"]
+            fd_cols = [f"{p}_fds" for p in procs] + ["broker_fds"]
+            header = ["t_s", *procs, *fd_cols, "pg_conns", "sos_latency_s"]
             print(" ".join(f"{h:>12}" for h in header), flush=True)
             started = time.monotonic()
             while time.monotonic() < end:
@@ -132,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                             print(f"process {pname} died; see {p.log}", file=sys.stderr)
                             return 1
                         row[pname] = rss_kib(p.pid) / 1024
+                        row[f"{pname}_fds"] = open_fds(p.pid)
+                    assert c.broker.proc is not None
+                    row["broker_fds"] = open_fds(c.broker.proc.pid)
                     with psycopg.connect(url, autocommit=True) as conn:
                         n = conn.execute(
                             "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
@@ -146,7 +165,16 @@ def main(argv: list[str] | None = None) -> int:
             t = tally(url, dev.produced, c.gw)
             print(t.line("soak"))
             sched.terminate()
-        return verdict(samples, list(procs), t.lost, t.duplicates)
+        if args.csv is not None:
+            args.csv.write_text(
+                ",".join(header)
+                + "\n"
+                + "".join(",".join(f"{r[h]:.3f}" for h in header) + "\n" for r in samples)
+            )
+        code = verdict(samples, list(procs), t.lost, t.duplicates, t.dead_letters)
+        if code == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return code
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             admin.execute(
@@ -154,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
             )
 
 
-def verdict(samples: list[dict[str, float]], procs: list[str], lost: int, dups: int) -> int:
+def verdict(
+    samples: list[dict[str, float]], procs: list[str], lost: int, dups: int, dead: int = 0
+) -> int:
     problems = []
     if len(samples) < 4:
         problems.append(f"only {len(samples)} samples: run longer than 4 sample intervals")
@@ -166,6 +196,10 @@ def verdict(samples: list[dict[str, float]], procs: list[str], lost: int, dups: 
                 problems.append(f"{p} RSS grew {base:.1f} → {last:.1f} MiB (> 20 %)")
         if warm[-1]["pg_conns"] > max(s["pg_conns"] for s in warm[: len(warm) // 2]):
             problems.append("PostgreSQL connections grew")
+        for col in [f"{p}_fds" for p in procs] + ["broker_fds"]:
+            base, last = warm[0][col], max(s[col] for s in warm[len(warm) // 2 :])
+            if last > base * 1.2 + 5:
+                problems.append(f"{col} grew {base:.0f} → {last:.0f} (open descriptors)")
         half = len(samples) // 2
         first = p99([s["sos_latency_s"] for s in samples[:half]])
         second = p99([s["sos_latency_s"] for s in samples[half:]])
@@ -174,6 +208,8 @@ def verdict(samples: list[dict[str, float]], procs: list[str], lost: int, dups: 
             problems.append(f"alert latency p99 drifted {first:.2f} → {second:.2f} s")
     if lost or dups:
         problems.append(f"lost={lost} duplicates={dups}")
+    if dead:
+        problems.append(f"dead_letters={dead}: every soak reading is valid, none may be refused")
     for p in problems:
         print("SOAK FAIL:", p)
     print("SOAK", "FAILED" if problems else "PASSED")

@@ -59,6 +59,11 @@ class GatewaySettings(CareCircleSettings):
     uplink_client_id: str | None = None
     uplink_max_inflight: PositiveInt = Field(default=20, le=1000)
     uplink_reconnect_max_s: PositiveInt = 30
+    #: After each (re)connection send nothing until an ingest worker announces that it is
+    #: subscribed (``gw/{id}/ingest``): a broker drops what nobody is subscribed to, and
+    #: Mosquitto 2.0 loses the workers' shared subscriptions when it restarts.  Turn off
+    #: only for a platform without ingest workers (a bare collector in tests).
+    uplink_wait_for_ingest: bool = True
     #: Seconds between status log lines (queue depth, sent/s, dead letters).
     status_interval_s: PositiveInt = 30
 

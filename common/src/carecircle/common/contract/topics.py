@@ -10,6 +10,9 @@ topic                                          direction    payload
                                                             the will sets ``offline``
 ``{root}/v1/gw/{gw}/deadletter``               gw → plat    what the gateway could not read
 ``{root}/v1/gw/{gw}/config``                   plat → gw    retained :class:`GatewayConfig`
+``{root}/v1/gw/{gw}/ingest``                   plat → gw    ``{"state":"online"}`` from an ingest
+                                                            worker that is subscribed: the
+                                                            gateway may send (never retained)
 ``{root}/v1/gw/{gw}/cmd``                      plat → gw    commands
 ``{root}/v1/responder/{responder}/task``       plat → app   task offers and updates
 ``{root}/v1/platform/alerts``                  plat → UI    alert changes
@@ -60,6 +63,27 @@ class Topics:
 
     def gateway_config(self, gateway_id: str) -> str:
         return f"{self.base}/gw/{gateway_id}/config"
+
+    def gateway_ingest(self, gateway_id: str) -> str:
+        """Where an ingest worker tells a gateway that it is subscribed (not retained)."""
+        return f"{self.base}/gw/{gateway_id}/ingest"
+
+    def gateway_state_filter(self) -> str:
+        return f"{self.base}/gw/+/state"
+
+    def parse_gateway_state(self, topic: str) -> str | None:
+        """The gateway id of a ``…/gw/{gw}/state`` topic of this root, else ``None``."""
+        parts = topic.split("/")
+        if (
+            len(parts) == 5
+            and parts[0] == self.root
+            and parts[1] == VERSION
+            and parts[2] == "gw"
+            and parts[4] == "state"
+            and parts[3] not in ("", "+", "#")
+        ):
+            return parts[3]
+        return None
 
     def gateway_command(self, gateway_id: str) -> str:
         return f"{self.base}/gw/{gateway_id}/cmd"

@@ -288,8 +288,15 @@ class Gateway:
             f"deadletter={depth[Lane.DEADLETTER]} routine={depth[Lane.ROUTINE]}) "
             f"sent/s={sent_per_s:.1f} received={self.counters.received} "
             f"dead_letters={self.counters.dead_letters} dropped={self.outbox.dropped} "
-            f"uplink={'up' if self.uplink and self.uplink.connected.is_set() else 'down'}"
+            f"uplink={self._uplink_state()}"
         )
+
+    def _uplink_state(self) -> str:
+        if self.uplink is None or not self.uplink.connected.is_set():
+            return "down"
+        if self.settings.uplink_wait_for_ingest and not self.uplink.ingest_ready.is_set():
+            return "held (no ingest worker yet)"
+        return "up"
 
     def counter_values(self) -> dict[str, int]:
         return {
@@ -326,6 +333,7 @@ class Gateway:
                 max_inflight=s.uplink_max_inflight,
                 reconnect_max_s=s.uplink_reconnect_max_s,
                 log_label=self.log.label,
+                wait_for_ingest=s.uplink_wait_for_ingest,
             ),
             self.outbox,
             on_config=self.apply_config,

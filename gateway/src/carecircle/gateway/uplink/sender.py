@@ -14,6 +14,20 @@ then routine readings, so alarms overtake any backlog.  Status and routine rows 
 batched: a batch goes when ``batch_max_items`` are waiting or the oldest has waited
 ``batch_max_delay_ms``.  While the uplink is down nothing is handed to paho, so after
 an outage the alarms queued meanwhile go out before the routine backlog.
+
+Holding until ingest is there (``wait_for_ingest``): a broker PUBACK only says the
+broker took the message, and a broker drops a message nobody is subscribed to.  After a
+broker restart Mosquitto 2.0 does not restore the ingest workers' *shared*
+subscriptions, so for a moment the uplink topics have no subscriber at all.  Therefore,
+on every (re)connection the gateway first subscribes to ``gw/{gw}/ingest``, then
+publishes its ``online`` state, and sends nothing from its queue until an ingest worker
+that is subscribed answers on ``gw/{gw}/ingest`` (a live, never retained message, so it
+cannot be a stale one from before a restart).  While it waits it asks again every
+``ingest_request_s``.  Publishes still unacknowledged when a connection ends are
+forgotten and their rows sent again after the next answer: paho resends its own copies
+at once on reconnection, possibly before any worker is subscribed, so their PUBACKs
+prove nothing (acknowledgements are matched to the connection they belong to).  Cost:
+duplicates after a reconnection, which the platform drops by message id.
 """
 
 from __future__ import annotations
@@ -59,6 +73,10 @@ class UplinkOptions:
     keepalive_s: int = 30
     #: Prefix of this sender's log lines (the gateway id when a process serves several).
     log_label: str = ""
+    #: Send nothing after a (re)connection until an ingest worker says it is subscribed.
+    wait_for_ingest: bool = True
+    #: While waiting, publish the ``online`` state again this often (asks workers again).
+    ingest_request_s: float = 5.0
 
 
 class UplinkSender:
@@ -76,14 +94,25 @@ class UplinkSender:
         self.sent_batches = 0
         self.refused = 0
         self.connected = threading.Event()
+        #: An ingest worker answered on this connection: the uplink topics have a subscriber.
+        self.ingest_ready = threading.Event()
+        self.reconnections_resent = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._acks: queue.SimpleQueue[tuple[int, bool, str]] = queue.SimpleQueue()
-        self._inflight: dict[int, list[int]] = {}
+        #: (packet id, accepted, reason, connection generation of the PUBACK)
+        self._acks: queue.SimpleQueue[tuple[int, bool, str, int]] = queue.SimpleQueue()
+        #: packet id → (connection generation it was published in, queue rows it carries)
+        self._inflight: dict[int, tuple[int, list[int]]] = {}
+        self._generation = 0  # written by the network thread, one per CONNACK
+        self._seen_generation = 0  # the generation the sender thread last adjusted to
+        self._holding_since: float | None = None
+        self._last_request = 0.0
+        self._warned_at = 0.0
         self._cursor = dict.fromkeys(Lane, 0)
         self._thread: threading.Thread | None = None
         self._state_topic = options.topics.gateway_state(options.gateway_id)
         self._config_topic = options.topics.gateway_config(options.gateway_id)
+        self._ingest_topic = options.topics.gateway_ingest(options.gateway_id)
         self._conn = new_connection(
             options.address,
             options.client_id or f"cc-{options.gateway_id}-up",
@@ -152,11 +181,19 @@ class UplinkSender:
         if reason.is_failure:
             self.log.error("platform broker %s refused the gateway: %s", self.o.address, reason)
             return
+        self._generation += 1
+        self.ingest_ready.clear()
+        # Subscribe before announcing: an ingest worker answers the announcement.
+        client.subscribe([(self._config_topic, 1), (self._ingest_topic, 1)])
         client.publish(self._state_topic, self._state(True), qos=1, retain=True)
-        client.subscribe(self._config_topic, qos=1)
+        self._last_request = time.monotonic()
         self.connected.set()
         self._wake.set()
-        self.log.info("uplink connected to %s", self.o.address)
+        self.log.info(
+            "uplink connected to %s%s",
+            self.o.address,
+            "; waiting for an ingest worker before sending" if self.o.wait_for_ingest else "",
+        )
 
     def _on_disconnect(
         self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
@@ -166,17 +203,37 @@ class UplinkSender:
         elif self.connected.is_set():
             self.log.warning("uplink lost (%s); the queue keeps everything", reason)
         self.connected.clear()
+        self.ingest_ready.clear()
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
-        self._acks.put((mid, not reason.is_failure, str(reason)))
+        self._acks.put((mid, not reason.is_failure, str(reason), self._generation))
         self._wake.set()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == self._ingest_topic:
+            if msg.retain:  # workers never retain answers: this one may be from before a restart
+                self.log.warning("ignored a retained answer on %s", msg.topic)
+            else:
+                self._on_ingest(bytes(msg.payload))
+            return
         if msg.topic == self._config_topic and self.on_config is not None:
             try:
                 self.on_config(bytes(msg.payload))
             except Exception:
                 self.log.exception("applying a pushed config failed")
+
+    def _on_ingest(self, payload: bytes) -> None:
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            self.log.warning("unreadable ingest announcement ignored: %.80r", payload)
+            return
+        if not isinstance(doc, dict) or doc.get("state") != "online":
+            return
+        if not self.ingest_ready.is_set():
+            self.ingest_ready.set()
+            self._wake.set()
+            self.log.info("ingest worker %s is subscribed: uplink open", doc.get("worker", "?"))
 
     def _state(self, online: bool) -> bytes:
         doc = {"state": "online" if online else "offline", "ts": datetime.now(UTC).isoformat()}
@@ -200,12 +257,14 @@ class UplinkSender:
         done: list[int] = []
         while True:
             try:
-                mid, ok, reason = self._acks.get_nowait()
+                mid, ok, reason, generation = self._acks.get_nowait()
             except queue.Empty:
                 break
-            seqs = self._inflight.pop(mid, None)
-            if seqs is None:
-                continue
+            entry = self._inflight.get(mid)
+            if entry is None or entry[0] != generation:
+                continue  # a PUBACK of an earlier connection's copy: proves nothing
+            del self._inflight[mid]
+            seqs = entry[1]
             if ok:
                 done.extend(seqs)
             else:
@@ -223,8 +282,19 @@ class UplinkSender:
     def _step(self) -> float:
         """Publish at most one batch; return how long to wait (0 = go again at once)."""
         self._drain_acks()
+        generation = self._generation  # read before the checks: publishes are tagged with it
+        if generation != self._seen_generation:
+            self._new_connection(generation)
         if not self.connected.is_set():
             return 0.5
+        if self.o.wait_for_ingest and not self.ingest_ready.is_set():
+            self._hold()
+            return 0.5
+        if self._holding_since is not None:
+            self.log.info(
+                "uplink held %.1f s until ingest answered", time.monotonic() - self._holding_since
+            )
+            self._holding_since = None
         if len(self._inflight) >= self.o.max_inflight:
             return 0.5  # woken by the next PUBACK
         now = time.time()
@@ -239,10 +309,37 @@ class UplinkSender:
                 if due > now:
                     wait = min(wait, due - now)
                     continue
-            return 0.0 if self._publish(lane, rows) else 0.2
+            return 0.0 if self._publish(lane, rows, generation) else 0.2
         return max(wait, 0.005)
 
-    def _publish(self, lane: Lane, rows: list[Row]) -> bool:
+    def _new_connection(self, generation: int) -> None:
+        """Forget the previous connections' in-flight publishes: their rows go again."""
+        if self._inflight:
+            n = sum(len(seqs) for _, seqs in self._inflight.values())
+            self.reconnections_resent += n
+            self.log.info("new uplink connection: %d unacknowledged items will be sent again", n)
+        self._inflight.clear()
+        self._cursor = dict.fromkeys(Lane, 0)
+        self._seen_generation = generation
+
+    def _hold(self) -> None:
+        now = time.monotonic()
+        if self._holding_since is None:
+            self._holding_since = now
+            self._warned_at = now
+        if now - self._last_request >= self.o.ingest_request_s:
+            self._last_request = now
+            self._conn.client.publish(self._state_topic, self._state(True), qos=1, retain=True)
+        if now - self._warned_at >= 60:
+            self._warned_at = now
+            self.log.warning(
+                "uplink connected but no ingest worker has answered for %.0f s; "
+                "%d items held in the queue",
+                now - self._holding_since,
+                len(self.outbox),
+            )
+
+    def _publish(self, lane: Lane, rows: list[Row], generation: int) -> bool:
         if lane is Lane.DEADLETTER:
             topic = self.o.topics.gateway_deadletter(self.o.gateway_id)
             body = rows[0].body
@@ -257,7 +354,7 @@ class UplinkSender:
             )
             return False
         # NO_CONN: paho keeps the message and sends it after reconnecting; track it alike.
-        self._inflight[info.mid] = [r.seq for r in rows]
+        self._inflight[info.mid] = (generation, [r.seq for r in rows])
         self._cursor[lane] = rows[-1].seq
         self.sent_batches += 1
         return True

@@ -30,6 +30,7 @@ from carecircle.platform.auth.ratelimit import LoginRateLimiter
 from carecircle.platform.auth.service import Authenticator
 from carecircle.platform.auth.tokens import TokenCodec, signing_secret
 from carecircle.platform.dispatch.setup import build_service
+from carecircle.platform.privacy.contacts import reading_cipher, writing_cipher
 from carecircle.platform.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ def create_app(
             hub=hub,
             auth=Authenticator(codec, limiter, clock, timedelta(days=settings.refresh_token_days)),
             dispatch=dispatch_service,
+            pii=reading_cipher(settings),
+            seal=writing_cipher(settings),
         )
         log.info("API ready (demo mode: %s)", settings.demo_mode)
         try:

@@ -20,6 +20,7 @@ from carecircle.platform.auth.policy import Principal
 from carecircle.platform.auth.ratelimit import LoginRateLimiter
 from carecircle.platform.auth.service import Authenticator
 from carecircle.platform.auth.tokens import TokenCodec
+from carecircle.platform.privacy.crypto import PiiCipher
 from carecircle.platform.settings import PlatformSettings
 
 if TYPE_CHECKING:
@@ -46,6 +47,10 @@ class AppState:
     auth: Authenticator
     #: Dispatch (responders' tasks, coverage); built at start-up from the settings.
     dispatch: DispatchService
+    #: Opens sealed addresses (keys configured); ``seal`` also seals new ones
+    #: (``pii_encryption`` on).  docs/privacy.md, phase 2.
+    pii: PiiCipher | None = None
+    seal: PiiCipher | None = None
 
 
 def state(request: Request) -> AppState:

@@ -50,6 +50,7 @@ def dispatcher_cmd(cli: CliContext, database_url: str | None, mqtt_url: str | No
     """Dispatch responders to new alerts: offers, timeouts, escalation, notifications."""
     from carecircle.platform.dispatch.dispatcher import Dispatcher
     from carecircle.platform.dispatch.setup import build_notifiers, build_service, retry_of
+    from carecircle.platform.privacy.contacts import PhoneBook, reading_cipher
 
     settings = _settings(cli, database_url=database_url, mqtt_url=mqtt_url)
     refuse_default_credentials(settings, settings.demo_mode)  # security: docs/privacy.md
@@ -61,6 +62,7 @@ def dispatcher_cmd(cli: CliContext, database_url: str | None, mqtt_url: str | No
         build_notifiers(settings),
         retry=retry_of(settings),
         connect_timeout_s=settings.db_connect_timeout_s,
+        phone_book=PhoneBook(reading_cipher(settings)),  # sealed numbers opened at delivery
     )
     stop = threading.Event()
 

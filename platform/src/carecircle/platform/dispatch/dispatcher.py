@@ -22,8 +22,9 @@ from carecircle.common.clock import Clock
 from carecircle.common.errors import CareCircleError, NotFound
 from carecircle.platform.alerts import repository as alerts_repo
 from carecircle.platform.dispatch.notify.base import Notifier
-from carecircle.platform.dispatch.notify.outbox import RetryPolicy, deliver_due
+from carecircle.platform.dispatch.notify.outbox import Resolver, RetryPolicy, deliver_due
 from carecircle.platform.dispatch.service import DispatchService
+from carecircle.platform.privacy.contacts import PhoneBook
 from carecircle.platform.store import connect
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,15 @@ class Dispatcher:
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen value object
         recover_window: timedelta = timedelta(hours=6),
         connect_timeout_s: int = 5,
+        phone_book: Resolver | None = None,
     ) -> None:
         self._url = database_url
         self.service = service
         self._clock = clock
         self._notifiers = dict(notifiers)
         self._retry = retry
+        #: opens SMS targets (``responder:<id>``) at delivery; plaintext-only by default
+        self._phone_book: Resolver = phone_book or PhoneBook(None)
         self._recover_window = recover_window
         self._timeout = connect_timeout_s
         self._listen: Conn | None = None
@@ -188,7 +192,9 @@ class Dispatcher:
         except (CareCircleError, psycopg.Error):
             log.exception("dispatch timeouts failed")
         try:
-            counts = deliver_due(self.work_conn, self._notifiers, now, self._retry)
+            counts = deliver_due(
+                self.work_conn, self._notifiers, now, self._retry, resolve=self._phone_book
+            )
         except psycopg.OperationalError:
             raise
         except psycopg.Error:

@@ -120,7 +120,9 @@ class Responder:
     shifts: tuple[Shift, ...] = ()
     place_id: str | None = None
     site_id: str | None = None
-    phone: str | None = None
+    #: A phone number is on file (plain or sealed); SMS go to ``responder:<id>`` and the
+    #: number is opened only at delivery (privacy.contacts.PhoneBook).
+    has_phone: bool = False
 
 
 def is_on_shift(responder: Responder, at: datetime, tz: ZoneInfo) -> bool:

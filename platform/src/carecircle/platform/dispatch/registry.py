@@ -24,12 +24,16 @@ from carecircle.platform.dispatch.models import (
     Shift,
     TravelMode,
 )
+from carecircle.platform.privacy.contacts import plain_or_none, seal_contacts
+from carecircle.platform.privacy.crypto import PiiCipher
 
 Conn = psycopg.Connection[Any]
 
 
-def save_responder(conn: Conn, spec: ResponderSpec) -> None:
-    """Insert or update a responder with its covered places and shifts (one transaction)."""
+def save_responder(conn: Conn, spec: ResponderSpec, cipher: PiiCipher | None = None) -> None:
+    """Insert or update a responder with its covered places and shifts (one transaction).
+
+    With a ``cipher`` the phone number is stored sealed only (docs/privacy.md)."""
     shifts = [Shift.parse(raw) for raw in spec.shifts]  # validate before writing
     with conn.transaction():
         conn.execute(
@@ -54,9 +58,11 @@ def save_responder(conn: Conn, spec: ResponderSpec) -> None:
                 spec.travel_mode,
                 list(spec.skills),
                 spec.availability,
-                spec.phone,
+                plain_or_none(spec.phone, cipher),
             ),
         )
+        if cipher is not None:
+            seal_contacts(conn, cipher, "responders", "phone", {spec.id: spec.phone})
         conn.execute("DELETE FROM responder_coverage WHERE responder_id = %s", (spec.id,))
         for place in spec.covers:
             conn.execute(
@@ -78,7 +84,7 @@ def load_responders(conn: Conn, ids: Iterable[str] | None = None) -> list[Respon
     rows = conn.execute(
         f"""
         SELECT r.id, r.kind, r.lat, r.lon, r.travel_mode, r.skills, r.availability,
-               r.place_id, r.site_id, r.phone,
+               r.place_id, r.site_id, (r.phone IS NOT NULL OR r.phone_enc IS NOT NULL),
                COALESCE((SELECT array_agg(c.place_id::text) FROM responder_coverage c
                          WHERE c.responder_id = r.id), '{{}}'::text[])
         FROM responders r {where} ORDER BY r.id
@@ -101,7 +107,7 @@ def load_responders(conn: Conn, ids: Iterable[str] | None = None) -> list[Respon
             availability=Availability(r[6]),
             place_id=r[7],
             site_id=r[8],
-            phone=r[9],
+            has_phone=bool(r[9]),
             covers=frozenset(r[10] or ()),
             shifts=tuple(shifts.get(str(r[0]), ())),
         )
@@ -156,14 +162,16 @@ def alert_info(conn: Conn, alert_id: int) -> tuple[AlertInfo, str]:
     return info, str(row[8])
 
 
-def family_contacts(conn: Conn, resident_id: str | None) -> list[tuple[str, str | None]]:
-    """``(family_member_id, phone)`` of family linked to the resident who consented to alerts."""
+def family_contacts(conn: Conn, resident_id: str | None) -> list[tuple[str, bool]]:
+    """``(family_member_id, has a phone number)`` of family linked to the resident who
+    consented to alerts (the number itself is opened only at delivery: ``PhoneBook``)."""
     if resident_id is None:
         return []
     rows = conn.execute(
-        "SELECT f.id, f.phone FROM family_links l JOIN family_members f "
+        "SELECT f.id, (f.phone IS NOT NULL OR f.phone_enc IS NOT NULL) "
+        "FROM family_links l JOIN family_members f "
         "ON f.id = l.family_member_id WHERE l.resident_id = %s "
         "AND COALESCE((l.consent ->> 'alerts')::boolean, false) ORDER BY f.id",
         (resident_id,),
     ).fetchall()
-    return [(str(r[0]), r[1]) for r in rows]
+    return [(str(r[0]), bool(r[1])) for r in rows]

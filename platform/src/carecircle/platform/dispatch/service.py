@@ -56,6 +56,7 @@ from carecircle.platform.dispatch.policy import (
     rank_candidates,
 )
 from carecircle.platform.dispatch.travel import GreatCircleEstimator, TravelTimeEstimator
+from carecircle.platform.privacy.contacts import family_target, responder_target
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
@@ -548,11 +549,11 @@ class DispatchService:
             alert_id=alert.id,
             task_id=task_id,
         )
-        if via == "escalation" and self.channels.sms and responder and responder.phone:
+        if via == "escalation" and self.channels.sms and responder and responder.has_phone:
             enqueue(
                 conn,
                 channel="sms",
-                target=responder.phone,
+                target=responder_target(responder.id),
                 payload=payload,
                 now=now,
                 alert_id=alert.id,
@@ -650,11 +651,11 @@ class DispatchService:
                 # someone already holds the alert: tell, do not offer
                 note = self._payload("escalation", alert, now, reason=action.reason, eta_s=eta)
                 enqueue(conn, channel="mqtt", target=rid, payload=note, now=now, alert_id=alert.id)
-                if self.channels.sms and responder.phone:
+                if self.channels.sms and responder.has_phone:
                     enqueue(
                         conn,
                         channel="sms",
-                        target=responder.phone,
+                        target=responder_target(responder.id),
                         payload=note,
                         now=now,
                         alert_id=alert.id,
@@ -674,13 +675,13 @@ class DispatchService:
             )
         payload = self._payload("escalation", alert, now, reason=action.reason)
         if "family" in action.target_kinds:
-            for member_id, phone in registry.family_contacts(conn, alert.resident_id):
+            for member_id, has_phone in registry.family_contacts(conn, alert.resident_id):
                 self._record_escalation(conn, alert.id, "family", member_id, now, action.reason)
-                if phone and self.channels.sms:
+                if has_phone and self.channels.sms:
                     enqueue(
                         conn,
                         channel="sms",
-                        target=phone,
+                        target=family_target(member_id),
                         payload=payload,
                         now=now,
                         alert_id=alert.id,

@@ -21,6 +21,17 @@ under the same packet id; messages of the old connection still queued are droppe
 skipped, so an ack never hits a packet id the broker has since reused.  Duplicates
 this produces are absorbed by the store's idempotency.
 
+Telling gateways that ingest is there: gateways send nothing after a (re)connection
+until an ingest worker answers their ``online`` state on ``gw/{gw}/ingest`` (see
+:mod:`carecircle.gateway.uplink.sender`).  A worker answers only once the broker has
+confirmed its subscriptions on the current connection (SUBACK), so the shared uplink
+subscription exists when the gateway starts sending: it answers every ``online`` state
+it receives — live ones when a gateway connects, the retained ones the broker hands it
+right after it subscribes (gateways that were already waiting), and those queued in
+its session before the SUBACK (answered at the SUBACK).  Answers are never retained: a
+retained answer could outlive the subscription it vouches for (Mosquitto 2.0 does not
+restore shared subscriptions after a restart, but it does restore retained messages).
+
 Each worker needs a stable client id (``ingest_worker_id``) so that, restarted, it
 gets its unacknowledged messages back from its session.
 """
@@ -28,6 +39,7 @@ gets its unacknowledged messages back from its session.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import random
@@ -35,6 +47,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -65,7 +78,8 @@ class IngestConfig:
     retry_initial_s: float = 0.5
     retry_max_s: float = 15.0
     keepalive_s: int = 30
-    #: Also receive gateways' retained state and dead letters (non-shared: idempotent).
+    #: Also receive gateways' retained state and dead letters (non-shared: idempotent),
+    #: and answer gateways' ``online`` state on ``gw/{gw}/ingest`` once subscribed.
     gateway_topics: bool = True
     inline_handoff: bool = False
 
@@ -102,6 +116,9 @@ class IngestWorker:
         self._gen_lock = threading.Lock()
         self._stopping = threading.Event()
         self._connected = threading.Event()
+        #: gateways that said ``online`` before this connection's SUBACK (network thread)
+        self._to_answer: set[str] = set()
+        self.answers_sent = 0
         self._writer_thread: threading.Thread | None = None
         self._client = self._make_client()
         self.batches_committed = 0
@@ -190,6 +207,7 @@ class IngestWorker:
         with self._gen_lock:
             self._generation += 1
             generation = self._generation
+        self._to_answer.clear()
         if flags.session_present:
             # The broker resends every unacked message; drop our stale copies of them.
             kept: list[Inbound] = []
@@ -209,7 +227,7 @@ class IngestWorker:
             base = self.topics.base
             subs += [
                 (f"$share/{self.config.group}/{base}/gw/+/deadletter", 1),
-                (f"{base}/gw/+/state", 1),
+                (self.topics.gateway_state_filter(), 1),
             ]
         client.subscribe(subs)
         log.info(
@@ -232,6 +250,9 @@ class IngestWorker:
             log.error("the broker refused ingest subscriptions: %s", failed)
             return
         self._connected.set()  # subscribed: from now on nothing published is missed
+        waiting, self._to_answer = sorted(self._to_answer), set()
+        for gateway_id in waiting:
+            self._answer(gateway_id)
 
     def _on_disconnect(
         self,
@@ -245,7 +266,36 @@ class IngestWorker:
         if not self._stopping.is_set():
             log.warning("MQTT connection lost (%s); paho reconnects", reason)
 
+    def _answer(self, gateway_id: str) -> None:
+        """Tell a gateway that this worker is subscribed (QoS 1, never retained)."""
+        body = json.dumps(
+            {
+                "state": "online",
+                "worker": self.config.client_id,
+                "ts": datetime.now(UTC).isoformat(),
+            }
+        )
+        self._client.publish(self.topics.gateway_ingest(gateway_id), body, qos=1)
+        self.answers_sent += 1
+
+    def _on_gateway_state(self, topic: str, payload: bytes) -> None:
+        gateway_id = self.topics.parse_gateway_state(topic)
+        if gateway_id is None or not self.config.gateway_topics:
+            return
+        try:
+            doc = json.loads(payload) if payload else None
+        except ValueError:
+            return  # the writer dead-letters it with the reason
+        if not isinstance(doc, dict) or doc.get("state") != "online":
+            return
+        if self._connected.is_set():
+            self._answer(gateway_id)
+        else:
+            self._to_answer.add(gateway_id)
+
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic.endswith("/state"):
+            self._on_gateway_state(msg.topic, bytes(msg.payload))
         item = Inbound(
             topic=msg.topic,
             payload=bytes(msg.payload),

@@ -144,8 +144,13 @@ def delete_cmd(
 
 @privacy_cli.command("encrypt-existing")
 @_db
+@click.option(
+    "--drop-plaintext",
+    is_flag=True,
+    help="then remove the plaintext phone numbers and addresses (they stay sealed)",
+)
 @pass_cli
-def encrypt_existing_cmd(cli: CliContext, database_url: str | None) -> None:
+def encrypt_existing_cmd(cli: CliContext, database_url: str | None, drop_plaintext: bool) -> None:
     """Seal names, phone numbers and addresses into their *_enc columns (idempotent)."""
     from carecircle.platform.privacy.service import encrypt_existing
 
@@ -159,8 +164,17 @@ def encrypt_existing_cmd(cli: CliContext, database_url: str | None) -> None:
     with connect(
         settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
     ) as conn:
-        report = encrypt_existing(conn, cipher)
-    click.echo(json.dumps({"sealed": report.sealed, "rotated": report.rotated}))
+        report = encrypt_existing(conn, cipher, drop_plaintext=drop_plaintext)
+    click.echo(
+        json.dumps(
+            {
+                "sealed": report.sealed,
+                "rotated": report.rotated,
+                "dropped": report.dropped,
+                "unreadable": report.unreadable,
+            }
+        )
+    )
 
 
 @privacy_cli.command("new-key")

@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from carecircle.common.errors import NotFound
+from carecircle.platform.privacy.contacts import SEALED_ONLY
 from carecircle.platform.privacy.crypto import DecryptError, PiiCipher
 
 log = logging.getLogger(__name__)
@@ -93,9 +94,10 @@ def _open_sealed(
         ).fetchone()
         if row is not None and row[0] is not None:
             try:
-                out[plain if plain == "id_number" else f"{plain}_sealed"] = cipher.decrypt(
-                    bytes(row[0]), f"{table}.{plain}"
-                )
+                opened = cipher.decrypt(bytes(row[0]), f"{table}.{plain}")
+                out[plain if plain == "id_number" else f"{plain}_sealed"] = opened
+                if out.get(plain) is None:  # stored sealed only (phase 2)
+                    out[plain] = opened
             except DecryptError as err:
                 out[f"{plain}_sealed"] = f"<cannot open: {err}>"
 
@@ -321,33 +323,63 @@ def _scrub_household(conn: Conn, site_id: str, counts: dict[str, int]) -> bool:
 class EncryptionReport:
     sealed: dict[str, int]
     rotated: dict[str, int]
+    #: plaintext values removed (``drop_plaintext``: phones and addresses)
+    dropped: dict[str, int] = field(default_factory=dict)
+    #: sealed-only values no configured key opens (left alone; add the old key)
+    unreadable: dict[str, int] = field(default_factory=dict)
 
 
-def encrypt_existing(conn: Conn, cipher: PiiCipher, *, batch: int = 500) -> EncryptionReport:
+def encrypt_existing(
+    conn: Conn, cipher: PiiCipher, *, batch: int = 500, drop_plaintext: bool = False
+) -> EncryptionReport:
     """Seal every plaintext personal-data column into its ``*_enc`` shadow.
 
     Idempotent: a row is (re)sealed only when its shadow is missing, sealed with an
-    old key (rotation), or no longer matches the plaintext (the row was edited).
+    old key (rotation), or no longer matches the plaintext (the row was edited).  Values
+    stored sealed only (no plaintext) are re-sealed when under an old key.  With
+    ``drop_plaintext`` the plaintext of phone numbers and addresses (``SEALED_ONLY``) is
+    removed once sealed — phase 2; names stay (every reader still needs them).
     Each table is done in its own transaction.
     """
     sealed: dict[str, int] = {}
     rotated: dict[str, int] = {}
+    dropped: dict[str, int] = {}
+    unreadable: dict[str, int] = {}
     for table, plain, enc, bidx in PII_COLUMNS:
         name = f"{table}.{plain}"
-        sealed[name] = rotated[name] = 0
+        sealed[name] = rotated[name] = dropped[name] = unreadable[name] = 0
+        drop = drop_plaintext and (table, plain) in SEALED_ONLY
         with conn.transaction():
             rows = conn.execute(
-                sql.SQL("SELECT id, {}, {} FROM {} WHERE {} IS NOT NULL FOR UPDATE").format(
+                sql.SQL(
+                    "SELECT id, {}, {} FROM {} WHERE {} IS NOT NULL OR {} IS NOT NULL FOR UPDATE"
+                ).format(
                     sql.Identifier(plain),
                     sql.Identifier(enc),
                     sql.Identifier(table),
                     sql.Identifier(plain),
+                    sql.Identifier(enc),
                 )
             ).fetchall()
             updates: list[tuple[bytes, bytes | None, str]] = []
+            blank: list[str] = []
             for row_id, value, token in rows:
+                token = None if token is None else bytes(token)
+                if value is None:  # stored sealed only: rotate if needed
+                    assert token is not None
+                    try:
+                        value = cipher.decrypt(token, name)
+                    except DecryptError:
+                        unreadable[name] += 1
+                        continue
+                    if cipher.needs_rotation(token):
+                        rotated[name] += 1
+                        index = cipher.blind_index(value, name) if bidx else None
+                        updates.append((cipher.encrypt(value, name), index, str(row_id)))
+                    continue
+                if drop:
+                    blank.append(str(row_id))
                 if token is not None:
-                    token = bytes(token)
                     try:
                         same = cipher.decrypt(token, name) == value
                     except DecryptError:
@@ -373,8 +405,23 @@ def encrypt_existing(conn: Conn, cipher: PiiCipher, *, batch: int = 500) -> Encr
                 with conn.cursor() as cur:
                     for start in range(0, len(params), batch):
                         cur.executemany(query, params[start : start + batch])
-    log.info("personal data sealed %s, re-sealed with the current key %s", sealed, rotated)
-    return EncryptionReport(sealed, rotated)
+            if blank:
+                conn.execute(
+                    sql.SQL("UPDATE {} SET {} = NULL WHERE id = ANY(%s)").format(
+                        sql.Identifier(table), sql.Identifier(plain)
+                    ),
+                    (blank,),
+                )
+                dropped[name] = len(blank)
+    if any(unreadable.values()):
+        log.warning("sealed values no configured key opens (add the old key): %s", unreadable)
+    log.info(
+        "personal data sealed %s, re-sealed with the current key %s, plaintext dropped %s",
+        sealed,
+        rotated,
+        dropped,
+    )
+    return EncryptionReport(sealed, rotated, dropped, unreadable)
 
 
 def find_by_phone(conn: Conn, cipher: PiiCipher, table: str, phone: str) -> list[str]:

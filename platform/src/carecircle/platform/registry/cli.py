@@ -13,6 +13,7 @@ from carecircle.common.cli import CliContext, pass_cli
 from carecircle.common.clock import utcnow
 from carecircle.common.contract import Topics
 from carecircle.common.mqtt import BrokerAddress
+from carecircle.platform.privacy.contacts import writing_cipher
 from carecircle.platform.registry.service import (
     RetireReport,
     gateway_configs,
@@ -56,7 +57,7 @@ def provision_cmd(
     with connect(
         settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
     ) as conn:
-        report = provision(conn, doc)
+        report = provision(conn, doc, writing_cipher(settings))
         pushed: list[str] = []
         if report.gateways and not no_push:
             pushed = push_pending_configs(

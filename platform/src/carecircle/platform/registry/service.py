@@ -45,6 +45,8 @@ from carecircle.platform.alerts import repository as alerts_repository
 from carecircle.platform.alerts.kinds import TECHNICAL
 from carecircle.platform.alerts.lifecycle import ACTIVE, Status
 from carecircle.platform.dispatch.registry import save_responder
+from carecircle.platform.privacy.contacts import plain_or_none, seal_contacts
+from carecircle.platform.privacy.crypto import PiiCipher
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
@@ -129,13 +131,16 @@ def _upsert(
     return changed
 
 
-def provision(conn: Conn, doc: Provisioning) -> ProvisionReport:
-    """Upsert ``doc`` in one transaction; bump and report gateways whose config changed."""
+def provision(conn: Conn, doc: Provisioning, cipher: PiiCipher | None = None) -> ProvisionReport:
+    """Upsert ``doc`` in one transaction; bump and report gateways whose config changed.
+
+    With a ``cipher`` (``pii_encryption`` on) phone numbers and addresses are stored
+    sealed only (:mod:`carecircle.platform.privacy.contacts`): never in plaintext."""
     _check_unique(doc)
     report = ProvisionReport()
     try:
         with conn.transaction():
-            report = _provision(conn, doc)
+            report = _provision(conn, doc, cipher)
     except psycopg.errors.IntegrityError as err:
         diag = err.diag
         detail = diag.message_detail or diag.message_primary or str(err)
@@ -151,7 +156,7 @@ def provision(conn: Conn, doc: Provisioning) -> ProvisionReport:
     return report
 
 
-def _provision(conn: Conn, doc: Provisioning) -> ProvisionReport:
+def _provision(conn: Conn, doc: Provisioning, cipher: PiiCipher | None) -> ProvisionReport:
     report = ProvisionReport()
     ch = report.changed
     places = sorted(doc.places, key=lambda p: _LEVEL_RANK[p.level])
@@ -163,17 +168,28 @@ def _provision(conn: Conn, doc: Provisioning) -> ProvisionReport:
             [(p.id, p.parent_id, p.level, p.name, p.division_code, p.lat, p.lon) for p in places],
         )
     )
-    ch["sites"] = len(
-        _upsert(
-            conn,
-            "sites",
-            ("id", "kind", "place_id", "name", "address", "lat", "lon", "capacity"),
-            [
-                (s.id, s.kind, s.place_id, s.name, s.address, s.lat, s.lon, s.capacity)
-                for s in doc.sites
-            ],
-        )
+    changed_sites = _upsert(
+        conn,
+        "sites",
+        ("id", "kind", "place_id", "name", "address", "lat", "lon", "capacity"),
+        [
+            (
+                s.id,
+                s.kind,
+                s.place_id,
+                s.name,
+                plain_or_none(s.address, cipher),
+                s.lat,
+                s.lon,
+                s.capacity,
+            )
+            for s in doc.sites
+        ],
     )
+    if cipher is not None:
+        addresses = {s.id: s.address for s in doc.sites}
+        changed_sites += seal_contacts(conn, cipher, "sites", "address", addresses)
+    ch["sites"] = len(set(changed_sites))
     ch["rooms"] = len(
         _upsert(
             conn,
@@ -309,7 +325,7 @@ def _provision(conn: Conn, doc: Provisioning) -> ProvisionReport:
             r.travel_mode,
             list(r.skills),
             r.availability,
-            r.phone,
+            plain_or_none(r.phone, cipher),
         ]
         for r in doc.responders
     ]
@@ -317,7 +333,11 @@ def _provision(conn: Conn, doc: Provisioning) -> ProvisionReport:
         resp_cols.append("shifts")
         for row, r in zip(resp_rows, doc.responders, strict=True):
             row.append(Jsonb(r.shifts))
-    ch["responders"] = len(_upsert(conn, "responders", resp_cols, resp_rows))
+    changed_responders = _upsert(conn, "responders", resp_cols, resp_rows)
+    if cipher is not None:
+        phones = {r.id: r.phone for r in doc.responders}
+        changed_responders += seal_contacts(conn, cipher, "responders", "phone", phones)
+    ch["responders"] = len(set(changed_responders))
     cover = 0
     for r in doc.responders:
         cur = conn.execute(
@@ -335,15 +355,17 @@ def _provision(conn: Conn, doc: Provisioning) -> ProvisionReport:
     ch["responder_coverage"] = cover
     # Dispatch reads weekly shifts from responder_shifts: its own writer keeps them.
     for r in doc.responders:
-        save_responder(conn, r)
-    ch["family_members"] = len(
-        _upsert(
-            conn,
-            "family_members",
-            ("id", "display_name", "phone"),
-            [(f.id, f.display_name, f.phone) for f in doc.family_members],
-        )
+        save_responder(conn, r, cipher)
+    changed_family = _upsert(
+        conn,
+        "family_members",
+        ("id", "display_name", "phone"),
+        [(f.id, f.display_name, plain_or_none(f.phone, cipher)) for f in doc.family_members],
     )
+    if cipher is not None:
+        phones = {f.id: f.phone for f in doc.family_members}
+        changed_family += seal_contacts(conn, cipher, "family_members", "phone", phones)
+    ch["family_members"] = len(set(changed_family))
     links = 0
     for f in doc.family_members:
         for link in f.links:

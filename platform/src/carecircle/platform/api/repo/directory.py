@@ -15,9 +15,12 @@ from carecircle.common.errors import Conflict, NotFound
 from carecircle.platform.api.repo import Conn, eq, fetch_page
 from carecircle.platform.auth import scope
 from carecircle.platform.auth.policy import Principal
+from carecircle.platform.privacy.contacts import open_value, plain_or_none, seal_contacts
+from carecircle.platform.privacy.crypto import PiiCipher
 
 PLACE_SELECT = "SELECT id, parent_id, level, name, division_code, lat, lon FROM places"
-SITE_SELECT = "SELECT id, kind, place_id, name, address, lat, lon, capacity FROM sites"
+#: ``address_enc``: the address when stored sealed only (privacy phase 2); see open_sites
+SITE_SELECT = "SELECT id, kind, place_id, name, address, address_enc, lat, lon, capacity FROM sites"
 RESIDENT_SELECT = (
     "SELECT r.id, r.site_id, r.room_id, r.day_care_site_id, r.display_name, r.birth_year, "
     "r.sex, r.lives_alone, r.care_level, r.conditions, r.presence, r.presence_until "
@@ -57,6 +60,16 @@ def list_places(
     return fetch_page(conn, PLACE_SELECT, where, limit=limit, cursor=cursor, id_col="id")
 
 
+def open_sites(rows: list[dict[str, Any]], cipher: PiiCipher | None) -> list[dict[str, Any]]:
+    """Rows of ``SITE_SELECT`` (or ``resident_home``) with the address opened, the sealed
+    column removed."""
+    for row in rows:
+        row["address"] = open_value(
+            row.get("address"), row.pop("address_enc", None), "sites.address", cipher
+        )
+    return rows
+
+
 def list_sites(
     conn: Conn,
     p: Principal,
@@ -65,6 +78,7 @@ def list_sites(
     place_id: str | None,
     limit: int,
     cursor: str | None,
+    cipher: PiiCipher | None = None,
 ) -> Page:
     where = [scope.sites(p, "id")]
     if kinds:
@@ -75,7 +89,8 @@ def list_sites(
                 sql.Literal(place_id)
             )
         )
-    return fetch_page(conn, SITE_SELECT, where, limit=limit, cursor=cursor, id_col="id")
+    rows, nxt = fetch_page(conn, SITE_SELECT, where, limit=limit, cursor=cursor, id_col="id")
+    return open_sites(rows, cipher), nxt
 
 
 def list_residents(
@@ -148,35 +163,40 @@ def one(conn: Conn, select: str, id_col: str, object_id: str) -> dict[str, Any]:
     return row
 
 
-def resident_home(conn: Conn, resident_id: str) -> dict[str, Any]:
+def resident_home(conn: Conn, resident_id: str, cipher: PiiCipher | None = None) -> dict[str, Any]:
     """Where a resident lives: the home site's address and coordinates (sensitive)."""
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            "SELECT s.id AS site_id, s.name, s.address, s.lat, s.lon FROM residents r "
+            "SELECT s.id AS site_id, s.name, s.address, s.address_enc, s.lat, s.lon "
+            "FROM residents r "
             "JOIN sites s ON s.id = r.site_id WHERE r.id = %s",
             (resident_id,),
         ).fetchone()
     assert row is not None
-    return row
+    return open_sites([row], cipher)[0]
 
 
 # --- provisioning (administrators) ---------------------------------------------------
 
 
-def create_site(conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+def create_site(conn: Conn, data: dict[str, Any], seal: PiiCipher | None = None) -> dict[str, Any]:
+    """Insert a site; with ``seal`` (``pii_encryption`` on) its address is stored sealed only."""
+    address = data.get("address")
     try:
-        with conn.cursor(row_factory=dict_row) as cur:
+        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(
                 "INSERT INTO sites (id, kind, place_id, name, address, lat, lon, capacity) "
                 "VALUES (%(id)s, %(kind)s, %(place_id)s, %(name)s, %(address)s, %(lat)s, "
                 "%(lon)s, %(capacity)s) "
                 "RETURNING id, kind, place_id, name, address, lat, lon, capacity",
-                data,
+                {**data, "address": plain_or_none(address, seal)},
             ).fetchone()
+            if seal is not None and address is not None:
+                seal_contacts(conn, seal, "sites", "address", {str(data["id"]): address})
     except psycopg.errors.UniqueViolation as err:
         raise Conflict(f"site {data['id']} exists") from err
     assert row is not None
-    return row
+    return {**row, "address": address}
 
 
 def _new_secret() -> tuple[str, str]:

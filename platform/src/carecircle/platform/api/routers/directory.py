@@ -64,6 +64,7 @@ def get_place(place_id: IdPath, p: PrincipalDep, conn: ConnDep) -> PlaceOut:
 
 def _sites(
     p: PrincipalDep,
+    st: StateDep,
     conn: ConnDep,
     kinds: list[str] | None,
     place_id: str | None,
@@ -72,7 +73,7 @@ def _sites(
 ) -> Page[SiteOut]:
     require_role(p, Action.SITE_READ)
     rows, nxt = directory.list_sites(
-        conn, p, kinds=kinds, place_id=place_id, limit=limit, cursor=cursor
+        conn, p, kinds=kinds, place_id=place_id, limit=limit, cursor=cursor, cipher=st.pii
     )
     return Page[SiteOut](items=[SiteOut.model_validate(r) for r in rows], next=nxt)
 
@@ -80,6 +81,7 @@ def _sites(
 @router.get("/sites", response_model=Page[SiteOut], tags=["sites"])
 def list_sites(
     p: PrincipalDep,
+    st: StateDep,
     conn: ConnDep,
     kind: Annotated[list[SiteKind] | None, Query()] = None,
     place_id: IdQ = None,
@@ -87,44 +89,47 @@ def list_sites(
     cursor: CursorQ = None,
 ) -> Page[SiteOut]:
     """Households and facilities in scope; filter by kind and by place (any level)."""
-    return _sites(p, conn, list(kind) if kind else None, place_id, limit, cursor)
+    return _sites(p, st, conn, list(kind) if kind else None, place_id, limit, cursor)
 
 
 @router.get("/households", response_model=Page[SiteOut], tags=["sites"])
 def list_households(
     p: PrincipalDep,
+    st: StateDep,
     conn: ConnDep,
     place_id: IdQ = None,
     limit: LimitQ = 100,
     cursor: CursorQ = None,
 ) -> Page[SiteOut]:
-    return _sites(p, conn, ["household"], place_id, limit, cursor)
+    return _sites(p, st, conn, ["household"], place_id, limit, cursor)
 
 
 @router.get("/facilities", response_model=Page[SiteOut], tags=["sites"])
 def list_facilities(
     p: PrincipalDep,
+    st: StateDep,
     conn: ConnDep,
     place_id: IdQ = None,
     limit: LimitQ = 100,
     cursor: CursorQ = None,
 ) -> Page[SiteOut]:
-    return _sites(p, conn, FACILITY_KINDS, place_id, limit, cursor)
+    return _sites(p, st, conn, FACILITY_KINDS, place_id, limit, cursor)
 
 
 @router.get("/sites/{site_id}", response_model=SiteOut, tags=["sites"])
-def get_site(site_id: IdPath, p: PrincipalDep, conn: ConnDep) -> SiteOut:
+def get_site(site_id: IdPath, p: PrincipalDep, st: StateDep, conn: ConnDep) -> SiteOut:
     require_role(p, Action.SITE_READ)
     require(p, Action.SITE_READ, scope.load(conn, "site", site_id), "site")
-    return SiteOut.model_validate(directory.one(conn, directory.SITE_SELECT, "id", site_id))
+    row = directory.one(conn, directory.SITE_SELECT, "id", site_id)
+    return SiteOut.model_validate(directory.open_sites([row], st.pii)[0])
 
 
 @router.post("/sites", response_model=SiteOut, status_code=201, tags=["sites"])
-def create_site(body: SiteIn, p: PrincipalDep, conn: ConnDep) -> SiteOut:
+def create_site(body: SiteIn, p: PrincipalDep, st: StateDep, conn: ConnDep) -> SiteOut:
     """Provision a household or facility under a place in the administrator's scope."""
     require_role(p, Action.SITE_WRITE)
     require(p, Action.SITE_WRITE, scope.load(conn, "place", body.place_id), "place")
-    row = directory.create_site(conn, body.model_dump())
+    row = directory.create_site(conn, body.model_dump(), seal=st.seal)
     audit(conn, p.actor, "site.create", "site", body.id, {"place_id": body.place_id})
     return SiteOut.model_validate(row)
 

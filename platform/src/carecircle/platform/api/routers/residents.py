@@ -76,13 +76,15 @@ def list_residents(
 
 
 @router.get("/residents/{resident_id}", response_model=ResidentDetail)
-def get_resident(resident_id: IdPath, p: PrincipalDep, conn: ConnDep) -> ResidentDetail:
+def get_resident(
+    resident_id: IdPath, p: PrincipalDep, st: StateDep, conn: ConnDep
+) -> ResidentDetail:
     """A resident; ``home`` (address, coordinates) only for callers allowed to see it."""
     res = resident_access(conn, p, resident_id, Action.RESIDENT_READ)
     row = directory.one(conn, directory.RESIDENT_SELECT, "r.id", resident_id)
     home = None
     if can(p, Action.RESIDENT_LOCATION, res):
-        home = HomeOut.model_validate(directory.resident_home(conn, resident_id))
+        home = HomeOut.model_validate(directory.resident_home(conn, resident_id, st.pii))
         audit(conn, p.actor, "resident.read_location", "resident", resident_id, {})
     return ResidentDetail.model_validate({**row, "home": home})
 

@@ -12,7 +12,9 @@ class Notification:
 
     id: int
     channel: str  # mqtt | webhook | email | sms
-    target: str  # responder id (mqtt), URL (webhook), address (email), phone (sms)
+    #: responder id (mqtt), URL (webhook), address (email); sms: ``responder:<id>`` /
+    #: ``family:<id>`` in the outbox, the number only in memory at delivery
+    target: str
     payload: dict[str, Any]
 
 

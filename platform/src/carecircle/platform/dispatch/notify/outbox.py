@@ -10,15 +10,16 @@ sends the due ones in parallel (an escalation reaches everyone at once), records
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from carecircle.common.errors import CareCircleError
 from carecircle.platform.dispatch.notify.base import DeliveryResult, Notification, Notifier
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,30 @@ def enqueue(
     return int(row[0])
 
 
+#: ``(conn, target) -> phone number or None`` (``privacy.contacts.PhoneBook``)
+Resolver = Callable[[Conn, str], "str | None"]
+
+
+def _resolved(
+    conn: Conn, resolve: Resolver, n: Notification, failed: dict[int, DeliveryResult]
+) -> Notification:
+    if n.channel != "sms":
+        return n
+    try:
+        number = resolve(conn, n.target)
+    except CareCircleError as err:
+        failed[n.id] = DeliveryResult(
+            False, f"cannot open the number of {n.target}: {err}", retryable=False
+        )
+        return n
+    if number is None:
+        failed[n.id] = DeliveryResult(
+            False, f"no phone number on file for {n.target}", retryable=False
+        )
+        return n
+    return replace(n, target=number)
+
+
 def _send(notifier: Notifier, n: Notification) -> DeliveryResult:
     try:
         return notifier.send(n)
@@ -71,8 +96,13 @@ def deliver_due(
     *,
     limit: int = 100,
     parallel: int = 8,
+    resolve: Resolver | None = None,
 ) -> dict[str, int]:
-    """Send the due notifications; returns counts of delivered / retry / failed."""
+    """Send the due notifications; returns counts of delivered / retry / failed.
+
+    ``resolve`` turns an SMS target into a number just before sending (SMS are queued to
+    ``responder:<id>`` / ``family:<id>``, so no number is stored in ``notifications``);
+    the number lives only in memory for the send."""
     with conn.transaction():
         rows = conn.execute(
             "SELECT id, channel, target, payload, attempts FROM notifications "
@@ -86,8 +116,14 @@ def deliver_due(
             (Notification(int(r[0]), str(r[1]), str(r[2]), dict(r[3])), int(r[4])) for r in rows
         ]
 
+        unresolved: dict[int, DeliveryResult] = {}
+        if resolve is not None:
+            items = [(_resolved(conn, resolve, n, unresolved), a) for n, a in items]
+
         def run(item: tuple[Notification, int]) -> DeliveryResult:
             n = item[0]
+            if n.id in unresolved:
+                return unresolved[n.id]
             notifier = notifiers.get(n.channel)
             if notifier is None:
                 return DeliveryResult(
