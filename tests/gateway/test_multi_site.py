@@ -215,6 +215,8 @@ def _write_config(tmp: Path, topic_root: str, local: str, up: Upstream) -> Path:
         "uplink_reconnect_max_s = 1",
         "status_interval_s = 2",
         "local_session_expiry_s = 600",
+        # no ingest worker here, only a collector: nobody would answer gw/{id}/ingest
+        "uplink_wait_for_ingest = false",
     ]
     for gw in (*SITES, WRONG):
         password = "wrong" if gw == WRONG else f"{gw}-secret"
