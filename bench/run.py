@@ -56,7 +56,11 @@ def _pipeline(url: str, cfg: BenchConfig, workers: int, messages: Any, total: in
         )
         if r["stored"] != total or r["distinct"] != total:
             raise RuntimeError(f"ingest pipeline stored {r['stored']}/{total} rows")
-        return {"readings_per_s": float(r["readings_per_s"]), "seconds": float(r["seconds"])}
+        return {
+            "readings_per_s": float(r["readings_per_s"]),
+            "seconds": float(r["seconds"]),
+            "worker_cpu_us_per_reading": float(r["worker_cpu_us_per_reading"]),
+        }
 
     return repeat(f"pipeline_{workers}w", cfg.repeats, once)
 
