@@ -31,6 +31,7 @@ from carecircle.platform.registry import provision
 GATEWAYS = 50
 DEVICES = 4  #: per gateway
 PER_MESSAGE = 500
+CALM_QUEUE = 32  #: queue depth at or below which a worker is keeping up
 
 
 def slope_per_min(points: list[tuple[float, float]]) -> float:
@@ -122,6 +123,7 @@ def run(
         slope = slope_per_min(measured)
         mean = sum(v for _, v in measured) / len(measured) if measured else 0.0
         span = (measured[-1][0] - measured[0][0]) / 60 if len(measured) > 1 else 0.0
+        calm = [(s["t"], s["rss_mb"][w]) for s in window if (s["queue"][w] or 0) <= CALM_QUEUE]
         per_worker.append(
             {
                 "rss_mb_first": series[0][1] if series else None,
@@ -130,6 +132,13 @@ def run(
                 "rss_mb_max": max(v for _, v in series) if series else None,
                 "rss_slope_mb_per_min": round(slope, 3),
                 "rss_growth_over_window_pct": round(100 * slope * span / mean, 2) if mean else None,
+                # RSS also follows the queue (up to 2 × receive_maximum messages of
+                # ~150 KB) when the machine is too loaded for the workers to keep up:
+                # the slope over the samples where the queue was (nearly) empty
+                "window_samples_keeping_up_pct": round(100 * len(calm) / len(window))
+                if window
+                else None,
+                "rss_slope_keeping_up_mb_per_min": round(slope_per_min(calm), 3),
                 "queue_depth_max": max(
                     (q for s in samples if (q := s["queue"][w]) is not None), default=None
                 ),

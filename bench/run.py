@@ -16,7 +16,15 @@ from typing import Any
 
 import psycopg
 
-from bench import alert_latency, api_bench, baselines, ingest_bench, ingest_memory, ml_bench
+from bench import (
+    alert_latency,
+    api_bench,
+    baselines,
+    decode_bench,
+    ingest_bench,
+    ingest_memory,
+    ml_bench,
+)
 from bench.harness import (
     RESULTS,
     BenchConfig,
@@ -215,6 +223,17 @@ def _models_once(residents: int, days: int) -> dict[str, float]:
     }
 
 
+def decode_section(cfg: BenchConfig) -> dict[str, Any]:
+    """Batch decoding in-process: the ingest fast path next to the pydantic models."""
+    n = 20_000 if cfg.quick else 100_000
+    m = repeat("decode", cfg.repeats, lambda: decode_bench.run(n, repeats=5))
+    return {
+        "readings": n,
+        "readings_per_message": INGEST_BATCH,
+        "decode": {"median": m.median, "runs": m.runs},
+    }
+
+
 def ingest_memory_section(cfg: BenchConfig) -> dict[str, Any]:
     """Opt-in: two workers at a steady paced load for 10 minutes (1 with --quick), RSS sampled."""
     minutes = 1.0 if cfg.quick else 10.0
@@ -230,7 +249,9 @@ def ingest_memory_section(cfg: BenchConfig) -> dict[str, Any]:
             f"first {r['rss_mb_first']}, after warm-up {r['rss_mb_at_warmup']}, "
             f"end {r['rss_mb_end']}, max {r['rss_mb_max']}, "
             f"slope {r['rss_slope_mb_per_min']:+.3f} MB/min "
-            f"({r['rss_growth_over_window_pct']:+.2f} % over the window), "
+            f"({r['rss_growth_over_window_pct']:+.2f} % over the window; "
+            f"{r['rss_slope_keeping_up_mb_per_min']:+.3f} MB/min over the "
+            f"{r['window_samples_keeping_up_pct']} % of it with queue <= 32), "
             f"queue depth max {r['queue_depth_max']}"
         )
     return out
@@ -238,6 +259,7 @@ def ingest_memory_section(cfg: BenchConfig) -> dict[str, Any]:
 
 SECTIONS: dict[str, Section] = {
     "ingest": ingest_section,
+    "decode": decode_section,
     "alerts": alerts_section,
     "api": api_section,
     "models": models_section,
