@@ -35,6 +35,7 @@ class BenchConfig:
     repeats: int = 3
     quick: bool = False
     ml_residents: int = 1000  #: models section: residents × 30 days (``--ml-residents``)
+    memory_rate: float = 20_000  #: ingest_memory section: paced readings/s
     topic_root: str = field(default_factory=lambda: f"bench{uuid.uuid4().hex[:8]}")
 
 
@@ -78,7 +79,15 @@ def _packages() -> dict[str, str]:
     from importlib import metadata
 
     out = {}
-    for name in ("pydantic", "paho-mqtt", "psycopg", "fastapi", "uvicorn", "scikit-learn"):
+    for name in (
+        "pydantic",
+        "msgspec",
+        "paho-mqtt",
+        "psycopg",
+        "fastapi",
+        "uvicorn",
+        "scikit-learn",
+    ):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

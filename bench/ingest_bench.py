@@ -209,6 +209,15 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     import socket
 
@@ -314,6 +323,7 @@ def end_to_end(
     pub.start()
     ready.wait(30)
     rss: list[tuple[float, list[float]]] = []
+    cpu0 = sum(cpu_s(p.pid) for p in procs)
     t0 = time.perf_counter()
     go.set()
     written = 0.0
@@ -328,6 +338,8 @@ def end_to_end(
         if now > args.timeout:
             break
     elapsed = time.perf_counter() - t0
+    # the workers' own CPU per stored reading: what the pipeline costs, whatever else runs
+    cpu = sum(cpu_s(p.pid) for p in procs) - cpu0
     pub.join(60)
     stop_workers(procs)
     with psycopg.connect(url, autocommit=True) as conn:
@@ -342,6 +354,7 @@ def end_to_end(
         "distinct": row[1] if rounds == 1 else None,
         "seconds": round(elapsed, 2),
         "readings_per_s": round(written / elapsed),
+        "worker_cpu_us_per_reading": round(1e6 * cpu / written, 2) if written else None,
         "rss_mb_first_last": [rss[0][1], rss[-1][1]] if rss else None,
         "rss_mb_samples": rss if args.duration > 0 else None,
     }

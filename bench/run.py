@@ -16,7 +16,15 @@ from typing import Any
 
 import psycopg
 
-from bench import alert_latency, api_bench, baselines, ingest_bench, ml_bench
+from bench import (
+    alert_latency,
+    api_bench,
+    baselines,
+    decode_bench,
+    ingest_bench,
+    ingest_memory,
+    ml_bench,
+)
 from bench.harness import (
     RESULTS,
     BenchConfig,
@@ -56,7 +64,11 @@ def _pipeline(url: str, cfg: BenchConfig, workers: int, messages: Any, total: in
         )
         if r["stored"] != total or r["distinct"] != total:
             raise RuntimeError(f"ingest pipeline stored {r['stored']}/{total} rows")
-        return {"readings_per_s": float(r["readings_per_s"]), "seconds": float(r["seconds"])}
+        return {
+            "readings_per_s": float(r["readings_per_s"]),
+            "seconds": float(r["seconds"]),
+            "worker_cpu_us_per_reading": float(r["worker_cpu_us_per_reading"]),
+        }
 
     return repeat(f"pipeline_{workers}w", cfg.repeats, once)
 
@@ -211,13 +223,51 @@ def _models_once(residents: int, days: int) -> dict[str, float]:
     }
 
 
+def decode_section(cfg: BenchConfig) -> dict[str, Any]:
+    """Batch decoding in-process: the ingest fast path next to the pydantic models."""
+    n = 20_000 if cfg.quick else 100_000
+    m = repeat("decode", cfg.repeats, lambda: decode_bench.run(n, repeats=5))
+    return {
+        "readings": n,
+        "readings_per_message": INGEST_BATCH,
+        "decode": {"median": m.median, "runs": m.runs},
+    }
+
+
+def ingest_memory_section(cfg: BenchConfig) -> dict[str, Any]:
+    """Opt-in: two workers at a steady paced load for 10 minutes (1 with --quick), RSS sampled."""
+    minutes = 1.0 if cfg.quick else 10.0
+    out = ingest_memory.run(
+        cfg.pg_admin_url,
+        cfg.mqtt_url,
+        minutes=minutes,
+        warmup_minutes=0.25 if cfg.quick else 2.0,
+        rate=cfg.memory_rate,
+    )
+    for w, r in enumerate(out["per_worker"], 1):
+        out[f"worker_{w}_rss_mb"] = (
+            f"first {r['rss_mb_first']}, after warm-up {r['rss_mb_at_warmup']}, "
+            f"end {r['rss_mb_end']}, max {r['rss_mb_max']}, "
+            f"slope {r['rss_slope_mb_per_min']:+.3f} MB/min "
+            f"({r['rss_growth_over_window_pct']:+.2f} % over the window; "
+            f"{r['rss_slope_keeping_up_mb_per_min']:+.3f} MB/min over the "
+            f"{r['window_samples_keeping_up_pct']} % of it with queue <= 32), "
+            f"queue depth max {r['queue_depth_max']}"
+        )
+    return out
+
+
 SECTIONS: dict[str, Section] = {
     "ingest": ingest_section,
+    "decode": decode_section,
     "alerts": alerts_section,
     "api": api_section,
     "models": models_section,
     "scale": scale_section,
+    "ingest_memory": ingest_memory_section,
 }
+#: Run only when named with --only (too long for every `make bench`).
+OPT_IN = {"ingest_memory"}
 
 
 def render(report: dict[str, Any]) -> str:
@@ -251,9 +301,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ml-residents", type=int, default=1000, help="models section: residents × 30 days"
     )
+    parser.add_argument(
+        "--memory-rate",
+        type=float,
+        default=20_000,
+        help="ingest_memory section: paced readings/s (steady load, not a burst)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    cfg = BenchConfig(quick=args.quick, ml_residents=args.ml_residents)
+    cfg = BenchConfig(
+        quick=args.quick, ml_residents=args.ml_residents, memory_rate=args.memory_rate
+    )
     cfg.repeats = args.repeats or (1 if args.quick else 3)
     report: dict[str, Any] = {
         "machine": machine_info(cfg.pg_admin_url),
@@ -261,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": cfg.quick,
         "sections": {},
     }
-    for name in args.only or list(SECTIONS):
+    for name in args.only or [s for s in SECTIONS if s not in OPT_IN]:
         log.info("running %s", name)
         report["sections"][name] = SECTIONS[name](cfg)
     path = write_report(report, args.out)

@@ -114,3 +114,15 @@ def _up(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def test_tune_gc_freezes_the_startup_heap_and_raises_the_young_threshold() -> None:
+    # in a child process: the collector's settings are global to the process
+    code = (
+        "import gc; from carecircle.platform.ingest.cli import tune_gc; "
+        "before = gc.get_threshold(); tune_gc(0); assert gc.get_threshold() == before; "
+        "assert gc.get_freeze_count() == 0; tune_gc(50000); "
+        "assert gc.get_threshold() == (50000, *before[1:]), gc.get_threshold(); "
+        "assert gc.get_freeze_count() > 1000, gc.get_freeze_count()"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

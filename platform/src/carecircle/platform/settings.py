@@ -146,6 +146,11 @@ class PlatformSettings(CareCircleSettings):
     ingest_retry_max_s: PositiveInt = 15
     #: Call hand-off handlers before acknowledging (at-least-once) instead of on a thread.
     ingest_inline_handoff: bool = False
+    #: `platform ingest` freezes its start-up heap and sets CPython's generation-0 GC
+    #: threshold to this (Python's default is 700); 0 leaves the collector as it is.
+    #: A batch keeps ~7 tracked objects per reading alive until its hand-off, so the
+    #: default thresholds rescan them over and over (docs/ingest.md).
+    ingest_gc_threshold: int = Field(default=50_000, ge=0)
     #: Prometheus /metrics port of `platform ingest`; 0 = off.
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
