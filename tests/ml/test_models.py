@@ -192,6 +192,27 @@ def test_vitals_anomaly_names_the_feature_and_how_far_and_walking_is_exempt() ->
     assert model.score(m, i) == []  # an ordinary hour
 
 
+def test_a_wide_heart_rate_range_counts_only_at_rest() -> None:
+    """A night toilet trip widens the hour's heart-rate range: not an anomaly; the
+    same range in an hour without any movement is."""
+    t = person(hr=68.0)
+    model = VitalsModel.fit(matrix(t), t.profile.profile_key, None, seed=1)
+    m = matrix(t, days=1, seed=77)
+    i = 2  # 02:00, asleep
+    v = m.values.copy()
+    v[i, COL["hr_max"]] += 30
+    v[i, COL["hr_range"]] += 30
+    for col in ("activity", "out_of_bed", "steps", "motion_bathroom"):
+        v[i, COL[col]] = 0
+    still = HourlyMatrix(m.resident_id, m.start, v, m.local_hour, m.weekend, m.local_day)
+    [f] = model.score(still, i)
+    assert f.feature == "hr_range" and f.detail["direction"] == "above"
+    v[i, COL["motion_bathroom"]] = v[i, COL["out_of_bed"]] = v[i, COL["activity"]] = 3
+    v[i, COL["steps"]] = 60
+    trip = HourlyMatrix(m.resident_id, m.start, v, m.local_hour, m.weekend, m.local_day)
+    assert model.score(trip, i) == []
+
+
 def test_training_is_reproducible_from_a_seed() -> None:
     t = person()
     m = matrix(t)
