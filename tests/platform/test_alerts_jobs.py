@@ -294,35 +294,3 @@ def test_nursing_home_room_sensors_belong_to_their_residents(db: Conn) -> None:
     activity(db, h, "pir-bed", "motion", 1, at(29, 13, 50))
     report = check(db, h, at(29, 14, 0))
     assert report.opened == [("prolonged_inactivity", other)]  # 6 h still in their room
-
-
-def test_a_band_step_counter_is_activity_only_when_it_rises(db: Conn) -> None:
-    """The band reports steps since local midnight: an unchanged counter every two
-    minutes is a resident sitting still, not activity; a rise is; the reset at
-    midnight is not."""
-    h = make_home(db)
-
-    def steps(batch: list[tuple[datetime, float]]) -> datetime | None:
-        store.upsert_activity(
-            db,
-            [
-                store.ActivityUpdate(f"{h.p}-band", "steps", h.site, h.res, None, t, v, v > 0)
-                for t, v in batch
-            ],
-        )
-        row = db.execute(
-            "SELECT last_active_at FROM activity_state WHERE device_id = %s", (f"{h.p}-band",)
-        ).fetchone()
-        assert row is not None
-        return row[0]  # type: ignore[return-value]
-
-    t0 = at(1, 9)
-    two = timedelta(minutes=2)
-    assert steps([(t0, 1200.0)]) is None  # the first reading ever: nothing to compare
-    assert steps([(t0 + two, 1200.0), (t0 + 2 * two, 1200.0)]) is None
-    assert steps([(t0 + 3 * two, 1260.0)]) == t0 + 3 * two  # rose against the stored value
-    assert steps([(t0 + 4 * two, 1260.0), (t0 + 5 * two, 1275.0)]) == t0 + 5 * two  # in batch
-    assert steps([(t0 + 6 * two, 1275.0)] * 1) == t0 + 5 * two  # unchanged: still
-    late = at(1, 23, 59)
-    assert steps([(late + two, 0.0), (late + 2 * two, 0.0)]) == t0 + 5 * two  # reset
-    assert steps([(late + 3 * two, 14.0)]) == late + 3 * two

@@ -109,37 +109,21 @@ class ActivityUpdate:
     activation: bool
 
 
-#: Codes whose value is a counter (a band's steps since local midnight): a reading is
-#: activity only when the counter rose, not because it is above zero.
-COUNTER_CODES = frozenset({"steps"})
-
-
 def upsert_activity(conn: Conn, updates: Sequence[ActivityUpdate]) -> None:
-    """Fold activity into ``activity_state``; order-independent, so safe across workers.
-
-    A counter (``steps``) is activity when it rose: within the batch against the
-    previous reading, and the batch's first reading against the stored ``last_value``
-    (in the statement).  A counter going down (midnight reset) is not activity.
-    """
+    """Fold activity into ``activity_state``; order-independent, so safe across workers."""
     if not updates:
         return
     # one row per key per statement (ON CONFLICT cannot touch a row twice)
     latest: dict[tuple[str, str], ActivityUpdate] = {}
     active: dict[tuple[str, str], datetime] = {}
     run_start: dict[tuple[str, str], datetime] = {}  # first time of the final equal-value run
-    first: dict[tuple[str, str], ActivityUpdate] = {}  # a counter's first reading in the batch
     for u in sorted(updates, key=lambda u: u.at):
         key = (u.device_id, u.code)
         prev = latest.get(key)
         if prev is None or prev.value != u.value:
             run_start[key] = u.at
         latest[key] = u
-        if u.code in COUNTER_CODES:
-            if prev is None:
-                first[key] = u
-            elif u.value is not None and prev.value is not None and u.value > prev.value:
-                active[key] = u.at
-        elif u.activation:
+        if u.activation:
             active[key] = u.at
     # One statement with rows in key order: row locks are always taken in the same
     # order, so concurrent ingest workers cannot deadlock, and are held only briefly.
@@ -154,32 +138,22 @@ def upsert_activity(conn: Conn, updates: Sequence[ActivityUpdate]) -> None:
             u.value,
             u.at,
             run_start[key],
-            first[key].value if key in first else None,
-            first[key].at if key in first else None,
         )
         for key, u in sorted(latest.items())
     ]
     cols = list(zip(*rows, strict=True))
     conn.execute(
         """
-        WITH v (device_id, code, site_id, resident_id, room_id, last_active_at, last_value,
-                last_value_at, last_change_at, first_value, first_at) AS (
-            SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                                 %s::timestamptz[], %s::float8[], %s::timestamptz[],
-                                 %s::timestamptz[], %s::float8[], %s::timestamptz[])
-        )
         INSERT INTO activity_state AS s (device_id, code, site_id, resident_id, room_id,
             last_active_at, last_value, last_value_at, last_change_at)
-        SELECT device_id, code, site_id, resident_id, room_id, last_active_at, last_value,
-               last_value_at, last_change_at FROM v
+        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                             %s::timestamptz[], %s::float8[], %s::timestamptz[],
+                             %s::timestamptz[])
         ON CONFLICT (device_id, code) DO UPDATE SET
             site_id = EXCLUDED.site_id,
             resident_id = EXCLUDED.resident_id,
             room_id = EXCLUDED.room_id,
-            last_active_at = GREATEST(s.last_active_at, EXCLUDED.last_active_at, (
-                SELECT v.first_at FROM v
-                WHERE v.device_id = EXCLUDED.device_id AND v.code = EXCLUDED.code
-                  AND v.first_value > s.last_value AND v.first_at > s.last_value_at)),
+            last_active_at = GREATEST(s.last_active_at, EXCLUDED.last_active_at),
             last_change_at = CASE
                 WHEN EXCLUDED.last_value_at > s.last_value_at
                      AND EXCLUDED.last_value IS DISTINCT FROM s.last_value
