@@ -463,6 +463,7 @@ class Replay:
             "heartbeat": t0,
             "progress": t0 + self.o.progress_every_s,
         }
+
         def flush() -> None:
             self.flush(handlers, writer)
 
