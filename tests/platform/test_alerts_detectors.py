@@ -236,6 +236,62 @@ def test_missed_wakeup_window() -> None:
     assert evaluate_missed_wakeup(kitchen, bath_only, local(9, 31), TZ)
 
 
+def band(steps: float, rose: datetime | None, reported: datetime) -> ActivityEntry:
+    """The resident's own band: the day's step count, when it last rose, last report."""
+    return ActivityEntry("r1-band", None, "steps", None, steps, rose, True, reported)
+
+
+def test_steps_count_when_the_count_rises_not_when_the_band_resends_it() -> None:
+    rule = InactivityRule()
+    # walked at 08:00 (count rose), band re-sent the same count until 12:00: inactive
+    s = ActivitySummary(RES, [band(800, local(8, 0), local(12, 0))])
+    (f,) = evaluate_inactivity(s, rule, local(11, 1), TZ)
+    assert f.episode_start == local(8, 0)
+    # the midnight reset to 0 is no step
+    reset = ActivitySummary(RES, [band(0, local(0, 1), local(9, 0))])
+    assert evaluate_missed_wakeup(reset, MissedWakeupRule(), local(9, 31), TZ)
+
+
+def test_with_a_housemate_the_own_band_decides() -> None:
+    """The partner moving in the kitchen hides nothing when the resident's band reports."""
+    partner_up = entry("kitchen", "motion", local(8, 0))
+    asleep = band(40, local(3, 0), local(9, 30))  # a night toilet trip, nothing since
+    couple = ActivitySummary(RES, [partner_up, asleep], housemates=1)
+    (f,) = evaluate_missed_wakeup(couple, MissedWakeupRule(), local(9, 31), TZ)
+    assert f.draft.explanation["own_devices_only"] is True
+    alone = ActivitySummary(RES, [partner_up, asleep])  # living alone: the kitchen was them
+    assert evaluate_missed_wakeup(alone, MissedWakeupRule(), local(9, 31), TZ) == []
+    walked = ActivitySummary(RES, [partner_up, band(900, local(7, 40), local(9, 30))], 1)
+    assert evaluate_missed_wakeup(walked, MissedWakeupRule(), local(9, 31), TZ) == []
+    # band not reporting (charging, out of range): back to the shared sensors
+    silent = ActivitySummary(RES, [partner_up, band(40, local(3, 0), local(6, 0))], 1)
+    assert evaluate_missed_wakeup(silent, MissedWakeupRule(), local(9, 31), TZ) == []
+    # inactivity: own last step at 10:00 in the living room, the partner busy since
+    day = ActivitySummary(
+        RES,
+        [
+            entry("living_room", "motion", local(9, 59)),
+            entry("kitchen", "motion", local(13, 0)),
+            band(500, local(10, 0), local(13, 5)),
+        ],
+        housemates=1,
+    )
+    (f,) = evaluate_inactivity(day, InactivityRule(), local(13, 5), TZ)
+    assert f.episode_start == local(10, 0)
+    assert f.draft.explanation["last_room_kind"] == "living_room"
+    # gone to bed at 21:30 (bedroom), the partner up at night: 8 h of sleep is fine
+    night = ActivitySummary(
+        RES,
+        [
+            entry("bedroom", "motion", local(21, 31, 28)),
+            entry("bathroom", "motion", local(2, 0)),
+            band(3000, local(21, 30, 28), local(5, 30)),
+        ],
+        housemates=1,
+    )
+    assert evaluate_inactivity(night, InactivityRule(), local(5, 30), TZ) == []
+
+
 def test_bed_exit_not_returned() -> None:
     rule = BedExitRule()  # 22:00-06:00, 45 min
     out = ActivitySummary(RES, [entry("bedroom", "bed_occupancy", None, 0, local(2, 0))])

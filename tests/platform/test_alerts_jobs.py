@@ -263,6 +263,20 @@ def test_register_jobs_adds_one_interval_job(database_url: str) -> None:
 def test_timezone_setting_is_checked() -> None:
     with pytest.raises(ValueError, match="unknown time zone"):
         PlatformSettings(alerts_timezone="Mars/Olympus")
+    with pytest.raises(ValueError, match="unknown time zone"):
+        PlatformSettings(timezone="Mars/Olympus")
+
+
+def test_one_platform_timezone_with_the_old_names_as_aliases() -> None:
+    assert PlatformSettings().timezone == "Asia/Shanghai"
+    s = PlatformSettings(timezone="Asia/Urumqi")
+    assert s.alerts_timezone == s.dispatch_timezone == s.display_timezone == "Asia/Urumqi"
+    assert s.ml_timezone == "Asia/Urumqi"
+    assert PlatformSettings(ml_timezone="Asia/Urumqi").timezone == "Asia/Urumqi"
+    with pytest.raises(ValueError, match="one time zone"):
+        PlatformSettings(alerts_timezone="Asia/Urumqi", display_timezone="UTC")
+    with pytest.raises(ValueError, match="one time zone"):
+        PlatformSettings(timezone="UTC", dispatch_timezone="Asia/Urumqi")
 
 
 def test_nursing_home_room_sensors_belong_to_their_residents(db: Conn) -> None:

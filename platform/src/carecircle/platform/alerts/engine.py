@@ -111,8 +111,10 @@ def is_activation(env: Envelope) -> bool:
     code, value = env.payload.code, env.payload.value
     if code in (Code.DOOR, Code.BUTTON):
         return True  # opening and closing both need a person
-    if code is Code.BED_OCCUPANCY:
-        return False  # a change in/out of bed is tracked as last_change_at
+    if code in (Code.BED_OCCUPANCY, Code.STEPS):
+        # a change in/out of bed, and a rise of the day's cumulative step count, are
+        # tracked as last_change_at (a band re-sends the same count every 2 minutes)
+        return False
     return value is not None and value > 0
 
 
@@ -418,7 +420,7 @@ def build_engine(settings: Any, clock: Clock | None = None) -> AlertEngine:
     timeout = settings.db_connect_timeout_s
     return AlertEngine(
         connect=lambda: connect(url, timeout_s=timeout, autocommit=True),
-        tz=ZoneInfo(settings.alerts_timezone),
+        tz=ZoneInfo(settings.timezone),
         clock=clock or SystemClock(),
         cache_ttl_s=float(settings.alerts_cache_s),
         flap=FlapPolicy(settings.alerts_flap_count, settings.alerts_flap_window_s),

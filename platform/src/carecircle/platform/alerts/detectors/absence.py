@@ -30,6 +30,13 @@ from carecircle.platform.alerts.repository import AlertDraft
 
 K = AlertKind
 BED = "bed_occupancy"
+STEPS = "steps"
+#: A resident's own band counts as reporting when it sent within this long.  It reports
+#: every 2 min while worn and within range of the home's receiver.
+BAND_FRESH = timedelta(minutes=15)
+#: Own activity is placed in the room of the last shared activity up to this long after
+#: it (a band reports every 2 min, a room sensor at once).
+ROOM_SLACK = timedelta(minutes=3)
 
 
 @dataclass(frozen=True)
@@ -42,16 +49,49 @@ class ActivityEntry:
     last_active_at: datetime | None  #: last activation (motion/presence 1, door change, steps)
     last_value: float | None
     last_change_at: datetime | None  #: when the value last changed (bed: in/out)
+    #: The resident's own device (band, bed mat), not a sensor shared by the household.
+    own: bool = False
+    #: When the device last reported this code at all.
+    last_value_at: datetime | None = None
 
     def activity_time(self) -> datetime | None:
-        """When this sensor last showed someone moving (bed: last in/out change)."""
-        return self.last_change_at if self.code == BED else self.last_active_at
+        """When this sensor last showed someone moving.
+
+        Bed: the last in/out change.  Steps: the last time the day's cumulative count
+        went up (a band re-reporting the same count is not a step; the reset to 0 at
+        midnight is not one either).
+        """
+        if self.code == BED:
+            return self.last_change_at
+        if self.code == STEPS:
+            return self.last_change_at if (self.last_value or 0) > 0 else None
+        return self.last_active_at
 
 
 @dataclass(frozen=True)
 class ActivitySummary:
     resident: ResidentCtx
     entries: Sequence[ActivityEntry]
+    #: Other residents whose movements the shared sensors also see (a couple: 1).
+    housemates: int = 0
+
+    def personal(self, now: datetime) -> bool:
+        """Judge this resident on their own devices only?
+
+        Shared room sensors cannot tell housemates apart: a partner's movements would
+        hide the resident's missed wake-up or inactivity.  When the resident lives with
+        others and wears a band that is reporting (so they are at home), their own
+        steps and bed are the evidence; otherwise the shared sensors are.
+        """
+        if self.housemates == 0:
+            return False
+        return any(
+            e.own
+            and e.code == STEPS
+            and e.last_value_at is not None
+            and timedelta(0) <= now - e.last_value_at <= BAND_FRESH
+            for e in self.entries
+        )
 
 
 @dataclass(frozen=True)
@@ -100,27 +140,44 @@ def _at_local(day: datetime, t: object, tz: tzinfo) -> datetime:
     return datetime.combine(day.date(), t, tzinfo=tz)  # type: ignore[arg-type]
 
 
+def _latest(entries: Sequence[ActivityEntry], until: datetime) -> ActivityEntry | None:
+    """The entry with the latest activity at or before ``until``."""
+    best: ActivityEntry | None = None
+    bt: datetime | None = None
+    for e in entries:
+        t = e.activity_time()
+        if t is not None and t <= until and (bt is None or t > bt):
+            best, bt = e, t
+    return best
+
+
 def evaluate_inactivity(
     summary: ActivitySummary, rule: InactivityRule, now: datetime, tz: tzinfo
 ) -> list[Finding]:
-    """Too long since the last activity anywhere, with the limit of the room it was in."""
-    best: ActivityEntry | None = None
-    for e in summary.entries:
-        t = e.activity_time()
-        if t is not None and t <= now:
-            bt = best.activity_time() if best else None
-            if bt is None or t > bt:
-                best = e
+    """Too long since the last activity anywhere, with the limit of the room it was in.
+
+    With housemates and a reporting band (:meth:`ActivitySummary.personal`) the last
+    activity is the resident's own; its room is that of the last shared activity up
+    to then (where they were when they last moved).
+    """
+    personal = summary.personal(now)
+    entries = [e for e in summary.entries if e.own] if personal else summary.entries
+    best = _latest(entries, now)
     if best is None:
         return []
     last = best.activity_time()
     assert last is not None
+    room_kind = best.room_kind
+    if personal and room_kind is None:
+        shared = [e for e in summary.entries if not e.own and e.room_kind is not None]
+        where_then = _latest(shared, last + ROOM_SLACK)
+        room_kind = where_then.room_kind if where_then else None
     local = last.astimezone(tz)
-    limit = rule.limit_for(best.room_kind, local.time())
+    limit = rule.limit_for(room_kind, local.time())
     silent = (now - last).total_seconds()
     if silent <= limit:
         return []
-    where = best.room_kind or "unknown room"
+    where = room_kind or "unknown room"
     return [
         Finding(
             _draft(
@@ -129,7 +186,8 @@ def evaluate_inactivity(
                 now,
                 f"no activity for {silent / 60:.0f} min since {where} at {local:%H:%M}",
                 last_activity=last.isoformat(),
-                last_room_kind=best.room_kind,
+                last_room_kind=room_kind,
+                own_devices_only=personal,
                 last_device_id=best.device_id,
                 limit_s=limit,
                 silent_s=silent,
@@ -150,7 +208,8 @@ def evaluate_missed_wakeup(
         return []
     if not summary.entries:
         return []  # no sensors reporting: device checks cover it
-    if rule.skip_if_out:
+    personal = summary.personal(now)
+    if rule.skip_if_out and not personal:
         last = max(
             (e for e in summary.entries if e.activity_time() is not None),
             key=lambda e: e.activity_time(),  # type: ignore[arg-type,return-value]
@@ -160,7 +219,7 @@ def evaluate_missed_wakeup(
             return []
     for e in summary.entries:
         t = e.activity_time()
-        if t is None or t < start:
+        if t is None or t < start or (personal and not e.own):
             continue
         if e.code == BED:
             if rule.count_bed_exit:
@@ -178,6 +237,7 @@ def evaluate_missed_wakeup(
                 f"no activity between {rule.start:%H:%M} and {rule.end:%H:%M}",
                 window=[start.isoformat(), end.isoformat()],
                 rooms=rule.rooms,
+                own_devices_only=personal,
             ),
             start,
         )
