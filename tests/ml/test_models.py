@@ -226,3 +226,26 @@ def test_training_is_reproducible_from_a_seed() -> None:
     assert fingerprint(a.vitals.parameters()) != fingerprint(c.vitals.parameters())
     assert a.metrics["routine"]["holdout_nll"] is not None
     assert train.start + train.hours * HOUR == hold.start
+
+
+def test_missed_wake_up_can_fire_just_past_the_cold_start() -> None:
+    """With 15 days of history the half day of "later than ever seen" must not keep the
+    survival above the threshold at every hour: it halves with each hour past the
+    latest wake-up hour seen, so a morning with nobody up is found within hours."""
+    t = person()
+    hist = matrix(t, days=15)
+    model = RoutineModel.fit(hist, t.profile.profile_key, None)
+    assert not model.learning
+    m = quiet(matrix(t, days=17, seed=8), 16, range(4, 14))
+    day = [i for i in range(16 * 24, 17 * 24) if 4 < m.local_hour[i] <= 13]
+    hours = [
+        int(m.local_hour[i])
+        for i in day
+        if any(f.kind == "missed_routine" for f in model.score(m, i))
+    ]
+    assert hours, "never fired"
+    latest = int(np.nonzero(model.wake[int(m.weekend[day[0]])][:24] >= 0.05)[0].max())
+    assert min(hours) <= latest + 3
+    # an ordinary morning of the same person raises nothing
+    m2 = matrix(t, days=17, seed=8)
+    assert not any(f.kind == "missed_routine" for i in day for f in model.score(m2, i))
