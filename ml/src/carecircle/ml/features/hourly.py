@@ -297,7 +297,7 @@ class DailySummary:
 
     day: IntArray  # local day numbers
     weekend: IntArray
-    complete: npt.NDArray[np.bool_]  # all 24 hours present in the matrix
+    complete: npt.NDArray[np.bool_]  # all 24 hours in the matrix, each with data
     first_activity_hour: FloatArray  # first out-of-bed activity after DAY_START_HOUR
     last_activity_hour: FloatArray
     time_in_bed_h: FloatArray
@@ -331,11 +331,14 @@ def daily_summary(m: HourlyMatrix) -> DailySummary:
     act = m.column("activity")
     bath = m.column("motion_bathroom")
     door = m.column("door_open")
+    rows = m.column("rows")
     for j, day in enumerate(days):
         idx = np.nonzero(m.local_day == day)[0]
         hours = m.local_hour[idx]
         weekend[j] = m.weekend[idx[0]]
-        complete[j] = len(idx) == 24
+        # all 24 hours in the matrix and data in each: a day before the home was
+        # installed, or with its gateway silent, says nothing about when they got up
+        complete[j] = len(idx) == 24 and bool((rows[idx] > 0).all())
         awake = idx[(hours >= DAY_START_HOUR) & (oob[idx] > 0)]
         if len(awake):
             out["first"][j] = float(m.local_hour[awake[0]])
