@@ -73,6 +73,12 @@ WITH who AS (
     FROM who w JOIN devices d ON d.site_id = w.site_id AND d.resident_id IS NULL
     WHERE d.room_id IS NULL OR d.room_id IS NOT DISTINCT FROM w.room_id
        OR NOT EXISTS (SELECT 1 FROM residents o WHERE o.room_id = d.room_id)
+), site_rows AS MATERIALIZED (
+    -- one range scan of the window, joined by hash below: a per-device index probe
+    -- over the bucket range is what the planner picks with stale device statistics
+    SELECT r.* FROM {table} r
+    WHERE r.bucket >= %(since)s AND r.bucket < %(until)s AND r.resident_id IS NULL
+      AND r.code = ANY(%(codes)s) AND r.site_id IN (SELECT site_id FROM who)
 )
 SELECT r.resident_id AS rid, r.bucket, r.device_id, r.code, r.n, r.sum, r.min, r.max,
        r.site_id
@@ -81,8 +87,7 @@ WHERE r.bucket >= %(since)s AND r.bucket < %(until)s AND r.resident_id = ANY(%(r
   AND r.code = ANY(%(codes)s)
 UNION ALL
 SELECT s.rid, r.bucket, r.device_id, r.code, r.n, r.sum, r.min, r.max, r.site_id
-FROM shared s JOIN {table} r ON r.device_id = s.device_id AND r.resident_id IS NULL
-WHERE r.bucket >= %(since)s AND r.bucket < %(until)s AND r.code = ANY(%(codes)s)
+FROM site_rows r JOIN shared s ON s.device_id = r.device_id
 """
 
 
