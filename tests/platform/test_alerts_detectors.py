@@ -278,7 +278,7 @@ def test_with_a_housemate_the_own_band_decides() -> None:
     )
     (f,) = evaluate_inactivity(day, InactivityRule(), local(13, 5), TZ)
     assert f.episode_start == local(10, 0)
-    assert f.draft.explanation["last_room_kind"] == "living_room"
+    assert f.draft.explanation["limit_s"] == 3 * 3600  # living room or kitchen: 3 h
     # gone to bed at 21:30 (bedroom), the partner up at night: 8 h of sleep is fine
     night = ActivitySummary(
         RES,
@@ -315,13 +315,27 @@ def dev(
     seen_ago_s: int | None = 60,
     status: str = "online",
     battery: float | None = 80,
+    kind: str = "motion_sensor",
 ) -> DeviceState:
     seen = NOW - timedelta(seconds=seen_ago_s) if seen_ago_s is not None else None
-    return DeviceState("d1", "hh1", "gw1", "r1", power, timeout, status, seen, battery)
+    return DeviceState("d1", "hh1", "gw1", "r1", power, timeout, status, seen, battery, kind)
+
+
+def test_offline_needs_an_hour_of_silence_and_a_band_a_day() -> None:
+    off, bat = DeviceOfflineRule(), LowBatteryRule()  # min_offline_s 1 h, bands 24 h
+    assert evaluate_device(dev(timeout=600, seen_ago_s=1800), off, bat, NOW, False) == []
+    assert evaluate_device(dev(status="offline", seen_ago_s=1800), off, bat, NOW, False) == []
+    assert evaluate_device(dev(status="offline", seen_ago_s=3700), off, bat, NOW, False)
+    assert evaluate_device(dev(timeout=600, seen_ago_s=3700), off, bat, NOW, False)
+    band20 = dev(kind="wearable", timeout=1800, status="offline", seen_ago_s=20 * 3600)
+    assert evaluate_device(band20, off, bat, NOW, False) == []
+    band25 = dev(kind="wearable", timeout=1800, status="offline", seen_ago_s=25 * 3600)
+    (f,) = evaluate_device(band25, off, bat, NOW, False)
+    assert f.draft.kind == "device_offline"
 
 
 def test_device_checks_are_per_device() -> None:
-    off, bat = DeviceOfflineRule(), LowBatteryRule()
+    off, bat = DeviceOfflineRule(min_offline_s=0), LowBatteryRule()
     assert evaluate_device(dev(), off, bat, NOW, False) == []
     (f,) = evaluate_device(dev(timeout=600, seen_ago_s=601), off, bat, NOW, False)
     assert f.draft.kind == "device_offline" and f.draft.subject == "d1"

@@ -259,23 +259,10 @@ class AlertEngine:
                         else:
                             drafts.append(d)
                 continue
-            if code is Code.AVAILABILITY and e.payload.value == 0:
-                kind = AlertKind.DEVICE_OFFLINE
-                if self._rule(book, kind, ctx, e.site) is not None:
-                    drafts.append(
-                        AlertDraft(
-                            subject=e.dev,
-                            site_id=e.site,
-                            kind=kind.value,
-                            severity=SEVERITY[kind],
-                            detector="rule:device_offline",
-                            at=e.ts,
-                            resident_id=e.res,
-                            device_id=e.dev,
-                            message="gateway reports the device offline",
-                            explanation={"availability": 0, "msg_id": str(e.id)},
-                        )
-                    )
+            if code is Code.AVAILABILITY:
+                # a device reported offline (bridge, gateway liveness) is judged by the
+                # scheduled device check, after DeviceOfflineRule.min_offline_s: links drop
+                # for minutes, bands are out of range whenever their wearer is out
                 continue
             if e.kind is not Kind.READING or e.payload.value is None:
                 continue

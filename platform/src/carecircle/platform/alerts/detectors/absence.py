@@ -34,8 +34,8 @@ STEPS = "steps"
 #: A resident's own band counts as reporting when it sent within this long.  It reports
 #: every 2 min while worn and within range of the home's receiver.
 BAND_FRESH = timedelta(minutes=15)
-#: Own activity is placed in the room of the last shared activity up to this long after
-#: it (a band reports every 2 min, a room sensor at once).
+#: A room sensor that fired this long before a band's last step still counts as where
+#: they went (a band reports every 2 min, a room sensor at once).
 ROOM_SLACK = timedelta(minutes=3)
 
 
@@ -167,13 +167,21 @@ def evaluate_inactivity(
         return []
     last = best.activity_time()
     assert last is not None
-    room_kind = best.room_kind
-    if personal and room_kind is None:
-        shared = [e for e in summary.entries if not e.own and e.room_kind is not None]
-        where_then = _latest(shared, last + ROOM_SLACK)
-        room_kind = where_then.room_kind if where_then else None
     local = last.astimezone(tz)
+    room_kind = best.room_kind
     limit = rule.limit_for(room_kind, local.time())
+    if personal and room_kind is None:
+        # Where are they?  In a room whose sensor fired since their last step (entering
+        # it), or else where the household was last seen before it.  A housemate's rooms
+        # are among those: the most lenient of their limits applies.
+        shared = [e for e in summary.entries if not e.own and e.room_kind is not None]
+        since = [e for e in shared if (t := e.activity_time()) and t >= last - ROOM_SLACK]
+        before = _latest(shared, last)
+        rooms = {e.room_kind for e in since} or ({before.room_kind} if before else set())
+        if rooms:
+            room_kind, limit = max(
+                ((r, rule.limit_for(r, local.time())) for r in rooms), key=lambda x: x[1]
+            )
     silent = (now - last).total_seconds()
     if silent <= limit:
         return []
@@ -292,6 +300,7 @@ class DeviceState:
     status: str
     last_seen: datetime | None
     battery: float | None
+    type: str = ""
 
 
 @dataclass(frozen=True)
@@ -327,17 +336,27 @@ def evaluate_gateway(gw: GatewayState, rule: GatewayOfflineRule, now: datetime) 
     return [Finding(draft, since)]
 
 
+def _offline_floor(dev: DeviceState, rule: DeviceOfflineRule) -> int:
+    """Silence shorter than this is never called offline (see :class:`DeviceOfflineRule`)."""
+    wearable = rule.wearable_min_timeout_s if dev.type == "wearable" else 0
+    return max(rule.min_offline_s, wearable)
+
+
 def device_timeout_s(dev: DeviceState, rule: DeviceOfflineRule) -> int:
     floor = rule.mains_min_timeout_s if dev.power == "mains" else rule.battery_min_timeout_s
-    return max(dev.offline_timeout_s, floor)
+    return max(dev.offline_timeout_s, floor, _offline_floor(dev, rule))
 
 
 def device_offline(dev: DeviceState, rule: DeviceOfflineRule, now: datetime) -> bool:
-    if dev.status == "offline":
-        return True
+    """Silent beyond its timeout; reported offline (bridge, gateway) and silent beyond
+    the floor."""
     if dev.last_seen is None:
-        return False  # never seen yet: not provisioned on a gateway, nothing to judge
-    return (now - dev.last_seen).total_seconds() > device_timeout_s(dev, rule)
+        # never seen yet: nothing to judge, unless something reported it offline
+        return dev.status == "offline"
+    silent = (now - dev.last_seen).total_seconds()
+    if dev.status == "offline":
+        return silent > _offline_floor(dev, rule)
+    return silent > device_timeout_s(dev, rule)
 
 
 def evaluate_device(
