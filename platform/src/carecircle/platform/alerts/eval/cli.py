@@ -89,6 +89,12 @@ def _when(value: str) -> datetime:
 @click.option("--until", required=True, help="end of the scored range (RFC 3339)")
 @click.option("--database-url", help="PostgreSQL URL [CARECIRCLE_DATABASE_URL]")
 @click.option(
+    "--also-database-url",
+    "also_urls",
+    multiple=True,
+    help="score the alerts and residents of these databases too (replay shards)",
+)
+@click.option(
     "--residents",
     type=click.IntRange(min=1),
     help="residents for false alerts per resident-day (default: count in the DB)",
@@ -115,6 +121,7 @@ def eval_cmd(
     since: str,
     until: str,
     database_url: str | None,
+    also_urls: tuple[str, ...],
     residents: int | None,
     grace_minutes: int,
     out_path: Path,
@@ -130,7 +137,12 @@ def eval_cmd(
         settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
     ) as conn:
         alerts = load_alerts(conn, t0, t1)
-        n_res = residents or count_residents(conn)
+        n_res = count_residents(conn)
+        for url in also_urls:
+            with connect(url, timeout_s=settings.db_connect_timeout_s, autocommit=True) as other:
+                alerts += load_alerts(other, t0, t1)
+                n_res += count_residents(other)
+        n_res = residents or n_res
         result = score(
             incidents,
             alerts,
