@@ -17,6 +17,8 @@ from carecircle.platform.alerts.config import (
     LowBatteryRule,
     MissedWakeupRule,
     NightWanderingRule,
+    RuleInvalid,
+    ThresholdRule,
     validate_rule,
 )
 from carecircle.platform.alerts.context import ResidentCtx
@@ -385,3 +387,26 @@ def test_presence_suppression_window() -> None:
     assert away.away(NOW) and not away.away(NOW + timedelta(days=2))
     assert ResidentCtx("r1", "hh1", presence="day_care").away(NOW)
     assert not ResidentCtx("r1", "hh1").away(NOW)
+
+
+def test_fever_on_the_wrist_is_a_rise_from_the_wearers_own_level() -> None:
+    """Skin temperature differs by person and surroundings: 1.5 °C above their median."""
+    top = validate_rule("fever", {})
+    assert isinstance(top, ThresholdRule)
+    skin = top.for_code(Code.SKIN_TEMPERATURE, Code.BODY_TEMPERATURE)
+    assert skin is not None and skin.baseline_s == 86_400
+    assert top.for_code(Code.BODY_TEMPERATURE, Code.BODY_TEMPERATURE) is top
+    day = [Sample(T0 - timedelta(hours=20) + timedelta(minutes=4 * i), 32.6) for i in range(200)]
+    warm = [Sample(T0 + timedelta(minutes=4 * i), 34.3) for i in range(9)]  # +1.7 for 32 min
+    v = evaluate_threshold(day + warm, skin, "above", warm[-1].time)
+    assert v.fired and v.explanation["baseline_median"] == 32.6
+    # the same 34.3 °C is normal for someone whose wrist runs at 33.9
+    warm_person = [Sample(s.time, 33.9) for s in day]
+    assert not evaluate_threshold(warm_person + warm, skin, "above", warm[-1].time).fired
+    # without a day of wear there is no baseline: nothing is judged
+    assert not evaluate_threshold(day[-5:] + warm, skin, "above", warm[-1].time).fired
+    with pytest.raises(RuleInvalid, match="not a signal"):
+        validate_rule("fever", {"by_code": {"heart_rate": {"threshold": 100, "repetitions": 1}}})
+    with pytest.raises(RuleInvalid, match="must be > 0"):
+        validate_rule("fever", {"by_code": {"skin_temperature": {"threshold": -1, "baseline_s": 60,
+                                                                 "repetitions": 1}}})  # fmt: skip

@@ -320,6 +320,26 @@ def test_copd_profile_lowers_the_spo2_threshold(db: Conn, engine: AlertEngine) -
     assert [r[0] for r in alerts_of(db, w.site)] == ["low_spo2"]
 
 
+def test_fever_from_the_bands_wrist_temperature(db: Conn, engine: AlertEngine) -> None:
+    """A band sends skin, not body, temperature: fever is a rise from the wearer's level."""
+    w = make_world(db)
+    usual = [
+        envelope(w, "band", Code.SKIN_TEMPERATURE, 32.8, T0 - timedelta(hours=8, minutes=4 * i))
+        for i in range(30)
+    ]
+    hand_off(db, engine, usual)
+    hot = [
+        envelope(w, "band", Code.SKIN_TEMPERATURE, 34.6, T0 + timedelta(minutes=4 * i))
+        for i in range(9)
+    ]
+    for e in hot[:-2]:
+        hand_off(db, engine, [e])
+    assert alerts_of(db, w.site) == []  # 24 minutes so far
+    hand_off(db, engine, hot[-2:])
+    (row,) = alerts_of(db, w.site)
+    assert row[0] == "fever" and row[1] == w.res
+
+
 def test_cold_room_in_winter(db: Conn, engine: AlertEngine) -> None:
     w = make_world(db)
     temps = [
