@@ -91,6 +91,6 @@ def test_a_simulated_day_raises_the_alerts_of_its_incidents(
         grace=timedelta(minutes=30),
     )  # fmt: skip
     by_kind = result.kinds
-    for kind in IMMEDIATE:
+    for kind in (*IMMEDIATE, "prolonged_inactivity", "missed_wakeup"):
         assert by_kind[kind].missed == 0, (kind, json.dumps(result.as_dict(), default=str))
         assert by_kind[kind].detected >= 1

@@ -316,7 +316,7 @@ _BASE_DEFAULTS: Final[dict[AlertKind, dict[str, Any]]] = {
             "skin_temperature": {
                 "threshold": 1.5,
                 "baseline_s": 86_400,
-                "prefilter": 34.0,
+                "prefilter": 34.5,
                 "duration_s": 1800,
                 "max_gap_s": 600,
             }
