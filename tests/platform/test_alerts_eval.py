@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -266,7 +267,9 @@ def _home_with_gateway(conn: psycopg.Connection[tuple[object, ...]], p: str) -> 
     conn.execute(f"INSERT INTO gateways (id, site_id) VALUES ('{p}gw', '{p}hh')")
 
 
-def test_eval_scores_replay_shards_together(fresh_database: object, tmp_path: Path) -> None:
+def test_eval_scores_replay_shards_together(
+    fresh_database: Callable[[], str], tmp_path: Path
+) -> None:
     """Two shard databases, each with its own home: alerts and residents of both count,
     and --only-served-sites leaves out incidents of homes neither replayed."""
     from carecircle.platform.store import connect, migrate
