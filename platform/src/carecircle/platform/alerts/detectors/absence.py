@@ -23,6 +23,7 @@ from carecircle.platform.alerts.config import (
     InactivityRule,
     LowBatteryRule,
     MissedWakeupRule,
+    _in_window,
 )
 from carecircle.platform.alerts.context import ResidentCtx
 from carecircle.platform.alerts.kinds import SEVERITY, AlertKind
@@ -34,9 +35,6 @@ STEPS = "steps"
 #: A resident's own band counts as reporting when it sent within this long.  It reports
 #: every 2 min while worn and within range of the home's receiver.
 BAND_FRESH = timedelta(minutes=15)
-#: A room sensor that fired this long before a band's last step still counts as where
-#: they went (a band reports every 2 min, a room sensor at once).
-ROOM_SLACK = timedelta(minutes=3)
 
 
 @dataclass(frozen=True)
@@ -157,8 +155,8 @@ def evaluate_inactivity(
     """Too long since the last activity anywhere, with the limit of the room it was in.
 
     With housemates and a reporting band (:meth:`ActivitySummary.personal`) the last
-    activity is the resident's own; its room is that of the last shared activity up
-    to then (where they were when they last moved).
+    activity is the resident's own, and its room is unknown: the bedroom's limit at
+    night, the default limit by day.
     """
     personal = summary.personal(now)
     entries = [e for e in summary.entries if e.own] if personal else summary.entries
@@ -171,17 +169,12 @@ def evaluate_inactivity(
     room_kind = best.room_kind
     limit = rule.limit_for(room_kind, local.time())
     if personal and room_kind is None:
-        # Where are they?  In a room whose sensor fired since their last step (entering
-        # it), or else where the household was last seen before it.  A housemate's rooms
-        # are among those: the most lenient of their limits applies.
-        shared = [e for e in summary.entries if not e.own and e.room_kind is not None]
-        since = [e for e in shared if (t := e.activity_time()) and t >= last - ROOM_SLACK]
-        before = _latest(shared, last)
-        rooms = {e.room_kind for e in since} or ({before.room_kind} if before else set())
-        if rooms:
-            room_kind, limit = max(
-                ((r, rule.limit_for(r, local.time())) for r in rooms), key=lambda x: x[1]
-            )
+        # Where are they?  The household's room sensors cannot say (a housemate moves
+        # too), so: at night most likely in bed (the bedroom's limit), by day the
+        # default limit.
+        night = _in_window(local.time(), rule.night_start, rule.night_end)
+        room_kind = "bedroom" if night else None
+        limit = rule.limit_for(room_kind, local.time())
     silent = (now - last).total_seconds()
     if silent <= limit:
         return []
