@@ -261,6 +261,8 @@ def test_with_a_housemate_the_own_band_decides() -> None:
     couple = ActivitySummary(RES, [partner_up, asleep], housemates=1)
     (f,) = evaluate_missed_wakeup(couple, MissedWakeupRule(), local(9, 31), TZ)
     assert f.draft.explanation["own_devices_only"] is True
+    ahead = ActivitySummary(RES, [partner_up, band(40, local(3, 0), local(9, 33))], 1)
+    assert evaluate_missed_wakeup(ahead, MissedWakeupRule(), local(9, 31), TZ)  # band clock ahead
     alone = ActivitySummary(RES, [partner_up, asleep])  # living alone: the kitchen was them
     assert evaluate_missed_wakeup(alone, MissedWakeupRule(), local(9, 31), TZ) == []
     walked = ActivitySummary(RES, [partner_up, band(900, local(7, 40), local(9, 30))], 1)

@@ -87,7 +87,8 @@ class ActivitySummary:
             e.own
             and e.code == STEPS
             and e.last_value_at is not None
-            and timedelta(0) <= now - e.last_value_at <= BAND_FRESH
+            # either way: the band's own clock may run ahead of the platform's
+            and abs(now - e.last_value_at) <= BAND_FRESH
             for e in self.entries
         )
 
