@@ -412,3 +412,29 @@ def test_fever_on_the_wrist_is_a_rise_from_the_wearers_own_level() -> None:
     with pytest.raises(RuleInvalid, match="must be > 0"):
         validate_rule("fever", {"by_code": {"skin_temperature": {"threshold": -1, "baseline_s": 60,
                                                                  "repetitions": 1}}})  # fmt: skip
+
+
+def test_a_caller_at_the_door_is_not_the_resident_getting_up() -> None:
+    rule = MissedWakeupRule()
+    caller = ActivitySummary(
+        RES, [entry("bathroom", "motion", local(3, 0)), entry("entrance", "door", local(8, 21))]
+    )
+    (f,) = evaluate_missed_wakeup(caller, rule, local(9, 31), TZ)
+    assert f.draft.kind == "missed_wakeup"
+    went_out = ActivitySummary(
+        RES, [entry("kitchen", "motion", local(8, 10)), entry("entrance", "door", local(8, 21))]
+    )
+    assert evaluate_missed_wakeup(went_out, rule, local(9, 31), TZ) == []
+
+
+def test_a_band_wearer_silent_into_the_night_is_probably_in_bed() -> None:
+    # last step at 20:00 (sat down, went to bed without a step the band counted)
+    evening = ActivitySummary(
+        RES,
+        [
+            entry("kitchen", "motion", local(22, 0, 28)),
+            band(900, local(20, 0, 28), local(23, 5, 28)),
+        ],
+        housemates=1,
+    )
+    assert evaluate_inactivity(evening, InactivityRule(), local(23, 10, 28), TZ) == []

@@ -171,9 +171,11 @@ def evaluate_inactivity(
     limit = rule.limit_for(room_kind, local.time())
     if personal and room_kind is None:
         # Where are they?  The household's room sensors cannot say (a housemate moves
-        # too), so: at night most likely in bed (the bedroom's limit), by day the
-        # default limit.
-        night = _in_window(local.time(), rule.night_start, rule.night_end)
+        # too), so: when the silence began or reaches into the night, most likely in bed
+        # (the bedroom's limit); otherwise the default limit.
+        night = _in_window(local.time(), rule.night_start, rule.night_end) or _in_window(
+            now.astimezone(tz).time(), rule.night_start, rule.night_end
+        )
         room_kind = "bedroom" if night else None
         limit = rule.limit_for(room_kind, local.time())
     silent = (now - last).total_seconds()
@@ -199,6 +201,29 @@ def evaluate_inactivity(
     ]
 
 
+#: Someone going out walks to the door: indoor activity this long before it.
+WALK_TO_DOOR = timedelta(minutes=15)
+
+
+def _is_front_door(e: ActivityEntry) -> bool:
+    return e.room_kind == "entrance" and e.code == "door"
+
+
+def _went_out(entries: Sequence[ActivityEntry], door: ActivityEntry) -> bool:
+    """Was the door opened from inside: indoor activity just before it?  A visitor or
+    a neighbour at the door of someone still in bed shows no such thing."""
+    t = door.activity_time()
+    if t is None:
+        return False
+    for e in entries:
+        if e is door or e.room_kind == "entrance":
+            continue
+        et = e.activity_time()
+        if et is not None and t - WALK_TO_DOOR <= et <= t:
+            return True
+    return False
+
+
 def evaluate_missed_wakeup(
     summary: ActivitySummary, rule: MissedWakeupRule, now: datetime, tz: tzinfo
 ) -> list[Finding]:
@@ -217,7 +242,7 @@ def evaluate_missed_wakeup(
             key=lambda e: e.activity_time(),  # type: ignore[arg-type,return-value]
             default=None,
         )
-        if last is not None and last.room_kind == "entrance" and last.code == "door":
+        if last is not None and _is_front_door(last) and _went_out(summary.entries, last):
             return []
     for e in summary.entries:
         t = e.activity_time()
@@ -227,6 +252,8 @@ def evaluate_missed_wakeup(
             if rule.count_bed_exit:
                 return []
             continue
+        if _is_front_door(e) and not _went_out(summary.entries, e):
+            continue  # the door opened with nobody moving inside first: a caller, not them
         counted = e.room_kind != "bedroom" if rule.rooms is None else e.room_kind in rule.rooms
         if counted:
             return []
