@@ -197,6 +197,10 @@ def test_away_resident_is_not_checked_until_back(db: Conn) -> None:
 
 def test_device_offline_per_device_timeout_and_delayed_clear(db: Conn) -> None:
     h = make_home(db)
+    # this site calls a device offline after its own timeout (no 1 h floor)
+    service.put_rule(
+        db, "site", h.site, "device_offline", {"min_offline_s": 0}, actor="admin", at=at(29, 11)
+    )
     activity(db, h, "pir-liv", "motion", 1, at(29, 11, 55))
     all_devices_seen(db, h, at(29, 11, 59))
     # the bathroom PIR (timeout 10 min) went silent at 11:49; the others are fine

@@ -61,16 +61,19 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.timeout(900)  # a simulated day through every stage on a shared machine
 def test_a_simulated_day_raises_the_alerts_of_its_incidents(
     day: Path, fresh_database: Callable[[], str]
 ) -> None:
     url = fresh_database()
-    # absence checks every 5 min (not 60 s) and no ml/rollups keep the test short; the
-    # jobs are still registered through the real entry points (asserted below)
-    settings = PlatformSettings(database_url=url, alerts_absence_interval_s=300)
-    report = replay(
-        day, settings, ReplayOptions(skip_jobs=frozenset({"ml-train", "ml-score", "rollups"}))
+    # absence checks every 5 min (not 60 s), routine traffic to ingest every 10 min and no
+    # ml/rollups keep the test short; the jobs are still registered through the real
+    # entry points (asserted below)
+    settings = PlatformSettings(
+        database_url=url, alerts_absence_interval_s=300, ingest_batch_max_messages=2000
     )
+    options = ReplayOptions(skip_jobs=frozenset({"ml-train", "ml-score", "rollups"}), batch_s=600)
+    report = replay(day, settings, options)
     assert report.unrouted == 0
     assert report.items_stored > report.messages  # the band sends several codes a message
     assert {"alerts.absence_checks", "maintain", "rollups", "ml-score"} <= set(report.jobs)
@@ -91,6 +94,6 @@ def test_a_simulated_day_raises_the_alerts_of_its_incidents(
         grace=timedelta(minutes=30),
     )  # fmt: skip
     by_kind = result.kinds
-    for kind in IMMEDIATE:
+    for kind in (*IMMEDIATE, "prolonged_inactivity", "missed_wakeup"):
         assert by_kind[kind].missed == 0, (kind, json.dumps(result.as_dict(), default=str))
         assert by_kind[kind].detected >= 1

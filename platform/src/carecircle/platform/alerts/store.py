@@ -206,7 +206,7 @@ def activity_entries(
 def device_states(conn: Conn, site_ids: Sequence[str] | None = None) -> list[DeviceState]:
     rows = conn.execute(
         "SELECT id, site_id, gateway_id, resident_id, power, offline_timeout_s, status, "
-        "last_seen, battery FROM devices WHERE %(sites)s::text[] IS NULL "
+        "last_seen, battery, type FROM devices WHERE %(sites)s::text[] IS NULL "
         "OR site_id = ANY(%(sites)s)",
         {"sites": list(site_ids) if site_ids is not None else None},
     ).fetchall()

@@ -30,6 +30,18 @@ def _when(value: str | None) -> datetime | None:
     return dt
 
 
+def _shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        i, n = (int(x) for x in value.split("/"))
+    except ValueError as err:
+        raise click.BadParameter(f"{value!r} is not I/N, e.g. 0/4") from err
+    if not 0 <= i < n:
+        raise click.BadParameter(f"{value!r}: I must be in 0..N-1")
+    return i, n
+
+
 @click.command("replay")
 @click.option(
     "--stream",
@@ -61,6 +73,10 @@ def _when(value: str | None) -> datetime | None:
 @click.option("--until", help="run the jobs up to here (default: the stream's end)")
 @click.option("--skip-job", "skip_jobs", multiple=True, help="registered but not run (job id)")
 @click.option(
+    "--shard",
+    help="I/N: replay households I, I+N, … only (run N processes into N databases)",
+)
+@click.option(
     "--score/--no-score",
     default=True,
     show_default=True,
@@ -84,6 +100,7 @@ def replay_cmd(
     heartbeat_s: float | None,
     until: str | None,
     skip_jobs: tuple[str, ...],
+    shard: str | None,
     score: bool,
     out_path: Path | None,
 ) -> None:
@@ -102,6 +119,7 @@ def replay_cmd(
         heartbeat_s=heartbeat_s,
         until=_when(until),
         skip_jobs=frozenset(skip_jobs),
+        shard=_shard(shard),
     )
     report = replay(stream_dir, settings, options)
     click.echo(

@@ -23,6 +23,7 @@ from carecircle.platform.alerts.config import (
     InactivityRule,
     LowBatteryRule,
     MissedWakeupRule,
+    _in_window,
 )
 from carecircle.platform.alerts.context import ResidentCtx
 from carecircle.platform.alerts.kinds import SEVERITY, AlertKind
@@ -34,9 +35,6 @@ STEPS = "steps"
 #: A resident's own band counts as reporting when it sent within this long.  It reports
 #: every 2 min while worn and within range of the home's receiver.
 BAND_FRESH = timedelta(minutes=15)
-#: Own activity is placed in the room of the last shared activity up to this long after
-#: it (a band reports every 2 min, a room sensor at once).
-ROOM_SLACK = timedelta(minutes=3)
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,8 @@ class ActivitySummary:
             e.own
             and e.code == STEPS
             and e.last_value_at is not None
-            and timedelta(0) <= now - e.last_value_at <= BAND_FRESH
+            # either way: the band's own clock may run ahead of the platform's
+            and abs(now - e.last_value_at) <= BAND_FRESH
             for e in self.entries
         )
 
@@ -157,8 +156,8 @@ def evaluate_inactivity(
     """Too long since the last activity anywhere, with the limit of the room it was in.
 
     With housemates and a reporting band (:meth:`ActivitySummary.personal`) the last
-    activity is the resident's own; its room is that of the last shared activity up
-    to then (where they were when they last moved).
+    activity is the resident's own, and its room is unknown: the bedroom's limit at
+    night, the default limit by day.
     """
     personal = summary.personal(now)
     entries = [e for e in summary.entries if e.own] if personal else summary.entries
@@ -167,13 +166,18 @@ def evaluate_inactivity(
         return []
     last = best.activity_time()
     assert last is not None
-    room_kind = best.room_kind
-    if personal and room_kind is None:
-        shared = [e for e in summary.entries if not e.own and e.room_kind is not None]
-        where_then = _latest(shared, last + ROOM_SLACK)
-        room_kind = where_then.room_kind if where_then else None
     local = last.astimezone(tz)
+    room_kind = best.room_kind
     limit = rule.limit_for(room_kind, local.time())
+    if personal and room_kind is None:
+        # Where are they?  The household's room sensors cannot say (a housemate moves
+        # too), so: when the silence began or reaches into the night, most likely in bed
+        # (the bedroom's limit); otherwise the default limit.
+        night = _in_window(local.time(), rule.night_start, rule.night_end) or _in_window(
+            now.astimezone(tz).time(), rule.night_start, rule.night_end
+        )
+        room_kind = "bedroom" if night else None
+        limit = rule.limit_for(room_kind, local.time())
     silent = (now - last).total_seconds()
     if silent <= limit:
         return []
@@ -197,6 +201,29 @@ def evaluate_inactivity(
     ]
 
 
+#: Someone going out walks to the door: indoor activity this long before it.
+WALK_TO_DOOR = timedelta(minutes=15)
+
+
+def _is_front_door(e: ActivityEntry) -> bool:
+    return e.room_kind == "entrance" and e.code == "door"
+
+
+def _went_out(entries: Sequence[ActivityEntry], door: ActivityEntry) -> bool:
+    """Was the door opened from inside: indoor activity just before it?  A visitor or
+    a neighbour at the door of someone still in bed shows no such thing."""
+    t = door.activity_time()
+    if t is None:
+        return False
+    for e in entries:
+        if e is door or e.room_kind == "entrance":
+            continue
+        et = e.activity_time()
+        if et is not None and t - WALK_TO_DOOR <= et <= t:
+            return True
+    return False
+
+
 def evaluate_missed_wakeup(
     summary: ActivitySummary, rule: MissedWakeupRule, now: datetime, tz: tzinfo
 ) -> list[Finding]:
@@ -215,7 +242,7 @@ def evaluate_missed_wakeup(
             key=lambda e: e.activity_time(),  # type: ignore[arg-type,return-value]
             default=None,
         )
-        if last is not None and last.room_kind == "entrance" and last.code == "door":
+        if last is not None and _is_front_door(last) and _went_out(summary.entries, last):
             return []
     for e in summary.entries:
         t = e.activity_time()
@@ -225,6 +252,8 @@ def evaluate_missed_wakeup(
             if rule.count_bed_exit:
                 return []
             continue
+        if _is_front_door(e) and not _went_out(summary.entries, e):
+            continue  # the door opened with nobody moving inside first: a caller, not them
         counted = e.room_kind != "bedroom" if rule.rooms is None else e.room_kind in rule.rooms
         if counted:
             return []
@@ -292,6 +321,7 @@ class DeviceState:
     status: str
     last_seen: datetime | None
     battery: float | None
+    type: str = ""
 
 
 @dataclass(frozen=True)
@@ -327,17 +357,27 @@ def evaluate_gateway(gw: GatewayState, rule: GatewayOfflineRule, now: datetime) 
     return [Finding(draft, since)]
 
 
+def _offline_floor(dev: DeviceState, rule: DeviceOfflineRule) -> int:
+    """Silence shorter than this is never called offline (see :class:`DeviceOfflineRule`)."""
+    wearable = rule.wearable_min_timeout_s if dev.type == "wearable" else 0
+    return max(rule.min_offline_s, wearable)
+
+
 def device_timeout_s(dev: DeviceState, rule: DeviceOfflineRule) -> int:
     floor = rule.mains_min_timeout_s if dev.power == "mains" else rule.battery_min_timeout_s
-    return max(dev.offline_timeout_s, floor)
+    return max(dev.offline_timeout_s, floor, _offline_floor(dev, rule))
 
 
 def device_offline(dev: DeviceState, rule: DeviceOfflineRule, now: datetime) -> bool:
-    if dev.status == "offline":
-        return True
+    """Silent beyond its timeout; reported offline (bridge, gateway) and silent beyond
+    the floor."""
     if dev.last_seen is None:
-        return False  # never seen yet: not provisioned on a gateway, nothing to judge
-    return (now - dev.last_seen).total_seconds() > device_timeout_s(dev, rule)
+        # never seen yet: nothing to judge, unless something reported it offline
+        return dev.status == "offline"
+    silent = (now - dev.last_seen).total_seconds()
+    if dev.status == "offline":
+        return silent > _offline_floor(dev, rule)
+    return silent > device_timeout_s(dev, rule)
 
 
 def evaluate_device(
