@@ -117,3 +117,39 @@ def test_removal_unknown_and_unsupported(registry: Registry) -> None:
         "unknown Home Assistant entity"
         in route("shed/s", b"ON", stranger, T0, Bases()).dead_letters[0].reason
     )
+
+
+def test_entities_bind_by_their_device_identifier(registry: Registry) -> None:
+    """Several entities of one device (as the simulator and HA integrations announce
+    them): unique ids that name the entity, the registry names the device."""
+    reg = registry
+    for field, topic_id in (("temperature", "t"), ("humidity", "h")):
+        reg = learn(
+            reg,
+            f"{HA}/sensor/hh-0001/kitchen_th_{field}/config",
+            {
+                "device_class": field,
+                "unique_id": f"x-kitchen_th_{field}",
+                "state_topic": f"{HA}/sensor/hh-0001/kitchen_th_{topic_id}/state",
+                "dev": {"ids": ["kitchen_th"], "name": "kitchen"},
+            },
+        )
+    t = route(f"{HA}/sensor/hh-0001/kitchen_th_t/state", b"8.5", reg, T0, Bases())
+    h = route(f"{HA}/sensor/hh-0001/kitchen_th_h/state", b"61", reg, T0, Bases())
+    assert [(d.code, d.value, d.binding.id) for d in t.drafts + h.drafts] == [
+        (Code.ROOM_TEMPERATURE, 8.5, "dev-ha-th"),
+        (Code.HUMIDITY, 61.0, "dev-ha-th"),
+    ]
+    # a unique id that is a registry native id still wins over the device identifier
+    reg = learn(
+        reg,
+        f"{HA}/binary_sensor/hh-0001/garden_m/config",
+        {
+            "device_class": "motion",
+            "unique_id": "garden",
+            "state_topic": f"{HA}/binary_sensor/hh-0001/garden_m/state",
+            "device": {"identifiers": "kitchen_th"},
+        },
+    )
+    m = route(f"{HA}/binary_sensor/hh-0001/garden_m/state", b"ON", reg, T0, Bases())
+    assert [d.binding.id for d in m.drafts] == ["dev-ha-motion"]

@@ -192,6 +192,27 @@ def test_vitals_anomaly_names_the_feature_and_how_far_and_walking_is_exempt() ->
     assert model.score(m, i) == []  # an ordinary hour
 
 
+def test_a_wide_heart_rate_range_counts_only_at_rest() -> None:
+    """A night toilet trip widens the hour's heart-rate range: not an anomaly; the
+    same range in an hour without any movement is."""
+    t = person(hr=68.0)
+    model = VitalsModel.fit(matrix(t), t.profile.profile_key, None, seed=1)
+    m = matrix(t, days=1, seed=77)
+    i = 2  # 02:00, asleep
+    v = m.values.copy()
+    v[i, COL["hr_max"]] += 30
+    v[i, COL["hr_range"]] += 30
+    for col in ("activity", "out_of_bed", "steps", "motion_bathroom"):
+        v[i, COL[col]] = 0
+    still = HourlyMatrix(m.resident_id, m.start, v, m.local_hour, m.weekend, m.local_day)
+    [f] = model.score(still, i)
+    assert f.feature == "hr_range" and f.detail["direction"] == "above"
+    v[i, COL["motion_bathroom"]] = v[i, COL["out_of_bed"]] = v[i, COL["activity"]] = 3
+    v[i, COL["steps"]] = 60
+    trip = HourlyMatrix(m.resident_id, m.start, v, m.local_hour, m.weekend, m.local_day)
+    assert model.score(trip, i) == []
+
+
 def test_training_is_reproducible_from_a_seed() -> None:
     t = person()
     m = matrix(t)
@@ -205,3 +226,26 @@ def test_training_is_reproducible_from_a_seed() -> None:
     assert fingerprint(a.vitals.parameters()) != fingerprint(c.vitals.parameters())
     assert a.metrics["routine"]["holdout_nll"] is not None
     assert train.start + train.hours * HOUR == hold.start
+
+
+def test_missed_wake_up_can_fire_just_past_the_cold_start() -> None:
+    """With 15 days of history the half day of "later than ever seen" must not keep the
+    survival above the threshold at every hour: it halves with each hour past the
+    latest wake-up hour seen, so a morning with nobody up is found within hours."""
+    t = person()
+    hist = matrix(t, days=15)
+    model = RoutineModel.fit(hist, t.profile.profile_key, None)
+    assert not model.learning
+    m = quiet(matrix(t, days=17, seed=8), 16, range(4, 14))
+    day = [i for i in range(16 * 24, 17 * 24) if 4 < m.local_hour[i] <= 13]
+    hours = [
+        int(m.local_hour[i])
+        for i in day
+        if any(f.kind == "missed_routine" for f in model.score(m, i))
+    ]
+    assert hours, "never fired"
+    latest = int(np.nonzero(model.wake[int(m.weekend[day[0]])][:24] >= 0.05)[0].max())
+    assert min(hours) <= latest + 3
+    # an ordinary morning of the same person raises nothing
+    m2 = matrix(t, days=17, seed=8)
+    assert not any(f.kind == "missed_routine" for i in day for f in model.score(m2, i))

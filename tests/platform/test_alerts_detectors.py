@@ -17,6 +17,8 @@ from carecircle.platform.alerts.config import (
     LowBatteryRule,
     MissedWakeupRule,
     NightWanderingRule,
+    RuleInvalid,
+    ThresholdRule,
     validate_rule,
 )
 from carecircle.platform.alerts.context import ResidentCtx
@@ -236,6 +238,64 @@ def test_missed_wakeup_window() -> None:
     assert evaluate_missed_wakeup(kitchen, bath_only, local(9, 31), TZ)
 
 
+def band(steps: float, rose: datetime | None, reported: datetime) -> ActivityEntry:
+    """The resident's own band: the day's step count, when it last rose, last report."""
+    return ActivityEntry("r1-band", None, "steps", None, steps, rose, True, reported)
+
+
+def test_steps_count_when_the_count_rises_not_when_the_band_resends_it() -> None:
+    rule = InactivityRule()
+    # walked at 08:00 (count rose), band re-sent the same count until 12:00: inactive
+    s = ActivitySummary(RES, [band(800, local(8, 0), local(12, 0))])
+    (f,) = evaluate_inactivity(s, rule, local(11, 1), TZ)
+    assert f.episode_start == local(8, 0)
+    # the midnight reset to 0 is no step
+    reset = ActivitySummary(RES, [band(0, local(0, 1), local(9, 0))])
+    assert evaluate_missed_wakeup(reset, MissedWakeupRule(), local(9, 31), TZ)
+
+
+def test_with_a_housemate_the_own_band_decides() -> None:
+    """The partner moving in the kitchen hides nothing when the resident's band reports."""
+    partner_up = entry("kitchen", "motion", local(8, 0))
+    asleep = band(40, local(3, 0), local(9, 30))  # a night toilet trip, nothing since
+    couple = ActivitySummary(RES, [partner_up, asleep], housemates=1)
+    (f,) = evaluate_missed_wakeup(couple, MissedWakeupRule(), local(9, 31), TZ)
+    assert f.draft.explanation["own_devices_only"] is True
+    ahead = ActivitySummary(RES, [partner_up, band(40, local(3, 0), local(9, 33))], 1)
+    assert evaluate_missed_wakeup(ahead, MissedWakeupRule(), local(9, 31), TZ)  # band clock ahead
+    alone = ActivitySummary(RES, [partner_up, asleep])  # living alone: the kitchen was them
+    assert evaluate_missed_wakeup(alone, MissedWakeupRule(), local(9, 31), TZ) == []
+    walked = ActivitySummary(RES, [partner_up, band(900, local(7, 40), local(9, 30))], 1)
+    assert evaluate_missed_wakeup(walked, MissedWakeupRule(), local(9, 31), TZ) == []
+    # band not reporting (charging, out of range): back to the shared sensors
+    silent = ActivitySummary(RES, [partner_up, band(40, local(3, 0), local(6, 0))], 1)
+    assert evaluate_missed_wakeup(silent, MissedWakeupRule(), local(9, 31), TZ) == []
+    # inactivity: own last step at 10:00 in the living room, the partner busy since
+    day = ActivitySummary(
+        RES,
+        [
+            entry("living_room", "motion", local(9, 59)),
+            entry("kitchen", "motion", local(13, 0)),
+            band(500, local(10, 0), local(13, 5)),
+        ],
+        housemates=1,
+    )
+    (f,) = evaluate_inactivity(day, InactivityRule(), local(13, 5), TZ)
+    assert f.episode_start == local(10, 0)
+    assert f.draft.explanation["limit_s"] == 3 * 3600  # living room or kitchen: 3 h
+    # gone to bed at 21:30 (bedroom), the partner up at night: 8 h of sleep is fine
+    night = ActivitySummary(
+        RES,
+        [
+            entry("bedroom", "motion", local(21, 31, 28)),
+            entry("bathroom", "motion", local(2, 0)),
+            band(3000, local(21, 30, 28), local(5, 30)),
+        ],
+        housemates=1,
+    )
+    assert evaluate_inactivity(night, InactivityRule(), local(5, 30), TZ) == []
+
+
 def test_bed_exit_not_returned() -> None:
     rule = BedExitRule()  # 22:00-06:00, 45 min
     out = ActivitySummary(RES, [entry("bedroom", "bed_occupancy", None, 0, local(2, 0))])
@@ -259,13 +319,27 @@ def dev(
     seen_ago_s: int | None = 60,
     status: str = "online",
     battery: float | None = 80,
+    kind: str = "motion_sensor",
 ) -> DeviceState:
     seen = NOW - timedelta(seconds=seen_ago_s) if seen_ago_s is not None else None
-    return DeviceState("d1", "hh1", "gw1", "r1", power, timeout, status, seen, battery)
+    return DeviceState("d1", "hh1", "gw1", "r1", power, timeout, status, seen, battery, kind)
+
+
+def test_offline_needs_an_hour_of_silence_and_a_band_a_day() -> None:
+    off, bat = DeviceOfflineRule(), LowBatteryRule()  # min_offline_s 1 h, bands 24 h
+    assert evaluate_device(dev(timeout=600, seen_ago_s=1800), off, bat, NOW, False) == []
+    assert evaluate_device(dev(status="offline", seen_ago_s=1800), off, bat, NOW, False) == []
+    assert evaluate_device(dev(status="offline", seen_ago_s=3700), off, bat, NOW, False)
+    assert evaluate_device(dev(timeout=600, seen_ago_s=3700), off, bat, NOW, False)
+    band20 = dev(kind="wearable", timeout=1800, status="offline", seen_ago_s=20 * 3600)
+    assert evaluate_device(band20, off, bat, NOW, False) == []
+    band25 = dev(kind="wearable", timeout=1800, status="offline", seen_ago_s=25 * 3600)
+    (f,) = evaluate_device(band25, off, bat, NOW, False)
+    assert f.draft.kind == "device_offline"
 
 
 def test_device_checks_are_per_device() -> None:
-    off, bat = DeviceOfflineRule(), LowBatteryRule()
+    off, bat = DeviceOfflineRule(min_offline_s=0), LowBatteryRule()
     assert evaluate_device(dev(), off, bat, NOW, False) == []
     (f,) = evaluate_device(dev(timeout=600, seen_ago_s=601), off, bat, NOW, False)
     assert f.draft.kind == "device_offline" and f.draft.subject == "d1"
@@ -315,3 +389,52 @@ def test_presence_suppression_window() -> None:
     assert away.away(NOW) and not away.away(NOW + timedelta(days=2))
     assert ResidentCtx("r1", "hh1", presence="day_care").away(NOW)
     assert not ResidentCtx("r1", "hh1").away(NOW)
+
+
+def test_fever_on_the_wrist_is_a_rise_from_the_wearers_own_level() -> None:
+    """Skin temperature differs by person and surroundings: 1.5 °C above their median."""
+    top = validate_rule("fever", {})
+    assert isinstance(top, ThresholdRule)
+    skin = top.for_code(Code.SKIN_TEMPERATURE, Code.BODY_TEMPERATURE)
+    assert skin is not None and skin.baseline_s == 86_400
+    assert top.for_code(Code.BODY_TEMPERATURE, Code.BODY_TEMPERATURE) is top
+    day = [Sample(T0 - timedelta(hours=20) + timedelta(minutes=4 * i), 32.6) for i in range(200)]
+    warm = [Sample(T0 + timedelta(minutes=4 * i), 34.3) for i in range(9)]  # +1.7 for 32 min
+    v = evaluate_threshold(day + warm, skin, "above", warm[-1].time)
+    assert v.fired and v.explanation["baseline_median"] == 32.6
+    # the same 34.3 °C is normal for someone whose wrist runs at 33.9
+    warm_person = [Sample(s.time, 33.9) for s in day]
+    assert not evaluate_threshold(warm_person + warm, skin, "above", warm[-1].time).fired
+    # without a day of wear there is no baseline: nothing is judged
+    assert not evaluate_threshold(day[-5:] + warm, skin, "above", warm[-1].time).fired
+    with pytest.raises(RuleInvalid, match="not a signal"):
+        validate_rule("fever", {"by_code": {"heart_rate": {"threshold": 100, "repetitions": 1}}})
+    with pytest.raises(RuleInvalid, match="must be > 0"):
+        validate_rule("fever", {"by_code": {"skin_temperature": {"threshold": -1, "baseline_s": 60,
+                                                                 "repetitions": 1}}})  # fmt: skip
+
+
+def test_a_caller_at_the_door_is_not_the_resident_getting_up() -> None:
+    rule = MissedWakeupRule()
+    caller = ActivitySummary(
+        RES, [entry("bathroom", "motion", local(3, 0)), entry("entrance", "door", local(8, 21))]
+    )
+    (f,) = evaluate_missed_wakeup(caller, rule, local(9, 31), TZ)
+    assert f.draft.kind == "missed_wakeup"
+    went_out = ActivitySummary(
+        RES, [entry("kitchen", "motion", local(8, 10)), entry("entrance", "door", local(8, 21))]
+    )
+    assert evaluate_missed_wakeup(went_out, rule, local(9, 31), TZ) == []
+
+
+def test_a_band_wearer_silent_into_the_night_is_probably_in_bed() -> None:
+    # last step at 20:00 (sat down, went to bed without a step the band counted)
+    evening = ActivitySummary(
+        RES,
+        [
+            entry("kitchen", "motion", local(22, 0, 28)),
+            band(900, local(20, 0, 28), local(23, 5, 28)),
+        ],
+        housemates=1,
+    )
+    assert evaluate_inactivity(evening, InactivityRule(), local(23, 10, 28), TZ) == []

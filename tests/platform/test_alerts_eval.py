@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -250,3 +251,67 @@ def test_eval_cli_against_the_database(
         ],
     )
     assert bad.exit_code != 0 and "UTC offset" in bad.output
+
+
+def _home_with_gateway(conn: psycopg.Connection[tuple[object, ...]], p: str) -> None:
+    conn.execute(
+        "INSERT INTO places (id, parent_id, level, name) VALUES "
+        f"('{p}pf', NULL, 'prefecture', 'P'), ('{p}co', '{p}pf', 'county', 'C'), "
+        f"('{p}tw', '{p}co', 'township', 'T'), ('{p}vi', '{p}tw', 'village', 'V')"
+    )
+    conn.execute(
+        f"INSERT INTO sites (id, kind, place_id, name, lat, lon) "
+        f"VALUES ('{p}hh', 'household', '{p}vi', 'H', 30.1, 120.1)"
+    )
+    conn.execute(f"INSERT INTO residents (id, site_id, display_name) VALUES ('{p}r', '{p}hh', 'X')")
+    conn.execute(f"INSERT INTO gateways (id, site_id) VALUES ('{p}gw', '{p}hh')")
+
+
+def test_eval_scores_replay_shards_together(
+    fresh_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """Two shard databases, each with its own home: alerts and residents of both count,
+    and --only-served-sites leaves out incidents of homes neither replayed."""
+    from carecircle.platform.store import connect, migrate
+    from carecircle.platform.store.timeseries import Retention
+
+    t0 = datetime(2031, 4, 6, tzinfo=UTC)
+    urls, homes = [], []
+    for _ in range(2):
+        url = fresh_database()
+        p = f"s{uuid.uuid4().hex[:6]}"
+        with connect(url, autocommit=True) as conn:
+            migrate(conn, now=t0, retention=Retention.days(90, 730))
+            _home_with_gateway(conn, p)
+            repo.open_or_refresh(
+                conn,
+                repo.AlertDraft(
+                    subject=f"{p}r", site_id=f"{p}hh", kind="sos", severity=Severity.CRITICAL,
+                    detector="rule:sos", at=t0 + timedelta(hours=1, seconds=5),
+                    resident_id=f"{p}r",
+                ),
+            )  # fmt: skip
+        urls.append(url)
+        homes.append(p)
+    truth = tmp_path / "truth.jsonl"
+    truth.write_text(
+        "".join(
+            Incident(
+                incident_id=f"i{p}", resident_id=f"{p}r", site_id=f"{p}hh", kind="sos",
+                start=t0 + timedelta(hours=1), end=t0 + timedelta(hours=1, minutes=5),
+            ).model_dump_json() + "\n"
+            for p in [*homes, "elsewhere"]
+        )
+    )  # fmt: skip
+    args = ["eval", "--truth", str(truth), "--since", t0.isoformat(), "--until",
+            (t0 + timedelta(days=7)).isoformat(), "--database-url", urls[0],
+            "--also-database-url", urls[1], "--out", str(tmp_path / "e.json")]  # fmt: skip
+    everything = CliRunner().invoke(cli, args)
+    assert everything.exit_code == 0, everything.output
+    doc = json.loads((tmp_path / "e.json").read_text())["alerts"]
+    assert doc["kinds"]["sos"]["detected"] == 2 and doc["kinds"]["sos"]["missed"] == 1
+    assert doc["residents"] == 2
+    served = CliRunner().invoke(cli, [*args, "--only-served-sites"])
+    assert served.exit_code == 0, served.output
+    doc = json.loads((tmp_path / "e.json").read_text())["alerts"]
+    assert doc["kinds"]["sos"]["detected"] == 2 and doc["kinds"]["sos"]["missed"] == 0

@@ -197,6 +197,10 @@ def test_away_resident_is_not_checked_until_back(db: Conn) -> None:
 
 def test_device_offline_per_device_timeout_and_delayed_clear(db: Conn) -> None:
     h = make_home(db)
+    # this site calls a device offline after its own timeout (no 1 h floor)
+    service.put_rule(
+        db, "site", h.site, "device_offline", {"min_offline_s": 0}, actor="admin", at=at(29, 11)
+    )
     activity(db, h, "pir-liv", "motion", 1, at(29, 11, 55))
     all_devices_seen(db, h, at(29, 11, 59))
     # the bathroom PIR (timeout 10 min) went silent at 11:49; the others are fine
@@ -263,6 +267,20 @@ def test_register_jobs_adds_one_interval_job(database_url: str) -> None:
 def test_timezone_setting_is_checked() -> None:
     with pytest.raises(ValueError, match="unknown time zone"):
         PlatformSettings(alerts_timezone="Mars/Olympus")
+    with pytest.raises(ValueError, match="unknown time zone"):
+        PlatformSettings(timezone="Mars/Olympus")
+
+
+def test_one_platform_timezone_with_the_old_names_as_aliases() -> None:
+    assert PlatformSettings().timezone == "Asia/Shanghai"
+    s = PlatformSettings(timezone="Asia/Urumqi")
+    assert s.alerts_timezone == s.dispatch_timezone == s.display_timezone == "Asia/Urumqi"
+    assert s.ml_timezone == "Asia/Urumqi"
+    assert PlatformSettings(ml_timezone="Asia/Urumqi").timezone == "Asia/Urumqi"
+    with pytest.raises(ValueError, match="one time zone"):
+        PlatformSettings(alerts_timezone="Asia/Urumqi", display_timezone="UTC")
+    with pytest.raises(ValueError, match="one time zone"):
+        PlatformSettings(timezone="UTC", dispatch_timezone="Asia/Urumqi")
 
 
 def test_nursing_home_room_sensors_belong_to_their_residents(db: Conn) -> None:

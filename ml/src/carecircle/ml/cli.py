@@ -106,7 +106,7 @@ def score_cmd(
     who = [r for r in residents.split(",") if r] if residents else None
     with _conn(settings) as conn:
         report = score_hour(
-            conn, registry_of(settings), _when(at) or utcnow(), zone(settings.ml_timezone), who
+            conn, registry_of(settings), _when(at) or utcnow(), zone(settings.timezone), who
         )
     click.echo(json.dumps(report.summary()))
     for f in report.findings:

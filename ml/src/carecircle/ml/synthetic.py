@@ -196,6 +196,7 @@ def generate(
                     )
             night_visits = rng.poisson(night_rate)
             visit_hours = rng.choice([0, 1, 2, 3, 4, 5], size=night_visits)
+            day_steps = 0  # the band's counter since local midnight
             for h in range(24):
                 bucket = (day0 + h * HOUR).astimezone(ZoneInfo("UTC"))
                 awake = wake <= h + 0.5 < bed
@@ -252,8 +253,19 @@ def generate(
                     )
                 )
                 if steps:
+                    before, day_steps = day_steps, day_steps + steps
                     rows.append(
-                        RollupRow(bucket, rid, site, f"{rid}-band", "steps", 12, steps, 0, steps)
+                        RollupRow(
+                            bucket,
+                            rid,
+                            site,
+                            f"{rid}-band",
+                            "steps",
+                            12,
+                            12 * (before + day_steps) / 2,
+                            before,
+                            day_steps,
+                        )
                     )
                 hr = (
                     t.hr

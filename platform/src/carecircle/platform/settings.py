@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
 
 from carecircle.common.settings import CareCircleSettings, MqttUrl, PostgresUrl
+
+#: Deprecated names of :attr:`PlatformSettings.timezone` (one per domain, before).
+TIMEZONE_ALIASES = ("alerts_timezone", "dispatch_timezone", "display_timezone", "ml_timezone")
 
 
 class PlatformSettings(CareCircleSettings):
@@ -31,9 +34,15 @@ class PlatformSettings(CareCircleSettings):
     partition_days_ahead: PositiveInt = 7
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
+    #: The one local time zone of the platform's sites (IANA name): night and morning
+    #: windows of alerts, shifts and coverage of dispatch, days shown to people, routines
+    #: of the ml models.  ``alerts_timezone``, ``dispatch_timezone``, ``display_timezone``
+    #: and ``ml_timezone`` are deprecated aliases: setting one sets this; set to
+    #: different values they are refused.
+    timezone: str = "Asia/Shanghai"
 
     # --- dispatch (responders, escalation, notifications) ---
-    #: Local time zone of shifts and of coverage by hour of day.
+    #: Deprecated alias of ``timezone``.
     dispatch_timezone: str = "Asia/Shanghai"
     #: JSON file with a full DispatchPolicy (per-kind and per-site rules); flags below
     #: override its basic numbers.
@@ -63,7 +72,7 @@ class PlatformSettings(CareCircleSettings):
     notify_emergency_via: Literal["webhook", "sms"] = "webhook"
 
     # -- alerts (rules, absence checks, lifecycle; docs/alerts.md) --
-    #: Local time for night/morning windows (IANA name; residents are in China).
+    #: Deprecated alias of ``timezone``.
     alerts_timezone: str = "Asia/Shanghai"
     #: How often the scheduler runs the absence, device and gateway checks.
     alerts_absence_interval_s: PositiveInt = 60
@@ -95,7 +104,24 @@ class PlatformSettings(CareCircleSettings):
             )
         return self
 
-    @field_validator("alerts_timezone")
+    @model_validator(mode="before")
+    @classmethod
+    def _one_timezone(cls, data: Any) -> Any:
+        """One platform time zone; the four old per-domain names are aliases of it."""
+        if not isinstance(data, dict):
+            return data
+        given = {k: data[k] for k in ("timezone", *TIMEZONE_ALIASES) if data.get(k)}
+        if len(set(given.values())) > 1:
+            raise ValueError(
+                "the platform has one time zone: set `timezone` only "
+                f"(got {', '.join(f'{k}={v}' for k, v in sorted(given.items()))})"
+            )
+        if given:
+            tz = next(iter(given.values()))
+            data = {**data, "timezone": tz, **dict.fromkeys(TIMEZONE_ALIASES, tz)}
+        return data
+
+    @field_validator("timezone", *TIMEZONE_ALIASES)
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         try:
@@ -116,7 +142,7 @@ class PlatformSettings(CareCircleSettings):
     login_refill_s: PositiveInt = 60
     #: Connections the API keeps open to PostgreSQL.
     api_pool_size: PositiveInt = 8
-    #: Time zone for days in summaries and charts shown to people.
+    #: Deprecated alias of ``timezone``.
     display_timezone: str = "Asia/Shanghai"
     #: Events a slow live-stream client may fall behind before it is disconnected.
     live_queue_size: PositiveInt = 256
@@ -124,7 +150,7 @@ class PlatformSettings(CareCircleSettings):
     # --- ml: per-resident anomaly models (carecircle.ml; docs/ml.md) ---
     #: where versioned model files live; only files registered in ml_models are loaded
     ml_registry_dir: Path = Path("var/ml-registry")
-    #: local time zone of the residents' routines (hour of day, weekday/weekend)
+    #: Deprecated alias of ``timezone``.
     ml_timezone: str = "Asia/Shanghai"
     ml_window_days: PositiveInt = 28
     ml_holdout_days: PositiveInt = 2

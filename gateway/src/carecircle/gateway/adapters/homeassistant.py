@@ -45,6 +45,8 @@ ABBREVIATIONS = {
     "pl_not_avail": "payload_not_available",
     "unit_of_meas": "unit_of_measurement",
     "t": "topic",
+    "dev": "device",
+    "ids": "identifiers",
 }
 BINARY = {
     "motion": Code.MOTION,
@@ -150,6 +152,9 @@ def _discovery(topic: str, payload: bytes, base: str) -> AdapterResult:
     ids.append(object_id)
     if node_id:
         ids.append(node_id)
+    # one physical device has several entities (temperature, humidity, battery …):
+    # the registry may name it by its device identifier, shared by all of them
+    ids.extend(i for i in _device_identifiers(doc) if i not in ids)
     entity = HaEntity(
         key=topic,
         component=component,
@@ -164,6 +169,16 @@ def _discovery(topic: str, payload: bytes, base: str) -> AdapterResult:
         payload_not_available=str(doc.get("payload_not_available", "offline")),
     )
     return AdapterResult(learned=[entity])
+
+
+def _device_identifiers(doc: dict[str, Any]) -> list[str]:
+    """``device.identifiers`` (or ``dev.ids``) of a discovery config: a string or a list."""
+    device = doc.get("device")
+    if not isinstance(device, dict):
+        return []
+    raw = _expand({str(k): v for k, v in device.items()}).get("identifiers")
+    values = raw if isinstance(raw, list) else [raw]
+    return [str(v) for v in values if isinstance(v, str | int) and not isinstance(v, bool)]
 
 
 def _binding(entity: HaEntity, registry: Registry) -> DeviceBinding | None:

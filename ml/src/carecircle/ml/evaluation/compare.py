@@ -1,11 +1,16 @@
 """Rules alone vs rules + models, per incident kind, against the simulator's ground truth.
 
-An alert *detects* an incident when it is about the same resident, its kind can
-detect the incident's kind (:data:`MATCHES`: a model's ``unusual_inactivity`` detects
-``prolonged_inactivity``, ``missed_routine`` detects ``missed_wakeup``, …) and it is
-raised between the incident's start and ``grace`` after its end.  An alert that
-detects no real incident is a false alert (alerts during benign look-alikes such as
-``away_from_home`` are false alerts too).  Per incident kind the table gives recall,
+The definitions are ``carecircle eval``'s (``carecircle.platform.alerts.eval``): an
+alert *detects* an incident when it is about the same resident, its kind can detect
+the incident's kind (:data:`MATCHES`: a model's ``unusual_inactivity`` detects
+``prolonged_inactivity``, ``missed_routine`` detects ``missed_wakeup``, …; an ``sos``
+detects a fall where the button was pressed) and it was active during the incident
+(opened by ``grace`` after its end, last seen at most ``LEAD`` before its start — a
+band's clock may run a little behind).  The delay is from the start to the first
+detecting alert's opening (0 if earlier).  An alert that detects nothing is
+*related* when it was active during another real incident of the same resident
+(inactivity after a fall) and otherwise false (alerts during benign look-alikes such
+as ``away_from_home`` are false too).  Per incident kind the table gives recall,
 precision, median detection delay and false alerts per resident-day, for the rule
 alerts alone, the model alerts alone, and both together.
 """
@@ -27,7 +32,8 @@ MATCHES: dict[str, frozenset[str]] = {
     "vitals_anomaly": frozenset({"tachycardia", "bradycardia", "low_spo2", "fever"}),
     "routine_drift": frozenset(),
 }
-GRACE = timedelta(hours=1)
+GRACE = timedelta(minutes=30)
+LEAD = timedelta(minutes=2)
 
 
 def detects(kind: str) -> frozenset[str]:
@@ -59,12 +65,20 @@ class KindScore:
         return self.false_alerts / self.resident_days if self.resident_days else 0.0
 
 
-def _hit(alert: AlertRecord, inc: TruthIncident, grace: timedelta) -> bool:
+def _active_during(alert: AlertRecord, inc: TruthIncident, grace: timedelta) -> bool:
+    last = alert.last_seen if alert.last_seen is not None else alert.time
     return (
         alert.resident_id is not None
         and alert.resident_id == inc.resident_id
-        and inc.start <= alert.time <= inc.end + grace
+        and alert.time <= inc.end + grace
+        and last >= inc.start - LEAD
     )
+
+
+def _can_detect(alert: AlertRecord, inc: TruthIncident) -> bool:
+    if inc.kind in detects(alert.kind):
+        return True
+    return alert.kind == "sos" and inc.kind == "fall" and bool(inc.detail.get("sos_pressed"))
 
 
 def score_alerts(
@@ -81,11 +95,11 @@ def score_alerts(
         by_resident.setdefault(inc.resident_id, []).append(inc)
     # which incidents each alert detects
     hits: list[list[TruthIncident]] = []
+    related: list[bool] = []
     for a in alerts:
-        can = detects(a.kind)
-        hits.append(
-            [i for i in by_resident.get(a.resident_id, []) if i.kind in can and _hit(a, i, grace)]
-        )
+        mine = by_resident.get(a.resident_id, [])
+        hits.append([i for i in mine if _can_detect(a, i) and _active_during(a, i, grace)])
+        related.append(any(_active_during(a, i, grace) for i in mine))
     present = {t.kind for t in truth if not t.benign}
     # a row per incident kind in the truth, and one per alert kind that detects none of them
     kinds = sorted(present | {a.kind for a in alerts if not detects(a.kind) & present})
@@ -98,16 +112,16 @@ def score_alerts(
             times = [a.time for a, h in zip(alerts, hits, strict=True) if inc in h]
             if times:
                 detected += 1
-                delays.append((min(times) - inc.start).total_seconds() / 60)
+                delays.append(max(0.0, (min(times) - inc.start).total_seconds() / 60))
         true_alerts = false_alerts = considered = 0
-        for a, h in zip(alerts, hits, strict=True):
+        for a, h, rel in zip(alerts, hits, related, strict=True):
             can = detects(a.kind) & present
             if kind not in can and not (kind == a.kind and not can):
                 continue
             if any(i.kind == kind for i in h):
                 true_alerts += 1
                 considered += 1
-            elif not h:
+            elif not h and not rel:
                 false_alerts += 1
                 considered += 1
         out[kind] = KindScore(

@@ -18,6 +18,7 @@ class AlertRecord:
     resident_id: str | None
     time: datetime  # when the alert was raised (opened_at)
     source: str = "rule"  # rule | model
+    last_seen: datetime | None = None  # last_seen_at (None: only ``time``)
 
 
 @dataclass(frozen=True)

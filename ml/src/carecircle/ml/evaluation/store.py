@@ -14,8 +14,8 @@ def alerts_between(
     conn: psycopg.Connection[Any], since: datetime, until: datetime
 ) -> list[AlertRecord]:
     rows = conn.execute(
-        "SELECT kind, resident_id, opened_at, source FROM alerts "
+        "SELECT kind, resident_id, opened_at, source, last_seen_at FROM alerts "
         "WHERE opened_at >= %s AND opened_at < %s ORDER BY opened_at",
         (since, until),
     ).fetchall()
-    return [AlertRecord(str(r[0]), r[1], r[2], str(r[3])) for r in rows]
+    return [AlertRecord(str(r[0]), r[1], r[2], str(r[3]), r[4]) for r in rows]

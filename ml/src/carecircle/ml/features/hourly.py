@@ -7,7 +7,11 @@ Hourly columns (``FEATURES``):
 
 * ``motion_<room>`` — motion/presence activations in the hour, by room group (from
   ``devices.room_id`` → ``rooms.kind``); ``bathroom_presence`` counts as bathroom;
-* ``door_open`` — door openings; ``steps`` — wearable steps;
+* ``door_open`` — door openings; ``steps`` — wearable steps taken in the hour.  A band
+  reports ``steps`` as a counter since local midnight (the CareBand, and the
+  simulator), so the hour's steps are the rise of the hourly maximum over the last
+  known one of the same local day (0 at local midnight; the rise within the hour
+  where the day's start is not in the window);
 * ``in_bed`` — share of bed-occupancy readings saying "occupied" (carried forward
   through hours without a reading, because the mat reports changes);
 * ``hr_mean``, ``hr_min``, ``hr_max``, ``hr_range`` (max − min, a heart-rate
@@ -69,6 +73,18 @@ COL: dict[str, int] = {name: i for i, name in enumerate(FEATURES)}
 NIGHT_HOURS = frozenset({22, 23, 0, 1, 2, 3, 4, 5})
 #: A day's routine starts after this local hour (earlier activity is night activity).
 DAY_START_HOUR = 4
+#: The reading codes the features use; other rollup rows (room climate, detectors, …)
+#: are neither read nor counted in ``rows``.
+FEATURE_CODES: tuple[str, ...] = (
+    "motion",
+    "bathroom_presence",
+    "door",
+    "steps",
+    "bed_occupancy",
+    "heart_rate",
+    "spo2",
+    "skin_temperature",
+)
 
 
 def floor_hour(when: datetime) -> datetime:
@@ -116,7 +132,9 @@ def _calendar(start: datetime, hours: int, tz: ZoneInfo) -> tuple[IntArray, IntA
 ACCUMULATORS: tuple[str, ...] = (
     *(f"motion_{r}" for r in ROOMS),
     "door_open",
-    "steps",
+    "steps_n",
+    "steps_min",
+    "steps_max",
     "bed_sum",
     "bed_n",
     "hr_sum",
@@ -138,6 +156,8 @@ def empty_accumulators(hours: int) -> FloatArray:
     acc[:, ACC["hr_min"]] = np.inf
     acc[:, ACC["hr_max"]] = -np.inf
     acc[:, ACC["spo2_min"]] = np.inf
+    acc[:, ACC["steps_min"]] = np.inf
+    acc[:, ACC["steps_max"]] = -np.inf
     return acc
 
 
@@ -162,11 +182,11 @@ def hourly_features(
         if row.resident_id != resident_id:
             continue
         i = int((row.bucket - start) / HOUR)
-        if i < 0 or i >= hours:
+        code = row.code
+        if i < 0 or i >= hours or code not in FEATURE_CODES:
             continue
         a = acc[i]
         a[ACC["rows"]] += 1
-        code = row.code
         if code == "motion":
             kind = room_kinds.get(row.device_id) or "other"
             a[motion[ROOM_GROUP.get(kind, "other")]] += row.sum
@@ -175,7 +195,9 @@ def hourly_features(
         elif code == "door":
             a[ACC["door_open"]] += row.sum
         elif code == "steps":
-            a[ACC["steps"]] += row.sum
+            a[ACC["steps_n"]] += row.n
+            a[ACC["steps_min"]] = min(a[ACC["steps_min"]], row.min)
+            a[ACC["steps_max"]] = max(a[ACC["steps_max"]], row.max)
         elif code == "bed_occupancy":
             a[ACC["bed_sum"]] += row.sum
             a[ACC["bed_n"]] += row.n
@@ -203,8 +225,9 @@ def from_accumulators(
     for g in ROOMS:
         out[:, COL[f"motion_{g}"]] = acc[:, ACC[f"motion_{g}"]]
     out[:, COL["door_open"]] = acc[:, ACC["door_open"]]
-    out[:, COL["steps"]] = acc[:, ACC["steps"]]
     out[:, COL["rows"]] = acc[:, ACC["rows"]]
+    local_hour, weekend, local_day = _calendar(start, hours, tz)
+    out[:, COL["steps"]] = hourly_steps(acc, local_hour, local_day)
 
     def mean(total: str, n: str) -> FloatArray:
         k = acc[:, ACC[n]]
@@ -235,8 +258,37 @@ def from_accumulators(
     motion = out[:, [COL[f"motion_{r}"] for r in ROOMS]].sum(axis=1)
     out[:, COL["activity"]] = motion + out[:, COL["door_open"]]
     out[:, COL["out_of_bed"]] = out[:, COL["activity"]] - out[:, COL["motion_bedroom"]]
-    local_hour, weekend, local_day = _calendar(start, hours, tz)
     return HourlyMatrix(resident_id, start, out, local_hour, weekend, local_day)
+
+
+def hourly_steps(acc: FloatArray, local_hour: IntArray, local_day: IntArray) -> FloatArray:
+    """Steps taken in each hour from the band's counter since local midnight.
+
+    The rise of the hour's maximum over the last maximum seen on the same local day;
+    0 before the day's first reading when the window holds the day's midnight; the
+    rise within the hour otherwise (the first hour of a window that starts mid-day).
+    A counter that went down (band restarted) counts from its new value.
+    """
+    hours = int(acc.shape[0])
+    out = np.zeros(hours)
+    n, lo, hi = acc[:, ACC["steps_n"]], acc[:, ACC["steps_min"]], acc[:, ACC["steps_max"]]
+    last = 0.0
+    last_day: int | None = None
+    first_day = int(local_day[0]) if hours else 0
+    midnight_seen = hours > 0 and int(local_hour[0]) == 0
+    for i in range(hours):
+        if n[i] <= 0:
+            continue
+        day = int(local_day[i])
+        if last_day == day:
+            base = last
+        elif day > first_day or midnight_seen:
+            base = 0.0
+        else:
+            base = float(lo[i])
+        out[i] = hi[i] - base if hi[i] >= base else hi[i] - lo[i]
+        last, last_day = float(hi[i]), day
+    return out
 
 
 @dataclass(frozen=True)
@@ -245,7 +297,7 @@ class DailySummary:
 
     day: IntArray  # local day numbers
     weekend: IntArray
-    complete: npt.NDArray[np.bool_]  # all 24 hours present in the matrix
+    complete: npt.NDArray[np.bool_]  # all 24 hours in the matrix, each with data
     first_activity_hour: FloatArray  # first out-of-bed activity after DAY_START_HOUR
     last_activity_hour: FloatArray
     time_in_bed_h: FloatArray
@@ -279,11 +331,14 @@ def daily_summary(m: HourlyMatrix) -> DailySummary:
     act = m.column("activity")
     bath = m.column("motion_bathroom")
     door = m.column("door_open")
+    rows = m.column("rows")
     for j, day in enumerate(days):
         idx = np.nonzero(m.local_day == day)[0]
         hours = m.local_hour[idx]
         weekend[j] = m.weekend[idx[0]]
-        complete[j] = len(idx) == 24
+        # all 24 hours in the matrix and data in each: a day before the home was
+        # installed, or with its gateway silent, says nothing about when they got up
+        complete[j] = len(idx) == 24 and bool((rows[idx] > 0).all())
         awake = idx[(hours >= DAY_START_HOUR) & (oob[idx] > 0)]
         if len(awake):
             out["first"][j] = float(m.local_hour[awake[0]])

@@ -2,6 +2,12 @@
 
 Reads the pinned ``rollup_1h`` table (``bucket, resident_id, site_id, device_id, code,
 n, sum, min, max``) — never raw readings — and ``devices.room_id`` → ``rooms.kind``.
+
+Whose rows are whose: a rollup row carries the ``resident_id`` of its device at the
+time (a wearable, a nursing-home bed mat).  A home's room sensors (PIR, door) belong to
+nobody (``resident_id`` NULL): like the alerts' absence checks, they count for every
+resident of their site, except a sensor in a room that is some resident's own room
+(``residents.room_id``, nursing homes), which counts only for the people of that room.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from carecircle.common.errors import StoreError
 from carecircle.ml.features.hourly import (
     ACC,
     ACCUMULATORS,
+    FEATURE_CODES,
     HOUR,
     ROOM_GROUP,
     ROOMS,
@@ -55,6 +62,39 @@ def load_room_kinds(conn: Conn, residents: Sequence[str] | None = None) -> dict[
     return {str(r[0]): (str(r[1]) if r[1] is not None else None) for r in conn.execute(query, args)}
 
 
+#: Rollup rows of the residents in %(res)s, own and shared, as (rid, row columns…).
+_ROWS_SQL = """
+WITH who AS (
+    SELECT id, site_id, room_id FROM residents WHERE id = ANY(%(res)s)
+), shared AS (
+    -- a site sensor nobody owns; in a nursing home a sensor in someone's own room
+    -- belongs to the people of that room only
+    SELECT w.id AS rid, d.id AS device_id
+    FROM who w JOIN devices d ON d.site_id = w.site_id AND d.resident_id IS NULL
+    WHERE d.room_id IS NULL OR d.room_id IS NOT DISTINCT FROM w.room_id
+       OR NOT EXISTS (SELECT 1 FROM residents o WHERE o.room_id = d.room_id)
+), site_rows AS MATERIALIZED (
+    -- one range scan of the window, joined by hash below: a per-device index probe
+    -- over the bucket range is what the planner picks with stale device statistics
+    SELECT r.* FROM {table} r
+    WHERE r.bucket >= %(since)s AND r.bucket < %(until)s AND r.resident_id IS NULL
+      AND r.code = ANY(%(codes)s) AND r.site_id IN (SELECT site_id FROM who)
+)
+SELECT r.resident_id AS rid, r.bucket, r.device_id, r.code, r.n, r.sum, r.min, r.max,
+       r.site_id
+FROM {table} r
+WHERE r.bucket >= %(since)s AND r.bucket < %(until)s AND r.resident_id = ANY(%(res)s)
+  AND r.code = ANY(%(codes)s)
+UNION ALL
+SELECT s.rid, r.bucket, r.device_id, r.code, r.n, r.sum, r.min, r.max, r.site_id
+FROM site_rows r JOIN shared s ON s.device_id = r.device_id
+"""
+
+
+def _rows_args(since: datetime, until: datetime, residents: Sequence[str]) -> dict[str, Any]:
+    return {"res": list(residents), "since": since, "until": until, "codes": list(FEATURE_CODES)}
+
+
 def read_rollups(
     conn: Conn,
     since: datetime,
@@ -62,29 +102,27 @@ def read_rollups(
     residents: Sequence[str],
     table: str = "rollup_1h",
 ) -> dict[str, list[RollupRow]]:
-    """Rollup rows of ``residents`` with ``since <= bucket < until``, by resident."""
+    """Rollup rows of ``residents`` with ``since <= bucket < until``, by resident: their
+    own devices' rows and their site's shared sensors' rows (with ``resident_id`` set
+    to the resident they are read for)."""
     if table not in ROLLUP_TABLES:
         raise StoreError(f"unknown rollup table {table!r}")
     out: dict[str, list[RollupRow]] = {r: [] for r in residents}
     try:
         with conn.cursor() as cur:
-            cur.execute(
-                f"SELECT bucket, resident_id, site_id, device_id, code, n, sum, min, max "  # noqa: S608
-                f"FROM {table} WHERE bucket >= %s AND bucket < %s AND resident_id = ANY(%s)",
-                (since, until, list(residents)),
-            )
-            for row in cur:
-                out[row[1]].append(
+            cur.execute(_ROWS_SQL.format(table=table), _rows_args(since, until, residents))
+            for rid, bucket, device, code, n, total, lo, hi, site in cur:
+                out[rid].append(
                     RollupRow(
-                        row[0],
-                        row[1],
-                        row[2],
-                        row[3],
-                        row[4],
-                        int(row[5]),
-                        float(row[6] if row[6] is not None else 0.0),
-                        float(row[7] if row[7] is not None else 0.0),
-                        float(row[8] if row[8] is not None else 0.0),
+                        bucket,
+                        rid,
+                        site,
+                        device,
+                        code,
+                        int(n),
+                        float(total if total is not None else 0.0),
+                        float(lo if lo is not None else 0.0),
+                        float(hi if hi is not None else 0.0),
                     )
                 )
     except psycopg.errors.UndefinedTable as err:
@@ -95,11 +133,23 @@ def read_rollups(
 
 
 def residents_with_data(conn: Conn, since: datetime, until: datetime) -> list[str]:
+    """Residents with rollup rows of their own or of their site's shared sensors."""
     try:
         rows = conn.execute(
-            "SELECT DISTINCT resident_id FROM rollup_1h "
-            "WHERE bucket >= %s AND bucket < %s AND resident_id IS NOT NULL ORDER BY 1",
-            (since, until),
+            """
+            WITH sites AS (
+                SELECT DISTINCT site_id FROM rollup_1h
+                WHERE bucket >= %(since)s AND bucket < %(until)s AND resident_id IS NULL
+                  AND code = ANY(%(codes)s)
+            )
+            SELECT DISTINCT resident_id FROM rollup_1h
+            WHERE bucket >= %(since)s AND bucket < %(until)s AND resident_id IS NOT NULL
+              AND code = ANY(%(codes)s)
+            UNION
+            SELECT r.id FROM residents r JOIN sites s ON s.site_id = r.site_id
+            ORDER BY 1
+            """,
+            {"since": since, "until": until, "codes": list(FEATURE_CODES)},
         ).fetchall()
     except psycopg.errors.UndefinedTable as err:
         raise StoreError(
@@ -129,7 +179,9 @@ def _pivot_sql() -> str:
     exprs = {
         **{f"motion_{g}": e for g, e in zip(ROOMS, motion, strict=True)},
         "door_open": "sum(r.sum) FILTER (WHERE r.code = 'door')",
-        "steps": "sum(r.sum) FILTER (WHERE r.code = 'steps')",
+        "steps_n": "sum(r.n) FILTER (WHERE r.code = 'steps')",
+        "steps_min": "min(r.min) FILTER (WHERE r.code = 'steps')",
+        "steps_max": "max(r.max) FILTER (WHERE r.code = 'steps')",
         "bed_sum": "sum(r.sum) FILTER (WHERE r.code = 'bed_occupancy')",
         "bed_n": "sum(r.n) FILTER (WHERE r.code = 'bed_occupancy')",
         "hr_sum": "sum(r.sum) FILTER (WHERE r.code = 'heart_rate')",
@@ -146,16 +198,22 @@ def _pivot_sql() -> str:
     assert tuple(exprs) == ACCUMULATORS
     columns = ", ".join(f"({e})::float8" for e in exprs.values())
     return (
-        f"SELECT r.resident_id, r.bucket, {columns} "  # noqa: S608
-        "FROM rollup_1h r LEFT JOIN devices d ON d.id = r.device_id "
+        f"SELECT r.rid, r.bucket, {columns} "  # noqa: S608
+        f"FROM ({_ROWS_SQL.format(table='rollup_1h')}) r "
+        "LEFT JOIN devices d ON d.id = r.device_id "
         "LEFT JOIN rooms rm ON rm.id = d.room_id "
-        "WHERE r.bucket >= %s AND r.bucket < %s AND r.resident_id = ANY(%s) "
-        "GROUP BY r.resident_id, r.bucket"
+        "GROUP BY r.rid, r.bucket"
     )
 
 
 _PIVOT = _pivot_sql()
-_MIN_MAX = {ACC["hr_min"]: np.inf, ACC["hr_max"]: -np.inf, ACC["spo2_min"]: np.inf}
+_MIN_MAX = {
+    ACC["hr_min"]: np.inf,
+    ACC["hr_max"]: -np.inf,
+    ACC["spo2_min"]: np.inf,
+    ACC["steps_min"]: np.inf,
+    ACC["steps_max"]: -np.inf,
+}
 
 
 def read_hourly(
@@ -169,7 +227,7 @@ def read_hourly(
     acc = {r: empty_accumulators(hours) for r in residents}
     try:
         with conn.cursor() as cur:
-            cur.execute(_PIVOT, (since, until, list(residents)))
+            cur.execute(_PIVOT, _rows_args(since, until, residents))
             for row in cur:
                 i = int((row[1] - since) / HOUR)
                 values = [0.0 if v is None else v for v in row[2:]]

@@ -57,6 +57,8 @@ EPS_ALPHA, EPS_BETA = 0.05, 0.05
 NIGHT_SCORED = frozenset({23, 0, 1, 2, 3, 4})
 LAST_WAKE_HOUR = 14
 UNSEEN = 0.5
+#: A wake-up hour counts as seen with this much (pseudo-)mass in the histogram.
+SEEN_MASS = 0.05
 DRIFT_HOUR = 8
 
 
@@ -348,8 +350,14 @@ class RoutineModel:
             return None  # no data at all from the home: a connectivity problem, not a person
         wk = int(m.weekend[i])
         hist = self.wake[wk]
-        # "later than ever seen" keeps half a day of mass, so few days never look certain
-        survival = float((hist[hour + 1 :].sum() + UNSEEN) / (hist.sum() + UNSEEN))
+        # "later than ever seen" keeps half a day of mass, so few days never look
+        # certain; it halves with every hour past the latest hour seen (being three hours
+        # later than ever is less likely than one), else a fixed half day over ~15 days
+        # of history stays above p_missed at every hour and the detector cannot fire
+        seen = np.nonzero(hist[:24] >= SEEN_MASS)[0]
+        beyond = max(0, hour - int(seen.max())) if len(seen) else 0
+        unseen = UNSEEN * 0.5**beyond
+        survival = float((hist[hour + 1 :].sum() + unseen) / (hist.sum() + UNSEEN))
         if survival >= self.thresholds.p_missed:
             return None
         cdf = np.cumsum(hist[:24]) / hist.sum()

@@ -7,7 +7,9 @@ care profile while history is short.  An hour is anomalous when one feature is
 ``z_alone`` robust z-scores from normal, or when the IsolationForest (trained on the
 resident's own z-vectors) calls the hour an outlier and one feature is ``z_with_forest``
 away.  The explanation names the most deviating feature, observed vs expected, and z.
-A raised heart rate while walking (steps in the hour) is not an anomaly.
+A raised heart rate while walking (steps in the hour) is not an anomaly, and the
+heart-rate range of an hour is judged only in hours without any movement (out-of-bed
+activity or steps): getting up for the toilet at night widens it, as it should.
 """
 
 from __future__ import annotations
@@ -162,7 +164,8 @@ class VitalsModel:
         if steps >= STEPS_EXERCISE:
             # walking explains a raised heart rate and range
             az[0] = az[0] if z[0] < 0 else 0.0
-            az[1] = 0.0
+        if steps > 0 or float(m.column("out_of_bed")[i]) > 0:
+            az[1] = 0.0  # moving about explains a wide heart-rate range (a resting signal)
         j = int(np.argmax(az))
         top = float(az[j])
         forest_score = None

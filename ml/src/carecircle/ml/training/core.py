@@ -23,7 +23,7 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as err:
         raise ConfigError(
-            f"ml_timezone {name!r} is not a known time zone (e.g. Asia/Shanghai)"
+            f"timezone {name!r} is not a known time zone (e.g. Asia/Shanghai)"
         ) from err
 
 

@@ -28,7 +28,7 @@ def train_config(settings: PlatformSettings) -> TrainConfig:
         seed=settings.ml_seed,
         window_days=settings.ml_window_days,
         holdout_days=settings.ml_holdout_days,
-        tz=zone(settings.ml_timezone),
+        tz=zone(settings.timezone),
     )
 
 
@@ -54,13 +54,13 @@ def hourly_scoring(
     with connect(
         settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
     ) as conn:
-        return score_hour(conn, registry, clock.now(), zone(settings.ml_timezone))
+        return score_hour(conn, registry, clock.now(), zone(settings.timezone))
 
 
 def register_jobs(scheduler: Any, settings: PlatformSettings, clock: Clock | None = None) -> None:
     """Add ``ml-train`` (nightly) and ``ml-score`` (hourly) to an APScheduler 3 scheduler."""
     clock = clock or SystemClock()
-    tz = zone(settings.ml_timezone)
+    tz = zone(settings.timezone)
     registry = registry_of(settings)
     scheduler.add_job(
         nightly_training,

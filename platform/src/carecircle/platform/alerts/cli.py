@@ -157,9 +157,7 @@ def check_cmd(
         if now.tzinfo is None:
             raise ConfigError("--at needs a UTC offset")
     with connect(s.database_url, timeout_s=s.db_connect_timeout_s, autocommit=True) as conn:
-        report = run_absence_checks(
-            conn, now, ZoneInfo(s.alerts_timezone), site_ids=list(sites) or None
-        )
+        report = run_absence_checks(conn, now, ZoneInfo(s.timezone), site_ids=list(sites) or None)
     _echo(report.__dict__)
 
 

@@ -74,9 +74,34 @@ class ThresholdRule(_Rule):
     within_s: int = Field(default=0, ge=0, le=86_400)
     max_gap_s: int = Field(default=180, gt=0, le=86_400)
     months: list[int] | None = None
+    #: > 0: ``threshold`` is a rise (above) or fall (below) from the person's own median
+    #: of this long before the judged run — for signals whose normal level differs from
+    #: person to person and with the surroundings (wrist skin temperature).
+    baseline_s: int = Field(default=0, ge=0, le=7 * 86_400)
+    #: With ``baseline_s``: only a reading beyond this absolute value is worth judging.
+    prefilter: float | None = None
+    #: The same kind judged on another signal of the kind (see ``SIGNALS``), with its own
+    #: conditions: fever on body temperature or on wrist skin temperature.
+    by_code: dict[str, ThresholdRule] = Field(default_factory=dict)
+
+    def for_code(self, code: Code, primary: Code) -> ThresholdRule | None:
+        """The rule that judges ``code`` (``primary``: this one)."""
+        return self if code is primary else self.by_code.get(code.value)
+
+    def worth_reading(self, value: float, direction: Literal["above", "below"]) -> bool:
+        """Does one reading justify reading the window from the store?"""
+        if self.baseline_s:
+            if self.prefilter is None:
+                return True
+            return value > self.prefilter if direction == "above" else value < self.prefilter
+        return value > self.threshold if direction == "above" else value < self.threshold
 
     @model_validator(mode="after")
     def _self_consistent(self) -> ThresholdRule:
+        if any(sub.by_code for sub in self.by_code.values()):
+            raise ValueError("a by_code rule cannot have its own by_code")
+        if self.baseline_s and self.threshold <= 0:
+            raise ValueError("with baseline_s the threshold is a change: it must be > 0")
         if self.duration_s == 0 and self.repetitions == 0:
             raise ValueError(
                 "duration_s and repetitions are both 0: the rule has no condition; "
@@ -208,10 +233,19 @@ class DeviceOfflineRule(_Rule):
 
     ``battery_min_timeout_s``/``mains_min_timeout_s`` raise a too-short provisioned
     timeout to a floor by power source; ``clear_after_s`` is the delayed clear.
+
+    ``min_offline_s``: no device is called offline before it has been silent this long,
+    even when its bridge or gateway reports it offline — radio links drop for minutes
+    (Zigbee), and the answer to a dead sensor is a visit, not a page.
+    ``wearable_min_timeout_s``: a band is out of range whenever its wearer is out
+    (outings, day care, a night at the family's); only a band silent this long is
+    called offline.
     """
 
     battery_min_timeout_s: int = Field(default=0, ge=0)
     mains_min_timeout_s: int = Field(default=0, ge=0)
+    min_offline_s: int = Field(default=3600, ge=0)
+    wearable_min_timeout_s: int = Field(default=24 * 3600, ge=0)
     clear_after_s: int = Field(default=600, ge=0)
 
 
@@ -235,7 +269,7 @@ class ImmediateRule(_Rule):
     """SOS, fall, smoke, gas, CO, water leak: on every activation. Can be disabled per site."""
 
 
-#: Code and direction of each threshold kind.
+#: Primary code and direction of each threshold kind (its rule's top-level fields).
 SIGNAL: Final[dict[AlertKind, tuple[Code, Literal["above", "below"]]]] = {
     K.TACHYCARDIA: (Code.HEART_RATE, "above"),
     K.BRADYCARDIA: (Code.HEART_RATE, "below"),
@@ -244,6 +278,15 @@ SIGNAL: Final[dict[AlertKind, tuple[Code, Literal["above", "below"]]]] = {
     K.COLD_ROOM: (Code.ROOM_TEMPERATURE, "below"),
     K.HEAT: (Code.ROOM_TEMPERATURE, "above"),
 }
+#: Other codes a kind may be judged on, each with its own rule in ``by_code``: a band
+#: measures wrist skin temperature, not body temperature.
+EXTRA_SIGNALS: Final[dict[AlertKind, tuple[Code, ...]]] = {
+    K.FEVER: (Code.SKIN_TEMPERATURE,),
+}
+#: Every (kind, code, direction) the engine watches.
+SIGNALS: Final[tuple[tuple[AlertKind, Code, Literal["above", "below"]], ...]] = tuple(
+    (k, c, d) for k, (primary, d) in SIGNAL.items() for c in (primary, *EXTRA_SIGNALS.get(k, ()))
+)
 VITAL_KINDS: Final = frozenset({K.TACHYCARDIA, K.BRADYCARDIA, K.LOW_SPO2, K.FEVER})
 ENVIRONMENT_KINDS: Final = frozenset({K.COLD_ROOM, K.HEAT})
 
@@ -263,9 +306,27 @@ _BASE_DEFAULTS: Final[dict[AlertKind, dict[str, Any]]] = {
     K.TACHYCARDIA: {"threshold": 120, "duration_s": 300, "repetitions": 3, "within_s": 600},
     K.BRADYCARDIA: {"threshold": 40, "duration_s": 300, "repetitions": 3, "within_s": 600},
     K.LOW_SPO2: {"threshold": 90, "duration_s": 300, "repetitions": 3, "within_s": 900},
-    K.FEVER: {"threshold": 38.0, "repetitions": 2, "within_s": 3600},
+    K.FEVER: {
+        "threshold": 38.0,
+        "repetitions": 2,
+        "within_s": 3600,
+        "by_code": {
+            # wrist skin temperature: 1.5 °C above the wearer's own median of the last
+            # day, for 30 min (band readings every ~4 min); docs/alerts.md, "Fever"
+            "skin_temperature": {
+                "threshold": 1.5,
+                "baseline_s": 86_400,
+                "prefilter": 34.5,
+                "duration_s": 1800,
+                "max_gap_s": 600,
+            }
+        },
+    },
     K.COLD_ROOM: {
-        "threshold": 12.0,
+        # unheated homes of the deployment region sit at 9-14 °C on winter nights
+        # (docs/alerts.md, "Cold room"); 8 °C for 30 min is a heating failure or worse.
+        # Heated homes and nursing homes set their site's rule higher (e.g. 16).
+        "threshold": 8.0,
         "duration_s": 1800,
         "max_gap_s": 900,
         "months": [11, 12, 1, 2, 3],
@@ -321,19 +382,36 @@ def validate_rule(kind: AlertKind | str, params: Mapping[str, Any]) -> _Rule:
         raise RuleInvalid(f"{k.value}: {_reason(err)}") from err
     if isinstance(rule, ThresholdRule):
         code, direction = SIGNAL[k]
-        s = spec(code)
-        lo, hi = s.minimum, s.maximum
-        if direction == "above" and hi is not None and rule.threshold >= hi:
-            raise RuleInvalid(
-                f"{k.value}: {code.value} above {rule.threshold:g} can never happen "
-                f"(possible values end at {hi:g} {s.unit})"
-            )
-        if direction == "below" and lo is not None and rule.threshold <= lo:
-            raise RuleInvalid(
-                f"{k.value}: {code.value} below {rule.threshold:g} can never happen "
-                f"(possible values start at {lo:g} {s.unit})"
-            )
+        allowed = {c.value for c in EXTRA_SIGNALS.get(k, ())}
+        for name in rule.by_code:
+            if name not in allowed:
+                raise RuleInvalid(
+                    f"{k.value}: by_code {name!r} is not a signal of this kind"
+                    f" (allowed: {', '.join(sorted(allowed)) or 'none'})"
+                )
+        _check_range(k, code, direction, rule)
+        for name, sub in rule.by_code.items():
+            _check_range(k, Code(name), direction, sub)
     return rule
+
+
+def _check_range(
+    k: AlertKind, code: Code, direction: Literal["above", "below"], rule: ThresholdRule
+) -> None:
+    if rule.baseline_s:
+        return  # a change from the person's own level: any level is possible
+    s = spec(code)
+    lo, hi = s.minimum, s.maximum
+    if direction == "above" and hi is not None and rule.threshold >= hi:
+        raise RuleInvalid(
+            f"{k.value}: {code.value} above {rule.threshold:g} can never happen "
+            f"(possible values end at {hi:g} {s.unit})"
+        )
+    if direction == "below" and lo is not None and rule.threshold <= lo:
+        raise RuleInvalid(
+            f"{k.value}: {code.value} below {rule.threshold:g} can never happen "
+            f"(possible values start at {lo:g} {s.unit})"
+        )
 
 
 def check_consistency(rules: Mapping[AlertKind, _Rule]) -> list[str]:

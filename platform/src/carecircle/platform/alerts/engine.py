@@ -37,6 +37,7 @@ from carecircle.platform.alerts import repository, store
 from carecircle.platform.alerts.config import (
     ENVIRONMENT_KINDS,
     SIGNAL,
+    SIGNALS,
     VITAL_KINDS,
     NightWanderingRule,
     RuleBook,
@@ -51,7 +52,6 @@ from carecircle.platform.alerts.detectors.immediate import (
     immediate_kind,
 )
 from carecircle.platform.alerts.detectors.threshold import (
-    crosses,
     evaluate_threshold,
     window_needed,
 )
@@ -111,8 +111,10 @@ def is_activation(env: Envelope) -> bool:
     code, value = env.payload.code, env.payload.value
     if code in (Code.DOOR, Code.BUTTON):
         return True  # opening and closing both need a person
-    if code is Code.BED_OCCUPANCY:
-        return False  # a change in/out of bed is tracked as last_change_at
+    if code in (Code.BED_OCCUPANCY, Code.STEPS):
+        # a change in/out of bed, and a rise of the day's cumulative step count, are
+        # tracked as last_change_at (a band re-sends the same count every 2 minutes)
+        return False
     return value is not None and value > 0
 
 
@@ -229,7 +231,7 @@ class AlertEngine:
             lambda ids: store.residents_of_sites(conn, ids),
         )
         drafts: list[AlertDraft] = []
-        vitals: dict[tuple[str, AlertKind], datetime] = {}
+        vitals: dict[tuple[str, AlertKind, Code], datetime] = {}
         climate: dict[tuple[str, AlertKind], Envelope] = {}
         for e in items:
             ctx = residents.get(e.res) if e.res else None
@@ -257,40 +259,28 @@ class AlertEngine:
                         else:
                             drafts.append(d)
                 continue
-            if code is Code.AVAILABILITY and e.payload.value == 0:
-                kind = AlertKind.DEVICE_OFFLINE
-                if self._rule(book, kind, ctx, e.site) is not None:
-                    drafts.append(
-                        AlertDraft(
-                            subject=e.dev,
-                            site_id=e.site,
-                            kind=kind.value,
-                            severity=SEVERITY[kind],
-                            detector="rule:device_offline",
-                            at=e.ts,
-                            resident_id=e.res,
-                            device_id=e.dev,
-                            message="gateway reports the device offline",
-                            explanation={"availability": 0, "msg_id": str(e.id)},
-                        )
-                    )
+            if code is Code.AVAILABILITY:
+                # a device reported offline (bridge, gateway liveness) is judged by the
+                # scheduled device check, after DeviceOfflineRule.min_offline_s: links drop
+                # for minutes, bands are out of range whenever their wearer is out
                 continue
             if e.kind is not Kind.READING or e.payload.value is None:
                 continue
             # 3. threshold rules: note crossings, judge windows below (one read per key)
-            for tkind, (tcode, direction) in SIGNAL.items():
+            for tkind, tcode, direction in SIGNALS:
                 if tcode is not code:
                     continue
                 if tkind in VITAL_KINDS and ctx is None:
                     continue
-                rule = self._rule(book, tkind, ctx, e.site)
-                if not isinstance(rule, ThresholdRule):
-                    continue
-                if not crosses(e.payload.value, rule.threshold, direction):
+                top = self._rule(book, tkind, ctx, e.site)
+                rule = (
+                    top.for_code(code, SIGNAL[tkind][0]) if isinstance(top, ThresholdRule) else None
+                )
+                if rule is None or not rule.worth_reading(e.payload.value, direction):
                     continue
                 if tkind in VITAL_KINDS:
                     assert e.res is not None
-                    key = (e.res, tkind)
+                    key = (e.res, tkind, code)
                     if key not in vitals or vitals[key] < e.ts:
                         vitals[key] = e.ts
                 elif tkind in ENVIRONMENT_KINDS:
@@ -319,10 +309,12 @@ class AlertEngine:
             ],
         )
         # threshold windows, read from the store
-        for (rid, tkind), at in vitals.items():
+        for (rid, tkind, vcode), at in sorted(vitals.items(), key=lambda kv: kv[1]):
             ctx = residents.get(rid)
             assert ctx is not None
-            drafts.extend(self._judge_window(conn, book, tkind, at, ctx, rid, None, ctx.site_id))
+            drafts.extend(
+                self._judge_window(conn, book, tkind, at, ctx, rid, None, ctx.site_id, vcode)
+            )
         for (dev, tkind), e in climate.items():
             ctx = residents.get(e.res) if e.res else None
             drafts.extend(self._judge_window(conn, book, tkind, e.ts, ctx, e.res, dev, e.site))
@@ -338,10 +330,14 @@ class AlertEngine:
         resident_id: str | None,
         device_id: str | None,
         site_id: str,
+        code: Code | None = None,
     ) -> list[AlertDraft]:
-        rule = self._rule(book, kind, ctx, site_id)
-        assert isinstance(rule, ThresholdRule)
-        code, direction = SIGNAL[kind]
+        top = self._rule(book, kind, ctx, site_id)
+        assert isinstance(top, ThresholdRule)
+        primary, direction = SIGNAL[kind]
+        code = code or primary
+        rule = top.for_code(code, primary)
+        assert rule is not None
         since = at - window_needed(rule)
         self.stats.window_queries += 1
         started = time.perf_counter()
@@ -418,7 +414,7 @@ def build_engine(settings: Any, clock: Clock | None = None) -> AlertEngine:
     timeout = settings.db_connect_timeout_s
     return AlertEngine(
         connect=lambda: connect(url, timeout_s=timeout, autocommit=True),
-        tz=ZoneInfo(settings.alerts_timezone),
+        tz=ZoneInfo(settings.timezone),
         clock=clock or SystemClock(),
         cache_ttl_s=float(settings.alerts_cache_s),
         flap=FlapPolicy(settings.alerts_flap_count, settings.alerts_flap_window_s),

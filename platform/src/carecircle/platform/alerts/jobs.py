@@ -17,6 +17,7 @@ residents' presence, devices and gateways; judges the pure detectors of
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
@@ -119,12 +120,13 @@ def run_absence_checks(
     residents = store.residents(conn, site_ids=site_ids)
     activity = store.activity_entries(conn, site_ids)
     findings: list[Finding] = []
+    per_site = Counter(ctx.site_id for ctx in residents.values())
     for rid, ctx in residents.items():
         report.residents += 1
         if ctx.away(now):
             report.suppressed += 1
             continue
-        summary = ActivitySummary(ctx, activity.get(rid, []))
+        summary = ActivitySummary(ctx, activity.get(rid, []), per_site[ctx.site_id] - 1)
         findings += _resident_findings(ctx, summary, book, now, tz, report)
 
     gateways = {g.id: g for g in store.gateway_states(conn, site_ids)}
@@ -234,7 +236,7 @@ def register_jobs(
 ) -> None:
     """Add the alerts jobs to an APScheduler 3 scheduler (``PlatformSettings`` fields)."""
     scheduler.add_job(
-        absence_job(connect, ZoneInfo(settings.alerts_timezone), clock),
+        absence_job(connect, ZoneInfo(settings.timezone), clock),
         "interval",
         seconds=settings.alerts_absence_interval_s,
         id=JOB_ID,

@@ -190,15 +190,15 @@ def activity_entries(
                OR NOT EXISTS (SELECT 1 FROM residents o WHERE o.room_id = a.room_id)
         )
         SELECT a.rid, a.device_id, rm.kind, a.code, a.last_active_at, a.last_value,
-               a.last_change_at
+               a.last_change_at, a.resident_id IS NOT DISTINCT FROM a.rid, a.last_value_at
         FROM a LEFT JOIN rooms rm ON rm.id = a.room_id
         """,
         {"sites": list(site_ids) if site_ids is not None else None},
     ).fetchall()
     out: dict[str, list[ActivityEntry]] = {}
-    for rid, dev, room_kind, code, active_at, value, change_at in rows:
+    for rid, dev, room_kind, code, active_at, value, change_at, own, value_at in rows:
         out.setdefault(rid, []).append(
-            ActivityEntry(dev, room_kind, code, active_at, value, change_at)
+            ActivityEntry(dev, room_kind, code, active_at, value, change_at, own, value_at)
         )
     return out
 
@@ -206,7 +206,7 @@ def activity_entries(
 def device_states(conn: Conn, site_ids: Sequence[str] | None = None) -> list[DeviceState]:
     rows = conn.execute(
         "SELECT id, site_id, gateway_id, resident_id, power, offline_timeout_s, status, "
-        "last_seen, battery FROM devices WHERE retired_at IS NULL "
+        "last_seen, battery, type FROM devices WHERE retired_at IS NULL "
         "AND (%(sites)s::text[] IS NULL OR site_id = ANY(%(sites)s))",
         {"sites": list(site_ids) if site_ids is not None else None},
     ).fetchall()

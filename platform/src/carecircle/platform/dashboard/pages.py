@@ -124,7 +124,7 @@ def _render(
             "lang": lang,
             "principal": p,
             "path": request.url.path,
-            "tz": ZoneInfo(_st(request).settings.display_timezone),
+            "tz": ZoneInfo(_st(request).settings.timezone),
             "now": _st(request).clock.now(),
             **ctx,
         },
@@ -312,7 +312,7 @@ def resident_page(request: Request, resident_id: str) -> Response:
     except _Redirect as redirect:
         return _remember_lang(request, redirect.response)
     st = _st(request)
-    now = st.clock.now().astimezone(ZoneInfo(st.settings.display_timezone))
+    now = st.clock.now().astimezone(ZoneInfo(st.settings.timezone))
     with st.pool.connection() as conn:
         try:
             require(

@@ -24,10 +24,10 @@ from carecircle.platform.settings import PlatformSettings
 
 def timezone_of(settings: PlatformSettings) -> ZoneInfo:
     try:
-        return ZoneInfo(settings.dispatch_timezone)
+        return ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError) as err:
         raise ConfigError(
-            f"dispatch_timezone {settings.dispatch_timezone!r} is not a known time zone "
+            f"timezone {settings.timezone!r} is not a known time zone "
             "(use an IANA name such as Asia/Shanghai)"
         ) from err
 

@@ -431,7 +431,10 @@ class BatchWriter:
     ) -> None:
         latest: dict[str, _Touch] = {}
         received = max((m.received_at for m in messages), default=self._clock())
-        fresh_after = time.monotonic() - TOUCH_INTERVAL.total_seconds()
+        # the writer's clock, not the wall's: a replay in simulated time must write
+        # last_seen as often (in simulated time) as a live worker does
+        now_s = self._clock().timestamp()
+        fresh_after = now_s - TOUCH_INTERVAL.total_seconds()
         written_at = self._touch_written_at
         for env in items:
             code = env.payload.code
@@ -531,10 +534,9 @@ class BatchWriter:
                     "FROM unnest(%s::text[], %s::text[]) AS v(id, status) WHERE g.id = v.id",
                     ([g for g, _ in state_rows], [s for _, s in state_rows]),
                 )
-        mono = time.monotonic()
         for dev, t in dev_rows:
             if t.status == "online":
-                self._touch_written_at[dev] = mono
+                self._touch_written_at[dev] = now_s
             else:  # an offline device's next sign of life must be written at once
                 self._touch_written_at.pop(dev, None)
             prev = self._touched_devices.get(dev)

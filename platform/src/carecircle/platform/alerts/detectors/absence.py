@@ -23,6 +23,7 @@ from carecircle.platform.alerts.config import (
     InactivityRule,
     LowBatteryRule,
     MissedWakeupRule,
+    _in_window,
 )
 from carecircle.platform.alerts.context import ResidentCtx
 from carecircle.platform.alerts.kinds import SEVERITY, AlertKind
@@ -30,6 +31,10 @@ from carecircle.platform.alerts.repository import AlertDraft
 
 K = AlertKind
 BED = "bed_occupancy"
+STEPS = "steps"
+#: A resident's own band counts as reporting when it sent within this long.  It reports
+#: every 2 min while worn and within range of the home's receiver.
+BAND_FRESH = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -42,16 +47,50 @@ class ActivityEntry:
     last_active_at: datetime | None  #: last activation (motion/presence 1, door change, steps)
     last_value: float | None
     last_change_at: datetime | None  #: when the value last changed (bed: in/out)
+    #: The resident's own device (band, bed mat), not a sensor shared by the household.
+    own: bool = False
+    #: When the device last reported this code at all.
+    last_value_at: datetime | None = None
 
     def activity_time(self) -> datetime | None:
-        """When this sensor last showed someone moving (bed: last in/out change)."""
-        return self.last_change_at if self.code == BED else self.last_active_at
+        """When this sensor last showed someone moving.
+
+        Bed: the last in/out change.  Steps: the last time the day's cumulative count
+        went up (a band re-reporting the same count is not a step; the reset to 0 at
+        midnight is not one either).
+        """
+        if self.code == BED:
+            return self.last_change_at
+        if self.code == STEPS:
+            return self.last_change_at if (self.last_value or 0) > 0 else None
+        return self.last_active_at
 
 
 @dataclass(frozen=True)
 class ActivitySummary:
     resident: ResidentCtx
     entries: Sequence[ActivityEntry]
+    #: Other residents whose movements the shared sensors also see (a couple: 1).
+    housemates: int = 0
+
+    def personal(self, now: datetime) -> bool:
+        """Judge this resident on their own devices only?
+
+        Shared room sensors cannot tell housemates apart: a partner's movements would
+        hide the resident's missed wake-up or inactivity.  When the resident lives with
+        others and wears a band that is reporting (so they are at home), their own
+        steps and bed are the evidence; otherwise the shared sensors are.
+        """
+        if self.housemates == 0:
+            return False
+        return any(
+            e.own
+            and e.code == STEPS
+            and e.last_value_at is not None
+            # either way: the band's own clock may run ahead of the platform's
+            and abs(now - e.last_value_at) <= BAND_FRESH
+            for e in self.entries
+        )
 
 
 @dataclass(frozen=True)
@@ -100,27 +139,49 @@ def _at_local(day: datetime, t: object, tz: tzinfo) -> datetime:
     return datetime.combine(day.date(), t, tzinfo=tz)  # type: ignore[arg-type]
 
 
+def _latest(entries: Sequence[ActivityEntry], until: datetime) -> ActivityEntry | None:
+    """The entry with the latest activity at or before ``until``."""
+    best: ActivityEntry | None = None
+    bt: datetime | None = None
+    for e in entries:
+        t = e.activity_time()
+        if t is not None and t <= until and (bt is None or t > bt):
+            best, bt = e, t
+    return best
+
+
 def evaluate_inactivity(
     summary: ActivitySummary, rule: InactivityRule, now: datetime, tz: tzinfo
 ) -> list[Finding]:
-    """Too long since the last activity anywhere, with the limit of the room it was in."""
-    best: ActivityEntry | None = None
-    for e in summary.entries:
-        t = e.activity_time()
-        if t is not None and t <= now:
-            bt = best.activity_time() if best else None
-            if bt is None or t > bt:
-                best = e
+    """Too long since the last activity anywhere, with the limit of the room it was in.
+
+    With housemates and a reporting band (:meth:`ActivitySummary.personal`) the last
+    activity is the resident's own, and its room is unknown: the bedroom's limit at
+    night, the default limit by day.
+    """
+    personal = summary.personal(now)
+    entries = [e for e in summary.entries if e.own] if personal else summary.entries
+    best = _latest(entries, now)
     if best is None:
         return []
     last = best.activity_time()
     assert last is not None
     local = last.astimezone(tz)
-    limit = rule.limit_for(best.room_kind, local.time())
+    room_kind = best.room_kind
+    limit = rule.limit_for(room_kind, local.time())
+    if personal and room_kind is None:
+        # Where are they?  The household's room sensors cannot say (a housemate moves
+        # too), so: when the silence began or reaches into the night, most likely in bed
+        # (the bedroom's limit); otherwise the default limit.
+        night = _in_window(local.time(), rule.night_start, rule.night_end) or _in_window(
+            now.astimezone(tz).time(), rule.night_start, rule.night_end
+        )
+        room_kind = "bedroom" if night else None
+        limit = rule.limit_for(room_kind, local.time())
     silent = (now - last).total_seconds()
     if silent <= limit:
         return []
-    where = best.room_kind or "unknown room"
+    where = room_kind or "unknown room"
     return [
         Finding(
             _draft(
@@ -129,7 +190,8 @@ def evaluate_inactivity(
                 now,
                 f"no activity for {silent / 60:.0f} min since {where} at {local:%H:%M}",
                 last_activity=last.isoformat(),
-                last_room_kind=best.room_kind,
+                last_room_kind=room_kind,
+                own_devices_only=personal,
                 last_device_id=best.device_id,
                 limit_s=limit,
                 silent_s=silent,
@@ -137,6 +199,29 @@ def evaluate_inactivity(
             last,
         )
     ]
+
+
+#: Someone going out walks to the door: indoor activity this long before it.
+WALK_TO_DOOR = timedelta(minutes=15)
+
+
+def _is_front_door(e: ActivityEntry) -> bool:
+    return e.room_kind == "entrance" and e.code == "door"
+
+
+def _went_out(entries: Sequence[ActivityEntry], door: ActivityEntry) -> bool:
+    """Was the door opened from inside: indoor activity just before it?  A visitor or
+    a neighbour at the door of someone still in bed shows no such thing."""
+    t = door.activity_time()
+    if t is None:
+        return False
+    for e in entries:
+        if e is door or e.room_kind == "entrance":
+            continue
+        et = e.activity_time()
+        if et is not None and t - WALK_TO_DOOR <= et <= t:
+            return True
+    return False
 
 
 def evaluate_missed_wakeup(
@@ -150,22 +235,25 @@ def evaluate_missed_wakeup(
         return []
     if not summary.entries:
         return []  # no sensors reporting: device checks cover it
-    if rule.skip_if_out:
+    personal = summary.personal(now)
+    if rule.skip_if_out and not personal:
         last = max(
             (e for e in summary.entries if e.activity_time() is not None),
             key=lambda e: e.activity_time(),  # type: ignore[arg-type,return-value]
             default=None,
         )
-        if last is not None and last.room_kind == "entrance" and last.code == "door":
+        if last is not None and _is_front_door(last) and _went_out(summary.entries, last):
             return []
     for e in summary.entries:
         t = e.activity_time()
-        if t is None or t < start:
+        if t is None or t < start or (personal and not e.own):
             continue
         if e.code == BED:
             if rule.count_bed_exit:
                 return []
             continue
+        if _is_front_door(e) and not _went_out(summary.entries, e):
+            continue  # the door opened with nobody moving inside first: a caller, not them
         counted = e.room_kind != "bedroom" if rule.rooms is None else e.room_kind in rule.rooms
         if counted:
             return []
@@ -178,6 +266,7 @@ def evaluate_missed_wakeup(
                 f"no activity between {rule.start:%H:%M} and {rule.end:%H:%M}",
                 window=[start.isoformat(), end.isoformat()],
                 rooms=rule.rooms,
+                own_devices_only=personal,
             ),
             start,
         )
@@ -232,6 +321,7 @@ class DeviceState:
     status: str
     last_seen: datetime | None
     battery: float | None
+    type: str = ""
 
 
 @dataclass(frozen=True)
@@ -267,17 +357,27 @@ def evaluate_gateway(gw: GatewayState, rule: GatewayOfflineRule, now: datetime) 
     return [Finding(draft, since)]
 
 
+def _offline_floor(dev: DeviceState, rule: DeviceOfflineRule) -> int:
+    """Silence shorter than this is never called offline (see :class:`DeviceOfflineRule`)."""
+    wearable = rule.wearable_min_timeout_s if dev.type == "wearable" else 0
+    return max(rule.min_offline_s, wearable)
+
+
 def device_timeout_s(dev: DeviceState, rule: DeviceOfflineRule) -> int:
     floor = rule.mains_min_timeout_s if dev.power == "mains" else rule.battery_min_timeout_s
-    return max(dev.offline_timeout_s, floor)
+    return max(dev.offline_timeout_s, floor, _offline_floor(dev, rule))
 
 
 def device_offline(dev: DeviceState, rule: DeviceOfflineRule, now: datetime) -> bool:
-    if dev.status == "offline":
-        return True
+    """Silent beyond its timeout; reported offline (bridge, gateway) and silent beyond
+    the floor."""
     if dev.last_seen is None:
-        return False  # never seen yet: not provisioned on a gateway, nothing to judge
-    return (now - dev.last_seen).total_seconds() > device_timeout_s(dev, rule)
+        # never seen yet: nothing to judge, unless something reported it offline
+        return dev.status == "offline"
+    silent = (now - dev.last_seen).total_seconds()
+    if dev.status == "offline":
+        return silent > _offline_floor(dev, rule)
+    return silent > device_timeout_s(dev, rule)
 
 
 def evaluate_device(

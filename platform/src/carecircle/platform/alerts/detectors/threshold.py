@@ -26,7 +26,12 @@ def crosses(value: float, threshold: float, direction: Literal["above", "below"]
 
 def window_needed(rule: ThresholdRule) -> timedelta:
     """How far back the store must be read to judge ``rule``."""
-    return timedelta(seconds=max(rule.duration_s + rule.max_gap_s, rule.within_s))
+    recent = max(rule.duration_s + rule.max_gap_s, rule.within_s)
+    return timedelta(seconds=recent + rule.baseline_s)
+
+
+#: Readings needed before a person's own baseline is trusted (a band: ~1 h of wear).
+MIN_BASELINE = 12
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ def evaluate_threshold(
     pts = sorted((s for s in samples if s.time <= at), key=lambda s: s.time)
     if not pts:
         return Verdict(False, "", {})
+    if rule.baseline_s:
+        return _relative(pts, rule, direction, at, tz)
     base: dict[str, Any] = {
         "threshold": rule.threshold,
         "direction": direction,
@@ -97,3 +104,31 @@ def evaluate_threshold(
                 },
             )
     return Verdict(False, "", base)
+
+
+def _relative(
+    pts: list[Sample],
+    rule: ThresholdRule,
+    direction: Literal["above", "below"],
+    at: datetime,
+    tz: tzinfo | None,
+) -> Verdict:
+    """``rule.threshold`` is a change from the median of the ``baseline_s`` before the
+    recent window (the run being judged is not part of its own baseline)."""
+    recent = timedelta(seconds=max(rule.duration_s + rule.max_gap_s, rule.within_s))
+    cut = pts[-1].time - recent
+    old = sorted(s.value for s in pts if s.time < cut)
+    if len(old) < MIN_BASELINE:
+        return Verdict(False, "", {"reason": "no baseline yet", "baseline_readings": len(old)})
+    n = len(old)
+    median = old[n // 2] if n % 2 else (old[n // 2 - 1] + old[n // 2]) / 2
+    level = median + rule.threshold if direction == "above" else median - rule.threshold
+    absolute = rule.model_copy(update={"threshold": level, "baseline_s": 0})
+    verdict = evaluate_threshold([s for s in pts if s.time >= cut], absolute, direction, at, tz)
+    explanation = {
+        **verdict.explanation,
+        "baseline_median": round(median, 2),
+        "change": rule.threshold,
+        "threshold": round(level, 2),
+    }
+    return Verdict(verdict.fired, verdict.condition, explanation)

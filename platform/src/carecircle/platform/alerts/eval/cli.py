@@ -62,6 +62,11 @@ def load_alerts(conn: Conn, since: datetime, until: datetime) -> list[AlertRecor
     return [AlertRecord(*r) for r in rows]
 
 
+def served_sites(conn: Conn) -> set[str]:
+    """Sites with a gateway in this database (a replay shard provisions only its own)."""
+    return {str(r[0]) for r in conn.execute("SELECT DISTINCT site_id FROM gateways")}
+
+
 def count_residents(conn: Conn) -> int:
     row = conn.execute("SELECT count(*) FROM residents").fetchone()
     return int(row[0]) if row else 0
@@ -89,6 +94,17 @@ def _when(value: str) -> datetime:
 @click.option("--until", required=True, help="end of the scored range (RFC 3339)")
 @click.option("--database-url", help="PostgreSQL URL [CARECIRCLE_DATABASE_URL]")
 @click.option(
+    "--also-database-url",
+    "also_urls",
+    multiple=True,
+    help="score the alerts and residents of these databases too (replay shards)",
+)
+@click.option(
+    "--only-served-sites",
+    is_flag=True,
+    help="score only incidents at sites with a gateway in these databases (replay shards)",
+)
+@click.option(
     "--residents",
     type=click.IntRange(min=1),
     help="residents for false alerts per resident-day (default: count in the DB)",
@@ -115,6 +131,8 @@ def eval_cmd(
     since: str,
     until: str,
     database_url: str | None,
+    also_urls: tuple[str, ...],
+    only_served_sites: bool,
     residents: int | None,
     grace_minutes: int,
     out_path: Path,
@@ -130,7 +148,16 @@ def eval_cmd(
         settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
     ) as conn:
         alerts = load_alerts(conn, t0, t1)
-        n_res = residents or count_residents(conn)
+        n_res = count_residents(conn)
+        served = served_sites(conn)
+        for url in also_urls:
+            with connect(url, timeout_s=settings.db_connect_timeout_s, autocommit=True) as other:
+                alerts += load_alerts(other, t0, t1)
+                n_res += count_residents(other)
+                served |= served_sites(other)
+        n_res = residents or n_res
+        if only_served_sites:
+            incidents = [i for i in incidents if i.site_id in served]
         result = score(
             incidents,
             alerts,

@@ -172,7 +172,7 @@ def get_summary(
 ) -> SummaryOut:
     """The daily wellbeing summary: activity, alerts, and vitals if the caller may see them."""
     res = resident_access(conn, p, resident_id, Action.RESIDENT_SUMMARY)
-    tz = ZoneInfo(st.settings.display_timezone)
+    tz = ZoneInfo(st.settings.timezone)
     day = day or st.clock.now().astimezone(tz).date()
     if not date(2000, 1, 1) <= day <= date(2100, 1, 1):
         raise InvalidInput("day is out of range")
