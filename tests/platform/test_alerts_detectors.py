@@ -229,7 +229,10 @@ def test_missed_wakeup_window() -> None:
     assert evaluate_missed_wakeup(got_up, rule, local(9, 31), TZ) == []
     gone_out = ActivitySummary(
         RES,
-        [entry("kitchen", "motion", local(18, 0, 28)), entry("entrance", "door", local(18, 5, 28))],
+        [
+            entry("kitchen", "motion", local(18, 0, 28)),
+            entry("entrance", "door", None, 0, local(18, 5, 28)),  # closed behind them
+        ],
     )
     assert evaluate_missed_wakeup(gone_out, rule, local(9, 31), TZ) == []  # presumed out
     assert evaluate_missed_wakeup(gone_out, MissedWakeupRule(skip_if_out=False), local(9, 31), TZ)
@@ -417,14 +420,31 @@ def test_fever_on_the_wrist_is_a_rise_from_the_wearers_own_level() -> None:
 def test_a_caller_at_the_door_is_not_the_resident_getting_up() -> None:
     rule = MissedWakeupRule()
     caller = ActivitySummary(
-        RES, [entry("bathroom", "motion", local(3, 0)), entry("entrance", "door", local(8, 21))]
+        RES,
+        [
+            entry("bathroom", "motion", local(3, 0)),
+            entry("entrance", "door", None, 0, local(8, 21)),
+        ],
     )
     (f,) = evaluate_missed_wakeup(caller, rule, local(9, 31), TZ)
     assert f.draft.kind == "missed_wakeup"
     went_out = ActivitySummary(
-        RES, [entry("kitchen", "motion", local(8, 10)), entry("entrance", "door", local(8, 21))]
+        RES,
+        [
+            entry("kitchen", "motion", local(8, 10)),
+            entry("entrance", "door", None, 0, local(8, 21)),
+        ],
     )
     assert evaluate_missed_wakeup(went_out, rule, local(9, 31), TZ) == []
+    # the contact sensor re-reporting "closed" at 08:40 (no change) is nobody at the door
+    checkin = ActivitySummary(
+        RES,
+        [
+            entry("bathroom", "motion", local(3, 0)),
+            entry("entrance", "door", local(8, 40), 0, local(18, 5, 28)),
+        ],
+    )
+    assert evaluate_missed_wakeup(checkin, rule, local(9, 31), TZ)
 
 
 def test_a_band_wearer_silent_into_the_night_is_probably_in_bed() -> None:

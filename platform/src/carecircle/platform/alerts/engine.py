@@ -109,8 +109,12 @@ def is_flapping(closures: Sequence[datetime], now: datetime, policy: FlapPolicy)
 def is_activation(env: Envelope) -> bool:
     """Does this activity reading show someone moving?"""
     code, value = env.payload.code, env.payload.value
-    if code in (Code.DOOR, Code.BUTTON):
-        return True  # opening and closing both need a person
+    if code is Code.BUTTON:
+        return True
+    if code is Code.DOOR:
+        # opening and closing both need a person, but a contact sensor also re-reports
+        # "closed" every ~50 min: a door counts by its changes (last_change_at)
+        return False
     if code in (Code.BED_OCCUPANCY, Code.STEPS):
         # a change in/out of bed, and a rise of the day's cumulative step count, are
         # tracked as last_change_at (a band re-sends the same count every 2 minutes)

@@ -31,6 +31,7 @@ from carecircle.platform.alerts.repository import AlertDraft
 
 K = AlertKind
 BED = "bed_occupancy"
+DOOR = "door"
 STEPS = "steps"
 #: A resident's own band counts as reporting when it sent within this long.  It reports
 #: every 2 min while worn and within range of the home's receiver.
@@ -55,11 +56,12 @@ class ActivityEntry:
     def activity_time(self) -> datetime | None:
         """When this sensor last showed someone moving.
 
-        Bed: the last in/out change.  Steps: the last time the day's cumulative count
+        Bed and door: the last change (in/out, open/closed; a contact sensor re-reports
+        its state every ~50 min).  Steps: the last time the day's cumulative count
         went up (a band re-reporting the same count is not a step; the reset to 0 at
         midnight is not one either).
         """
-        if self.code == BED:
+        if self.code in (BED, DOOR):
             return self.last_change_at
         if self.code == STEPS:
             return self.last_change_at if (self.last_value or 0) > 0 else None
