@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import uuid
@@ -204,3 +205,31 @@ def test_a_push_the_broker_does_not_take_stays_pending(db: Conn, topic_root: str
         "SELECT config_version, config_pushed_version FROM gateways WHERE id = %s", (f"{p}gw0",)
     ).fetchone()
     assert row == (1, 0)
+
+
+def test_retire_commands_report_and_push(
+    db: Conn, database_url: str, mqtt_url: str, topic_root: str
+) -> None:
+    from click.testing import CliRunner
+
+    from carecircle.common.cli import cli
+
+    p = f"c{uuid.uuid4().hex[:6]}"
+    provision(db, population(p, gateways=1, devices=2))
+    common = ["--database-url", database_url, "--mqtt-url", mqtt_url, "--topic-root", topic_root]
+    runner = CliRunner()
+    try:
+        dev = runner.invoke(
+            cli, ["platform", "retire-device", f"{p}gw0-d0", "--reason", "lost", *common]
+        )
+        assert dev.exit_code == 0, dev.output
+        out = json.loads(dev.stdout.strip().splitlines()[-1])
+        assert out["retired_devices"] == [f"{p}gw0-d0"] and out["configs_pushed"] == 1
+        gw = runner.invoke(cli, ["platform", "retire-gateway", f"{p}gw0", "--no-push", *common])
+        out = json.loads(gw.stdout.strip().splitlines()[-1])
+        assert out["retired_devices"] == [f"{p}gw0-d1"] and out["configs_pushed"] == 0
+        missing = runner.invoke(cli, ["platform", "retire-device", f"{p}nope", *common])
+        # `carecircle` (common.cli.run) prints a CareCircleError as one line and exits 1
+        assert missing.exit_code != 0 and isinstance(missing.exception, NotFound)
+    finally:
+        clear_retained(mqtt_url, Topics(topic_root), [f"{p}gw0"])

@@ -28,6 +28,15 @@ from carecircle.platform.settings import PlatformSettings
 from carecircle.platform.store import connect
 
 
+def _push_now(conn: Any, settings: PlatformSettings, gateways: list[str]) -> list[str]:
+    """Publish the configs of ``gateways`` that changed (the scheduler retries a failure)."""
+    if not gateways:
+        return []
+    return push_pending_configs(
+        conn, BrokerAddress.from_url(settings.mqtt_url), Topics(settings.topic_root), only=gateways
+    )
+
+
 @click.command("provision")
 @click.option(
     "--file",
@@ -58,14 +67,7 @@ def provision_cmd(
         settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
     ) as conn:
         report = provision(conn, doc, writing_cipher(settings))
-        pushed: list[str] = []
-        if report.gateways and not no_push:
-            pushed = push_pending_configs(
-                conn,
-                BrokerAddress.from_url(settings.mqtt_url),
-                Topics(settings.topic_root),
-                only=report.gateways,
-            )
+        pushed = [] if no_push else _push_now(conn, settings, report.gateways)
     click.echo(
         json.dumps(
             {"changed": report.changed, "gateways": report.gateways, "configs_pushed": len(pushed)}
@@ -120,14 +122,7 @@ def _retire(
         report: RetireReport = retire(
             conn, object_id, actor=f"cli:{getpass.getuser()}", at=utcnow(), reason=reason
         )
-        pushed: list[str] = []
-        if report.gateways and not no_push:
-            pushed = push_pending_configs(
-                conn,
-                BrokerAddress.from_url(settings.mqtt_url),
-                Topics(settings.topic_root),
-                only=report.gateways,
-            )
+        pushed = [] if no_push else _push_now(conn, settings, report.gateways)
     click.echo(
         json.dumps(
             {
