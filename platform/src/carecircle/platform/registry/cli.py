@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ def push_configs_cmd(
 
 def _retire(
     cli: CliContext,
-    what: str,
+    retire: Callable[..., RetireReport],
     object_id: str,
     reason: str,
     database_url: str | None,
@@ -115,11 +116,10 @@ def _retire(
     settings = cli.settings(
         PlatformSettings, database_url=database_url, mqtt_url=mqtt_url, topic_root=topic_root
     )
-    retire = retire_device if what == "device" else retire_gateway
     with connect(
         settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
     ) as conn:
-        report: RetireReport = retire(
+        report = retire(
             conn, object_id, actor=f"cli:{getpass.getuser()}", at=utcnow(), reason=reason
         )
         pushed = [] if no_push else _push_now(conn, settings, report.gateways)
@@ -158,7 +158,7 @@ def _with_retire_options(f: Any) -> Any:
 @pass_cli
 def retire_device_cmd(cli: CliContext, /, device_id: str, **opts: Any) -> None:
     """Take a device out of service: history kept, removed from its gateway's config."""
-    _retire(cli, "device", device_id, **opts)
+    _retire(cli, retire_device, device_id, **opts)
 
 
 @click.command("retire-gateway")
@@ -167,4 +167,4 @@ def retire_device_cmd(cli: CliContext, /, device_id: str, **opts: Any) -> None:
 @pass_cli
 def retire_gateway_cmd(cli: CliContext, /, gateway_id: str, **opts: Any) -> None:
     """Take a gateway and its devices out of service and revoke its broker secret."""
-    _retire(cli, "gateway", gateway_id, **opts)
+    _retire(cli, retire_gateway, gateway_id, **opts)
