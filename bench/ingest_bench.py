@@ -47,6 +47,7 @@ from carecircle.common.contract import (
     SiteSpec,
     Topics,
     Uplink,
+    new_id,
 )
 from carecircle.common.mqtt import BrokerAddress, new_connection
 from carecircle.platform.registry import provision
@@ -105,8 +106,9 @@ def make_messages(
             for i in range(k, min(k + per_batch, per_gw)):
                 code, base, spread = CODES[i % len(CODES)]
                 ts = start + i * step
-                # ids start with 8 zero digits; each repeat round rewrites them (--duration)
-                mid = uuid.UUID("00000000" + uuid.uuid4().hex[8:])
+                # ids as gateways make them (UUIDv7, time-ordered), their last 8 hex
+                # digits zero; each repeat round rewrites those (--duration)
+                mid = uuid.UUID(int=new_id().int & ~0xFFFF_FFFF)
                 value = base + (i * 7919) % (spread + 1)
                 dev = f"{gw}-d{i % devices}"
                 items.append(
@@ -176,7 +178,7 @@ def publisher(
                 time.sleep(wait)
         rnd = n // per_round
         if rnd:  # a repeat round: fresh message ids, so the rows are new
-            payload = payload.replace(b'"id": "00000000', b'"id": "%08x' % rnd)
+            payload = payload.replace(b'00000000", "kind"', b'%08x", "kind"' % rnd)
         infos.append(conn.client.publish(topics.uplink(gw, Uplink.BATCH), payload, qos=1))
         if len(infos) > 150:
             infos.pop(0).wait_for_publish(60)

@@ -13,6 +13,7 @@ from carecircle.common.contract.envelope import (
     decode_batch,
     decode_envelope,
 )
+from carecircle.common.contract.ids import IdMaker, id_time_ms, new_id
 from carecircle.common.contract.provisioning import (
     DeviceSpec,
     FamilyLinkSpec,
@@ -53,6 +54,7 @@ __all__ = [
     "FamilyMemberSpec",
     "GatewayConfig",
     "GatewaySpec",
+    "IdMaker",
     "Ident",
     "Kind",
     "Payload",
@@ -69,5 +71,7 @@ __all__ = [
     "ValueType",
     "decode_batch",
     "decode_envelope",
+    "id_time_ms",
+    "new_id",
     "spec",
 ]

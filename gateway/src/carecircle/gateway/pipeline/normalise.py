@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from carecircle.common.contract import Envelope, Kind
+from carecircle.common.contract import Envelope, Kind, new_id
 from carecircle.gateway.adapters import AdapterResult, Bases, DeadLetter, Draft, HaEntity, route
 from carecircle.gateway.registry.registry import Registry
 
@@ -51,7 +50,7 @@ def dead_letter_record(
     """The JSON published on ``…/gw/{gw}/deadletter``."""
     raw = letter.payload
     record: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
+        "id": str(new_id()),
         "gw": gateway_id,
         "reason": letter.reason[:500],
         "topic": letter.topic[:512],
@@ -135,7 +134,7 @@ class Normaliser:
                 f"(received at {received_at.isoformat()})"
             )
         doc = {
-            "id": uuid.uuid4(),
+            "id": new_id(),
             "kind": draft.kind,
             "gw": self.gateway_id,
             "dev": b.id,
@@ -168,7 +167,7 @@ def make_status(
     """A gateway-made envelope (heartbeat, liveness availability)."""
     return Envelope.model_validate(
         {
-            "id": uuid.uuid4(),
+            "id": new_id(),
             "kind": kind,
             "gw": gateway_id,
             "dev": device_id,
