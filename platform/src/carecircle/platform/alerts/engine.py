@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import psycopg
 
@@ -67,6 +67,10 @@ from carecircle.platform.alerts.repository import AlertDraft, Conn
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+#: ``SIGNALS`` by code: the threshold kinds a reading of that code can feed.
+_SIGNALS_BY_CODE: dict[Code, tuple[tuple[AlertKind, Literal["above", "below"]], ...]] = {
+    c: tuple((k, d) for k, sc, d in SIGNALS if sc is c) for c in {sc for _, sc, _ in SIGNALS}
+}
 
 
 @dataclass
@@ -237,13 +241,23 @@ class AlertEngine:
         drafts: list[AlertDraft] = []
         vitals: dict[tuple[str, AlertKind, Code], datetime] = {}
         climate: dict[tuple[str, AlertKind], Envelope] = {}
+        # the book memoises too, but asking it costs a keyword dict per reading
+        memo: dict[tuple[AlertKind, str | None, str], _Rule | None] = {}
+
+        def rule_of(kind: AlertKind, ctx: ResidentCtx | None, site: str) -> _Rule | None:
+            key = (kind, ctx.id if ctx is not None else None, site)
+            if key in memo:
+                return memo[key]
+            found = memo[key] = self._rule(book, kind, ctx, site)
+            return found
+
         for e in items:
             ctx = residents.get(e.res) if e.res else None
             code = e.payload.code
             # 2. immediate events
             kind = immediate_kind(e)
             if kind is not None:
-                if self._rule(book, kind, ctx, e.site) is not None:
+                if rule_of(kind, ctx, e.site) is not None:
                     drafts.extend(evaluate_immediate(e))
                 continue
             if code is Code.DOOR and e.payload.value == 1 and e.room:
@@ -255,7 +269,7 @@ class AlertEngine:
                         ctx = self._lookup(
                             "resident", {rid}, lambda ids: store.residents(conn, ids)
                         ).get(rid)
-                rule = self._rule(book, AlertKind.NIGHT_WANDERING, ctx, e.site)
+                rule = rule_of(AlertKind.NIGHT_WANDERING, ctx, e.site)
                 if isinstance(rule, NightWanderingRule):
                     for d in evaluate_night_door(e, rooms.get(e.room), rule, self.tz, rid):
                         if ctx is not None and ctx.away(d.at):
@@ -271,12 +285,10 @@ class AlertEngine:
             if e.kind is not Kind.READING or e.payload.value is None:
                 continue
             # 3. threshold rules: note crossings, judge windows below (one read per key)
-            for tkind, tcode, direction in SIGNALS:
-                if tcode is not code:
-                    continue
+            for tkind, direction in _SIGNALS_BY_CODE.get(code, ()):
                 if tkind in VITAL_KINDS and ctx is None:
                     continue
-                top = self._rule(book, tkind, ctx, e.site)
+                top = rule_of(tkind, ctx, e.site)
                 rule = (
                     top.for_code(code, SIGNAL[tkind][0]) if isinstance(top, ThresholdRule) else None
                 )
@@ -300,7 +312,7 @@ class AlertEngine:
             [
                 store.ActivityUpdate(
                     e.dev,
-                    e.payload.code.value,
+                    e.payload.code._value_,
                     e.site,
                     e.res,
                     e.room,

@@ -288,7 +288,7 @@ class BatchWriter:
         events: list[tuple[object, ...]] = []
         envs: dict[uuid.UUID, Envelope] = {}
         minutes: set[tuple[int, int, int, int, int, tzinfo | None]] = set()
-        kinds = out.kinds
+        kinds: dict[Kind, int] = {}
         for msg, env in decoded:
             info = devices.get(env.dev)
             if info is None or info.gateway_id != env.gw:
@@ -308,7 +308,7 @@ class BatchWriter:
                 out.corrections += 1
             envs[env.id] = env
             kind = env.kind
-            kinds[kind.value] = kinds.get(kind.value, 0) + 1
+            kinds[kind] = kinds.get(kind, 0) + 1
             p = env.payload
             if kind is Kind.READING:
                 readings.append(
@@ -320,7 +320,7 @@ class BatchWriter:
                         env.dev,
                         info.resident_id,
                         info.site_id,
-                        p.code.value,
+                        p.code._value_,  # not .value: Enum's property costs ~0.6 µs a call
                         p.value,
                     )
                 )
@@ -336,12 +336,13 @@ class BatchWriter:
                         env.dev,
                         info.resident_id,
                         info.site_id,
-                        kind.value,
-                        p.code.value,
+                        kind._value_,
+                        p.code._value_,
                         p.value,
                         Jsonb(p.attrs),
                     )
                 )
+        out.kinds.update((k._value_, n) for k, n in kinds.items())
         buckets = sorted(
             {
                 int(datetime(y, mo, d, h, mi, tzinfo=tz).timestamp()) // 60
