@@ -286,7 +286,8 @@ class BatchWriter:
         devices = self._directory.resolve(conn, {env.dev for _, env in decoded})
         readings: list[tuple[object, ...]] = []
         events: list[tuple[object, ...]] = []
-        envs: dict[uuid.UUID, Envelope] = {}
+        # keyed by the id's integer: UUID.__hash__ is a Python-level call, int's is not
+        envs: dict[int, Envelope] = {}
         minutes: set[tuple[int, int, int, int, int, tzinfo | None]] = set()
         kinds: dict[Kind, int] = {}
         for msg, env in decoded:
@@ -300,13 +301,14 @@ class BatchWriter:
                 )
                 out.dead_letters.append(DeadLetter(msg.topic, env.gw, reason, env.to_json()))
                 continue
-            if env.id in envs:
+            key = env.id.int
+            if key in envs:
                 out.duplicates += 1
                 continue
             if env.res != info.resident_id or env.site != info.site_id:
                 env = env.model_copy(update={"res": info.resident_id, "site": info.site_id})
                 out.corrections += 1
-            envs[env.id] = env
+            envs[key] = env
             kind = env.kind
             kinds[kind] = kinds.get(kind, 0) + 1
             p = env.payload
@@ -372,9 +374,12 @@ class BatchWriter:
         if new_readings is None and new_events is None:
             out.new_items = list(envs.values())
         else:
-            fresh = (new_readings if new_readings is not None else {r[2] for r in readings}) | (
-                new_events if new_events is not None else {e[2] for e in events}
-            )
+            fresh = {
+                u.int
+                for u in (new_readings if new_readings is not None else {r[2] for r in readings})
+                | (new_events if new_events is not None else {e[2] for e in events})
+                if isinstance(u, uuid.UUID)
+            }
             out.new_items = [e for i, e in envs.items() if i in fresh]
         try:
             self._touch(conn, envs.values(), messages, gateway_states)
