@@ -13,7 +13,7 @@ topic                                          direction    payload
 ``{root}/v1/gw/{gw}/ingest``                   plat → gw    ``{"state":"online"}`` from an ingest
                                                             worker that is subscribed: the
                                                             gateway may send (never retained)
-``{root}/v1/gw/{gw}/cmd``                      plat → gw    commands
+``{root}/v1/gw/{gw}/cmd``                      plat → gw    reserved for commands (unused)
 ``{root}/v1/responder/{responder}/task``       plat → app   task offers and updates
 ``{root}/v1/platform/alerts``                  plat → UI    alert changes
 =============================================  ===========  ======================================
