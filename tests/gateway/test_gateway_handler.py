@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from carecircle.common.clock import ManualClock
 from carecircle.gateway.outbox import Lane
@@ -82,3 +87,27 @@ def test_pushed_configs_versions_and_refusals(tmp_path: Path) -> None:
     gw.outbox.close()
     again = Gateway(GatewaySettings(gateway_id="gw-0001", queue_path=tmp_path / "q.sqlite3"))
     assert again.registry.version == 4
+
+
+def test_local_subscriptions_count_only_once_granted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SUBACK decides: a refused filter is an error naming it (its devices would never
+    be heard); the gateway counts as subscribed only when something was granted."""
+    caplog.set_level(logging.INFO, "carecircle.gateway")
+    gw = gateway(tmp_path, ManualClock(T0))
+    granted, refused = (
+        ReasonCode(PacketTypes.SUBACK, "Granted QoS 1"),
+        ReasonCode(PacketTypes.SUBACK, "Not authorized"),
+    )
+    gw._local_subs[7] = ["z2m/#", "careband/#"]
+    gw._on_local_subscribe(None, None, 7, [refused, refused], None)  # type: ignore[arg-type]
+    assert not gw.local_subscribed.is_set()
+    assert "refused the subscription to z2m/# (Not authorized)" in caplog.text
+    assert "refused the subscription to careband/# (Not authorized)" in caplog.text
+    gw._local_subs[8] = ["z2m/#", "careband/#"]
+    gw._on_local_subscribe(None, None, 8, [granted, refused], None)  # type: ignore[arg-type]
+    assert gw.local_subscribed.is_set() and "granted 1 of 2 topic filters" in caplog.text
+    assert gw._local_subs == {}
+    gw._on_local_disconnect(None, None, None, refused, None)  # type: ignore[arg-type]
+    assert not gw.local_subscribed.is_set()

@@ -229,6 +229,9 @@ def test_outage_kill9_restore_every_reading_once_alarms_first(
         # the registry arrives from the platform (retained) and is cached before devices speak
         cache = queue.with_name(queue.name + ".config.json")
         wait(cache.exists, 10, "the pushed config to be cached")
+        # a first start has no local session before the SUBACK: devices speak after it
+        log = tmp_path / "gateway.log"
+        wait(lambda: "local broker granted" in log.read_text(), 10, "the local subscription")
         # phase 0, link up: proves the gateway is subscribed locally and sending
         for _ in range(10):
             reading("before")

@@ -88,6 +88,8 @@ def test_gateway_end_to_end(
     deadline_cfg = up.wait_for(lambda _m: gw.registry.version == 3)
     assert deadline_cfg is not None
     assert json.loads((tmp_path / "q.sqlite3.config.json").read_text())["version"] == 3
+    # a first start has no local session before the SUBACK: devices speak after it
+    assert gw.local_subscribed.wait(10)
 
     for i in range(30):
         pub.publish(
@@ -177,6 +179,7 @@ def test_uplink_is_held_until_an_ingest_worker_answers(
     try:
         up.wait_for(lambda m: any(t == topics.gateway_state(GW) for t, _, _ in m))
         up.wait_for(lambda _m: gw.registry.version >= 1)
+        assert gw.local_subscribed.wait(10)
         pub.publish(f"{topic_root}/zigbee2mqtt/sos_tuya", json.dumps({"action": "emergency"}))
         up.wait_for(lambda _m: gw.outbox.depth()[0] >= 1)  # the SOS is queued …
         time.sleep(1.5)

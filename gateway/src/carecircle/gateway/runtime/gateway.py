@@ -105,6 +105,11 @@ class Gateway:
         self.counters = Counters()
         self._lock = threading.Lock()  # one native message at a time through the pipeline
         self._ha_subscribed: set[str] = set()
+        #: SUBSCRIBE packet id → the topic filters it asked for (network thread only).
+        self._local_subs: dict[int, list[str]] = {}
+        #: Set when the local broker has granted this connection's subscriptions
+        #: (SUBACK); before that, on a first start, devices' messages have no session.
+        self.local_subscribed = threading.Event()
         self.uplink: UplinkSender | None = None
         self._local: MqttConnection | None = None
         self._stop = threading.Event()
@@ -349,6 +354,8 @@ class Gateway:
         c.reconnect_delay_set(min_delay=1, max_delay=max(1, s.uplink_reconnect_max_s))
         c.manual_ack_set(True)
         c.on_connect = self._on_local_connect
+        c.on_disconnect = self._on_local_disconnect
+        c.on_subscribe = self._on_local_subscribe
         c.on_message = self._on_local_message
         c.connect_async(
             local.address.host,
@@ -370,13 +377,52 @@ class Gateway:
             self.log.error("local broker refused the gateway: %s", reason)
             return
         topics = self.bases.subscriptions() + sorted(self._ha_extra_topics())
-        client.subscribe([(t, 1) for t in topics])
+        self._local_subscribe(client, topics)
         self._ha_subscribed = set(self._ha_extra_topics())
         self.log.info(
-            "local broker connected (session present: %s); subscribed %d topic filters",
+            "local broker connected (session present: %s); subscribing to %d topic filters",
             getattr(flags, "session_present", None),
             len(topics),
         )
+
+    def _local_subscribe(self, client: mqtt.Client, topics: list[str]) -> None:
+        rc, mid = client.subscribe([(t, 1) for t in topics])
+        if rc == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._local_subs[mid] = topics
+
+    def _on_local_subscribe(
+        self, _c: mqtt.Client, _u: Any, mid: int, reasons: list[ReasonCode], _p: Any
+    ) -> None:
+        """SUBACK: only now does the local broker keep and deliver these filters' messages.
+
+        A refused filter (e.g. the local broker's ACL) means its devices are never heard:
+        logged as an error per filter, never silently.
+        """
+        topics = self._local_subs.pop(mid, [])
+        refused = [
+            (topics[i] if i < len(topics) else "?", str(r))
+            for i, r in enumerate(reasons)
+            if r.is_failure
+        ]
+        for topic, reason in refused:
+            self.log.error(
+                "local broker refused the subscription to %s (%s): its devices are not heard",
+                topic,
+                reason,
+            )
+        if len(refused) < len(reasons):
+            self.log.info(
+                "local broker granted %d of %d topic filters",
+                len(reasons) - len(refused),
+                len(reasons),
+            )
+            self.local_subscribed.set()
+
+    def _on_local_disconnect(
+        self, _c: mqtt.Client, _u: Any, _f: Any, _reason: ReasonCode, _p: Any
+    ) -> None:
+        self.local_subscribed.clear()
+        self._local_subs.clear()
 
     def _ha_extra_topics(self) -> set[str]:
         """Learned Home Assistant topics outside the family bases' subscriptions."""
@@ -396,7 +442,7 @@ class Gateway:
             return
         new = self._ha_extra_topics() - self._ha_subscribed
         if new:
-            self._local.client.subscribe([(t, 1) for t in sorted(new)])
+            self._local_subscribe(self._local.client, sorted(new))
             self._ha_subscribed |= new
 
     def _on_local_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
