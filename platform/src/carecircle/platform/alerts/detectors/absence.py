@@ -12,7 +12,7 @@ Every finding carries ``episode_start``: the job opens at most one alert per epi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
@@ -227,9 +227,18 @@ def _went_out(entries: Sequence[ActivityEntry], door: ActivityEntry) -> bool:
 
 
 def evaluate_missed_wakeup(
-    summary: ActivitySummary, rule: MissedWakeupRule, now: datetime, tz: tzinfo
+    summary: ActivitySummary,
+    rule: MissedWakeupRule,
+    now: datetime,
+    tz: tzinfo,
+    *,
+    window: Mapping[str, object] | None = None,
 ) -> list[Finding]:
-    """No activation in the wake-up rooms between ``start`` and ``end`` of today (local)."""
+    """No activation in the wake-up rooms between ``start`` and ``end`` of today (local).
+
+    ``window``: how ``start``/``end`` were chosen (``WakeWindow.explanation``), for the
+    alert's explanation.
+    """
     local_now = now.astimezone(tz)
     start = _at_local(local_now, rule.start, tz)
     end = _at_local(local_now, rule.end, tz)
@@ -269,6 +278,7 @@ def evaluate_missed_wakeup(
                 window=[start.isoformat(), end.isoformat()],
                 rooms=rule.rooms,
                 own_devices_only=personal,
+                **dict(window or {}),
             ),
             start,
         )
@@ -388,12 +398,32 @@ def evaluate_device(
     battery_rule: LowBatteryRule | None,
     now: datetime,
     gateway_down: bool,
+    *,
+    home_active_at: datetime | None = None,
+    home_known: bool = False,
 ) -> list[Finding]:
-    """Offline (per device timeout) and low battery; nothing while its gateway is down."""
+    """Offline (per device timeout) and low battery; nothing while its gateway is down.
+
+    ``home_known``: ``home_active_at`` is the last activity of the home's shared
+    sensors; a band is then called offline only when the home was active
+    ``wearable_home_activity_s`` after the band's last report (someone at home, band
+    not heard) — a silent band in a quiet home has left with its wearer.
+    """
     out: list[Finding] = []
     if gateway_down:
         return out
-    if offline_rule is not None and device_offline(dev, offline_rule, now):
+    wearer_out = (
+        dev.type == "wearable"
+        and home_known
+        and offline_rule is not None
+        and dev.last_seen is not None
+        and (
+            home_active_at is None
+            or home_active_at
+            < dev.last_seen + timedelta(seconds=offline_rule.wearable_home_activity_s)
+        )
+    )
+    if offline_rule is not None and not wearer_out and device_offline(dev, offline_rule, now):
         since = dev.last_seen or now
         draft = _device_draft(
             dev,
@@ -405,18 +435,19 @@ def evaluate_device(
             timeout_s=device_timeout_s(dev, offline_rule),
         )
         out.append(Finding(draft, since))
-    if (
-        battery_rule is not None
-        and dev.battery is not None
-        and dev.battery < battery_rule.below_pct
-    ):
+    below = (
+        (battery_rule.wearable_below_pct if dev.type == "wearable" else battery_rule.below_pct)
+        if battery_rule is not None
+        else 0.0
+    )
+    if battery_rule is not None and dev.battery is not None and dev.battery < below:
         draft = _device_draft(
             dev,
             K.LOW_BATTERY,
             now,
             f"battery at {dev.battery:.0f} %",
             battery=dev.battery,
-            below_pct=battery_rule.below_pct,
+            below_pct=below,
         )
         # one low-battery episode per day at most once resolved by hand
         out.append(Finding(draft, now.replace(hour=0, minute=0, second=0, microsecond=0)))
