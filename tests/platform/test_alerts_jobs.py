@@ -425,3 +425,29 @@ def test_low_confidence_fall_raised_only_if_the_band_is_still_worn(db: Conn) -> 
     assert ("fall", worn.res) not in r2.opened  # raised once
     counts = [db.execute(falls, (h.res,)).fetchone() for h in (dropped, worn, silent)]
     assert counts == [(0,), (1,), (1,)]
+
+
+def test_band_offline_only_with_someone_at_home(db: Conn) -> None:
+    now = at(20, 12, 0)
+    out, home = make_home(db), make_home(db)
+    for h in (out, home):
+        band = add_band(db, h)
+        db.execute(
+            "UPDATE devices SET type = 'motion_sensor' "
+            "WHERE site_id = %s AND native_id LIKE 'pir-%%'",
+            (h.site,),
+        )
+        all_devices_seen(db, h, now)
+        db.execute(
+            "UPDATE devices SET last_seen = %s WHERE id = %s", (now - timedelta(hours=26), band)
+        )
+        reading(db, h, "pir-liv", "motion", 1, now - timedelta(hours=10))  # a ghost trigger
+    for minutes in range(0, 600, 60):  # someone moving about, all day
+        reading(db, home, "pir-kit", "motion", 1, now - timedelta(minutes=minutes))
+    report = run_absence_checks(db, now, TZ, site_ids=[out.site, home.site])
+    offline = [s for k, s in report.opened if k == "device_offline"]
+    assert offline == [f"{home.p}-band"]
+    # a home without motion sensors: the 24 h floor alone decides
+    db.execute("UPDATE devices SET type = 'sensor' WHERE site_id = %s", (out.site,))
+    report = run_absence_checks(db, now, TZ, site_ids=[out.site])
+    assert [s for k, s in report.opened if k == "device_offline"] == [f"{out.p}-band"]

@@ -269,10 +269,12 @@ class DeviceOfflineRule(_Rule):
     mains_min_timeout_s: int = Field(default=0, ge=0)
     min_offline_s: int = Field(default=3600, ge=0)
     wearable_min_timeout_s: int = Field(default=24 * 3600, ge=0)
-    #: A band is called offline only if the home showed activity this long after its
-    #: last report (someone is at home, the band is not heard): silent band and quiet
-    #: home is the wearer gone out with it (a night at the family's).
+    #: A band is called offline only if the home showed activity from this long after
+    #: its last report (someone is at home, the band is not heard): silent band and
+    #: quiet home is the wearer gone out with it (a night at the family's) ...
     wearable_home_activity_s: int = Field(default=1800, ge=0)
+    #: ... and at least this many activations of its motion sensors since then.
+    wearable_home_activations: int = Field(default=5, ge=0)
     clear_after_s: int = Field(default=600, ge=0)
 
 

@@ -41,11 +41,11 @@ from carecircle.platform.alerts.config import (
 )
 from carecircle.platform.alerts.context import ResidentCtx
 from carecircle.platform.alerts.detectors.absence import (
-    ActivityEntry,
     ActivitySummary,
     DeviceState,
     Finding,
     GatewayState,
+    device_offline,
     evaluate_bed_exit,
     evaluate_device,
     evaluate_gateway,
@@ -140,16 +140,18 @@ def _rule(book: RuleBook, kind: AlertKind, report: CheckReport, **where: Any) ->
         return None
 
 
-def _home_activity(activity: dict[str, list[ActivityEntry]]) -> dict[str, datetime | None]:
-    """Per resident whose home has shared sensors: their last activity (not the
-    resident's own devices'), ``None`` if none yet."""
-    out: dict[str, datetime | None] = {}
-    for rid, entries in activity.items():
-        shared = [e for e in entries if not e.own]
-        if shared:
-            times = [t for e in shared if (t := e.activity_time()) is not None]
-            out[rid] = max(times, default=None)
-    return out
+def _home_activations(conn: Conn, dev: DeviceState, rule: Any, now: datetime) -> int | None:
+    """For a band that is silent beyond its floor: the home's motion activations since
+    (read only then: a few bands a day); ``None`` otherwise or without home sensors."""
+    if (
+        dev.type != "wearable"
+        or not isinstance(rule, DeviceOfflineRule)
+        or dev.last_seen is None
+        or not device_offline(dev, rule, now)
+    ):
+        return None
+    since = dev.last_seen + timedelta(seconds=rule.wearable_home_activity_s)
+    return store.home_activations(conn, dev.site_id, since, now, rule.wearable_home_activations)
 
 
 def _resident_findings(
@@ -226,7 +228,6 @@ def run_absence_checks(
                 down.add(gw.id)
         elif gateway_offline(gw, GatewayOfflineRule(), now):
             down.add(gw.id)
-    home_active = _home_activity(activity)
     for dev in devices.values():
         owner = residents.get(dev.resident_id) if dev.resident_id else None
         where: dict[str, Any] = owner.where() if owner else {"site_id": dev.site_id}
@@ -238,8 +239,7 @@ def run_absence_checks(
             bat if isinstance(bat, LowBatteryRule) else None,
             now,
             dev.gateway_id in down,
-            home_active_at=home_active.get(dev.resident_id or ""),
-            home_known=(dev.resident_id or "") in home_active,
+            home_activations=_home_activations(conn, dev, off, now),
         )
 
     kinds = sorted({k.value for k in HOME_ACTIVITY | TECHNICAL})

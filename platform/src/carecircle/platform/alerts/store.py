@@ -241,6 +241,34 @@ def wake_marks(
     return out
 
 
+#: Device types that report motion or presence (gateway registry's presence types).
+MOTION_TYPES = ("motion_sensor", "presence_sensor", "bathroom_presence_sensor", "radar")
+
+
+def home_activations(
+    conn: Conn, site_id: str, since: datetime, until: datetime, enough: int
+) -> int | None:
+    """Activations of the site's shared motion/presence sensors in ``(since, until]``,
+    counted up to ``enough``; ``None`` when the site has no such sensor."""
+    devices = [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM devices WHERE site_id = %s AND resident_id IS NULL "
+            "AND retired_at IS NULL AND type = ANY(%s)",
+            (site_id, list(MOTION_TYPES)),
+        ).fetchall()
+    ]
+    if not devices:
+        return None
+    row = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM readings WHERE device_id = ANY(%s) "
+        "AND time > %s AND time <= %s AND code IN ('motion', 'bathroom_presence') "
+        "AND value > 0 LIMIT %s) x",
+        (devices, since, until, enough),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def device_states(conn: Conn, site_ids: Sequence[str] | None = None) -> list[DeviceState]:
     rows = conn.execute(
         "SELECT id, site_id, gateway_id, resident_id, power, offline_timeout_s, status, "

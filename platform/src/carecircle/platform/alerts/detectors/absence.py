@@ -399,29 +399,25 @@ def evaluate_device(
     now: datetime,
     gateway_down: bool,
     *,
-    home_active_at: datetime | None = None,
-    home_known: bool = False,
+    home_activations: int | None = None,
 ) -> list[Finding]:
     """Offline (per device timeout) and low battery; nothing while its gateway is down.
 
-    ``home_known``: ``home_active_at`` is the last activity of the home's shared
-    sensors; a band is then called offline only when the home was active
-    ``wearable_home_activity_s`` after the band's last report (someone at home, band
-    not heard) — a silent band in a quiet home has left with its wearer.
+    ``home_activations``: for a band, how many activations the home's shared motion
+    sensors showed from ``wearable_home_activity_s`` after its last report (``None``:
+    the home has none to tell).  A band is called offline only with at least
+    ``wearable_home_activations`` of them — someone at home, the band not heard; a
+    silent band in a quiet home has left with its wearer (a PIR's odd ghost trigger in
+    an empty home is not someone at home).
     """
     out: list[Finding] = []
     if gateway_down:
         return out
     wearer_out = (
         dev.type == "wearable"
-        and home_known
         and offline_rule is not None
-        and dev.last_seen is not None
-        and (
-            home_active_at is None
-            or home_active_at
-            < dev.last_seen + timedelta(seconds=offline_rule.wearable_home_activity_s)
-        )
+        and home_activations is not None
+        and home_activations < offline_rule.wearable_home_activations
     )
     if offline_rule is not None and not wearer_out and device_offline(dev, offline_rule, now):
         since = dev.last_seen or now
