@@ -242,6 +242,20 @@ def test_band_silent_in_a_quiet_home_has_left_with_its_wearer() -> None:
     assert evaluate_device(band(20), off, bat, NOW, False, home_activations=50) == []
 
 
+def test_band_of_a_resident_living_with_others_waits_two_days() -> None:
+    off, bat = DeviceOfflineRule(), LowBatteryRule()
+
+    # the partner moving about at home proves nothing about the wearer (away with it)
+    def judge(silent_h: float) -> list[str]:
+        found = evaluate_device(
+            band(silent_h), off, bat, NOW, False, home_activations=300, shared_home=True
+        )
+        return [f.draft.kind for f in found]
+
+    assert judge(30) == []
+    assert judge(49) == ["device_offline"]
+
+
 def test_band_battery_alert_only_when_nearly_flat() -> None:
     off, bat = DeviceOfflineRule(), LowBatteryRule()
     assert evaluate_device(band(0, battery=14), off, bat, NOW, False) == []

@@ -275,6 +275,9 @@ class DeviceOfflineRule(_Rule):
     wearable_home_activity_s: int = Field(default=1800, ge=0)
     #: ... and at least this many activations of its motion sensors since then.
     wearable_home_activations: int = Field(default=5, ge=0)
+    #: A band whose wearer lives with others: their movements say nothing about the
+    #: wearer being at home, so it is called offline only after this long.
+    wearable_shared_home_timeout_s: int = Field(default=48 * 3600, ge=0)
     clear_after_s: int = Field(default=600, ge=0)
 
 

@@ -240,6 +240,7 @@ def run_absence_checks(
             now,
             dev.gateway_id in down,
             home_activations=_home_activations(conn, dev, off, now),
+            shared_home=owner is not None and per_site[owner.site_id] > 1,
         )
 
     kinds = sorted({k.value for k in HOME_ACTIVITY | TECHNICAL})

@@ -400,6 +400,7 @@ def evaluate_device(
     gateway_down: bool,
     *,
     home_activations: int | None = None,
+    shared_home: bool = False,
 ) -> list[Finding]:
     """Offline (per device timeout) and low battery; nothing while its gateway is down.
 
@@ -408,7 +409,8 @@ def evaluate_device(
     the home has none to tell).  A band is called offline only with at least
     ``wearable_home_activations`` of them — someone at home, the band not heard; a
     silent band in a quiet home has left with its wearer (a PIR's odd ghost trigger in
-    an empty home is not someone at home).
+    an empty home is not someone at home).  ``shared_home``: the wearer lives with
+    others, whose movements prove nothing: ``wearable_shared_home_timeout_s`` of silence.
     """
     out: list[Finding] = []
     if gateway_down:
@@ -416,8 +418,18 @@ def evaluate_device(
     wearer_out = (
         dev.type == "wearable"
         and offline_rule is not None
-        and home_activations is not None
-        and home_activations < offline_rule.wearable_home_activations
+        and (
+            (
+                home_activations is not None
+                and home_activations < offline_rule.wearable_home_activations
+            )
+            or (
+                shared_home
+                and dev.last_seen is not None
+                and (now - dev.last_seen).total_seconds()
+                <= offline_rule.wearable_shared_home_timeout_s
+            )
+        )
     )
     if offline_rule is not None and not wearer_out and device_offline(dev, offline_rule, now):
         since = dev.last_seen or now
