@@ -179,7 +179,10 @@ def evaluate_inactivity(
             now.astimezone(tz).time(), rule.night_start, rule.night_end
         )
         room_kind = "bedroom" if night else None
-        limit = rule.limit_for(room_kind, local.time())
+        # the bedroom's *night* limit once the silence reaches into the night: a band
+        # still at 19:50 and a check at 23:50 is someone asleep, not 4 h of day-time
+        # stillness (the held-out week's false alerts of band wearers with housemates)
+        limit = rule.limit_for(room_kind, rule.night_start if night else local.time())
     silent = (now - last).total_seconds()
     if silent <= limit:
         return []
