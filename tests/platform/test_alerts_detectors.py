@@ -458,3 +458,16 @@ def test_a_band_wearer_silent_into_the_night_is_probably_in_bed() -> None:
         housemates=1,
     )
     assert evaluate_inactivity(evening, InactivityRule(), local(23, 10, 28), TZ) == []
+
+
+def test_band_wearer_with_housemate_asleep_early_gets_the_night_limit() -> None:
+    """Steps stopped at 19:50 (in bed early); checked at 23:55 with the band reporting:
+    the bedroom's night limit (12 h), not its day limit (4 h)."""
+    partner = entry("kitchen", "motion", local(23, 50))
+    asleep = band(4000, local(19, 50), local(23, 54))
+    couple = ActivitySummary(RES, [partner, asleep], housemates=1)
+    assert evaluate_inactivity(couple, InactivityRule(), local(23, 55), TZ) == []
+    # by day, still the day limit: silent since 09:00, checked at 13:05 (over 3 h)
+    day = ActivitySummary(RES, [partner, band(900, local(9, 0), local(13, 4))], housemates=1)
+    (f,) = evaluate_inactivity(day, InactivityRule(), local(13, 5), TZ)
+    assert f.draft.explanation["own_devices_only"] is True

@@ -117,6 +117,21 @@ def test_sos_during_fall_with_sos_pressed_is_not_false() -> None:
     assert r2.kinds["fall"].detected == 1 and r2.false_alerts == 0 and r2.related_alerts == 1
 
 
+def test_related_only_to_an_incident_that_could_have_caused_it() -> None:
+    leak_battery = inc("t1", "low_battery", 0, dur_min=3 * 24 * 60, res=None, dev="leak1")
+    sensor_down = inc("t2", "device_offline", 50, dur_min=600, res=None, dev="pir1")
+    fall = inc("f1", "fall", 80, dur_min=60)
+    alerts = [
+        alert("prolonged_inactivity", 20),  # during the leak sensor's weak battery: false
+        alert("prolonged_inactivity", 52),  # the motion sensor silent: related
+        alert("prolonged_inactivity", 80.5),  # after the resident's fall: related
+        alert("device_offline", 30, res=None, dev="leak1"),  # its own device: related
+    ]
+    r = run([leak_battery, sensor_down, fall], alerts)
+    assert (r.false_alerts, r.related_alerts) == (1, 3)
+    assert r.kinds["prolonged_inactivity"].false_alerts == 1
+
+
 def test_benign_look_alikes_and_false_rate() -> None:
     truth = [
         inc("b1", "nap_in_chair", 14, dur_min=120, benign=True),

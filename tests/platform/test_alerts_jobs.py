@@ -312,3 +312,142 @@ def test_nursing_home_room_sensors_belong_to_their_residents(db: Conn) -> None:
     activity(db, h, "pir-bed", "motion", 1, at(29, 13, 50))
     report = check(db, h, at(29, 14, 0))
     assert report.opened == [("prolonged_inactivity", other)]  # 6 h still in their room
+
+
+def reading(db: Conn, h: Home, device: str, code: str, value: float, when: datetime) -> None:
+    db.execute(
+        "INSERT INTO readings (time, received_at, msg_id, gateway_id, device_id, resident_id, "
+        "site_id, code, value) VALUES (%s, %s, %s, %s, %s, NULL, %s, %s, %s)",
+        (when, when, uuid.uuid4(), h.gw, f"{h.p}-{device}", h.site, code, value),
+    )
+
+
+def wakeups(db: Conn, h: Home) -> list[tuple[object, ...]]:
+    return db.execute(
+        "SELECT explanation->>'window_source', explanation->'window' FROM alerts "
+        "WHERE site_id = %s AND kind = 'missed_wakeup' ORDER BY id",
+        (h.site,),
+    ).fetchall()
+
+
+def to_bed(db: Conn, h: Home) -> None:
+    """In bed since 21:30 on the 19th, not up since."""
+    activity(db, h, "pir-kit", "motion", 1, at(19, 20, 0))
+    activity(db, h, "bedmat", "bed_occupancy", 1, at(19, 21, 30))
+
+
+def test_missed_wakeup_window_learned_from_the_residents_mornings(db: Conn) -> None:
+    h = make_home(db)
+    for day in (16, 17, 18, 19):  # up at 06:00: bathroom, then kitchen and living room
+        for i, dev in enumerate(["pir-bath", "pir-kit", "pir-kit", "pir-liv", "pir-liv"]):
+            reading(db, h, dev, "motion", 1, at(day, 6, 1 + 12 * i))
+    to_bed(db, h)
+    # usual rise 06:01: window 05:31-07:31 instead of 06:00-09:30
+    assert [k for k, _ in check(db, h, at(20, 7, 25)).opened] == []
+    report = check(db, h, at(20, 7, 35))
+    assert ("missed_wakeup", h.res) in report.opened
+    ((source, window),) = wakeups(db, h)
+    assert source == "learned"
+    assert window == [at(20, 5, 31).isoformat(), at(20, 7, 31).isoformat()]
+
+
+def test_missed_wakeup_without_history_or_with_a_window_set_keeps_it(db: Conn) -> None:
+    fresh = make_home(db)  # no mornings stored: the rule's 06:00-09:30
+    to_bed(db, fresh)
+    assert check(db, fresh, at(20, 7, 35)).opened == []
+    assert ("missed_wakeup", fresh.res) in check(db, fresh, at(20, 9, 35)).opened
+    assert wakeups(db, fresh)[0][0] == "rule"
+    # a window set in the care profile wins over the learned one
+    h = make_home(db)
+    db.execute(
+        "UPDATE residents SET care_profile = %s WHERE id = %s",
+        ('{"missed_wakeup": {"start": "06:00", "end": "09:00"}}', h.res),
+    )
+    for day in (16, 17, 18, 19):
+        for i, dev in enumerate(["pir-bath", "pir-kit", "pir-kit", "pir-liv"]):
+            reading(db, h, dev, "motion", 1, at(day, 6, 1 + 12 * i))
+    to_bed(db, h)
+    assert check(db, h, at(20, 7, 35)).opened == []
+    assert ("missed_wakeup", h.res) in check(db, h, at(20, 9, 5)).opened
+    assert wakeups(db, h)[0][0] == "resident"
+
+
+def add_band(db: Conn, h: Home) -> str:
+    band = f"{h.p}-band"
+    db.execute(
+        "INSERT INTO devices (id, gateway_id, site_id, resident_id, family, native_id, type, "
+        "offline_timeout_s, power) VALUES (%s, %s, %s, %s, 'wearable', %s, 'wearable', 1800, "
+        "'battery')",
+        (band, h.gw, h.site, h.res, band),
+    )
+    return band
+
+
+def band_event(
+    db: Conn, h: Home, band: str, code: str, when: datetime, value: float, attrs: str
+) -> None:
+    db.execute(
+        "INSERT INTO events (time, received_at, msg_id, gateway_id, device_id, resident_id, "
+        "site_id, kind, code, value, attrs) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            when,
+            when,
+            uuid.uuid4(),
+            h.gw,
+            band,
+            h.res,
+            h.site,
+            "event" if code == "fall" else "status",
+            code,
+            value,
+            attrs,
+        ),
+    )
+
+
+def test_low_confidence_fall_raised_only_if_the_band_is_still_worn(db: Conn) -> None:
+    t0 = at(20, 10, 0)
+    dropped, worn, silent = make_home(db), make_home(db), make_home(db)
+    for h, report in ((dropped, "false"), (worn, "true"), (silent, None)):
+        band = add_band(db, h)
+        activity(db, h, "pir-liv", "motion", 1, t0)
+        band_event(db, h, band, "fall", t0, 1, '{"source": "careband", "confidence": 0.42}')
+        if report is not None:
+            band_event(
+                db, h, band, "battery", t0 + timedelta(seconds=90), 80, f'{{"worn": {report}}}'
+            )
+    falls = "SELECT count(*) FROM alerts WHERE subject = %s AND kind = 'fall'"
+    r1 = run_absence_checks(db, t0 + timedelta(minutes=2), TZ)
+    assert r1.falls_dropped >= 1 and ("fall", worn.res) in r1.opened
+    assert ("fall", silent.res) not in r1.opened  # still waiting for the band's next report
+    r2 = run_absence_checks(db, t0 + timedelta(minutes=11), TZ)
+    assert ("fall", silent.res) in r2.opened  # a silent band is no reason to stay quiet
+    assert ("fall", worn.res) not in r2.opened  # raised once
+    counts = [db.execute(falls, (h.res,)).fetchone() for h in (dropped, worn, silent)]
+    assert counts == [(0,), (1,), (1,)]
+
+
+def test_band_offline_only_with_someone_at_home(db: Conn) -> None:
+    now = at(20, 12, 0)
+    out, home = make_home(db), make_home(db)
+    for h in (out, home):
+        band = add_band(db, h)
+        db.execute(
+            "UPDATE devices SET type = 'motion_sensor' "
+            "WHERE site_id = %s AND native_id LIKE 'pir-%%'",
+            (h.site,),
+        )
+        all_devices_seen(db, h, now)
+        db.execute(
+            "UPDATE devices SET last_seen = %s WHERE id = %s", (now - timedelta(hours=26), band)
+        )
+        reading(db, h, "pir-liv", "motion", 1, now - timedelta(hours=10))  # a ghost trigger
+    for minutes in range(0, 600, 60):  # someone moving about, all day
+        reading(db, home, "pir-kit", "motion", 1, now - timedelta(minutes=minutes))
+    report = run_absence_checks(db, now, TZ, site_ids=[out.site, home.site])
+    offline = [s for k, s in report.opened if k == "device_offline"]
+    assert offline == [f"{home.p}-band"]
+    # a home without motion sensors: the 24 h floor alone decides
+    db.execute("UPDATE devices SET type = 'sensor' WHERE site_id = %s", (out.site,))
+    report = run_absence_checks(db, now, TZ, site_ids=[out.site])
+    assert [s for k, s in report.opened if k == "device_offline"] == [f"{out.p}-band"]

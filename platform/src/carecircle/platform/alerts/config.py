@@ -196,6 +196,23 @@ class MissedWakeupRule(WindowRule):
     skip_if_out: bool = True
     #: Evaluate for this long after ``end``; later, the window is over for the day.
     grace_s: int = Field(default=3 * 3600, gt=0, le=86_400)
+    #: Learn each resident's window from their own rise times (detectors/wakeup.py;
+    #: docs/alerts.md, "Missed wake-up: a window per resident").  ``start``/``end``
+    #: are the window until ``learn_min_days`` of the last ``learn_days`` are known,
+    #: and always when set for the resident (care profile, resident rule).
+    learn: bool = True
+    learn_days: int = Field(default=14, ge=1, le=60)
+    learn_min_days: int = Field(default=3, ge=1, le=60)
+    #: End: this many robust standard deviations after the usual rise time ...
+    learn_spread_k: float = Field(default=3.0, gt=0, le=10)
+    #: ... but not sooner than this nor later than that after it.
+    learn_margin_min_s: int = Field(default=90 * 60, gt=0, le=12 * 3600)
+    learn_margin_max_s: int = Field(default=150 * 60, gt=0, le=12 * 3600)
+    #: Start: this long before the usual rise time.
+    learn_lead_s: int = Field(default=30 * 60, ge=0, le=6 * 3600)
+    #: A learned window lies within these local times; rises are looked for in them.
+    learn_earliest: time = time(4, 0)
+    learn_latest: time = time(12, 0)
 
     @model_validator(mode="after")
     def _rooms(self) -> MissedWakeupRule:
@@ -203,6 +220,12 @@ class MissedWakeupRule(WindowRule):
             raise ValueError("no rooms and count_bed_exit=false: nothing could count as waking")
         if self.start > self.end:
             raise ValueError("a wake-up window must not wrap midnight (start after end)")
+        if self.learn_min_days > self.learn_days:
+            raise ValueError("learn_min_days exceeds learn_days: the window could never be learned")
+        if self.learn_margin_min_s > self.learn_margin_max_s:
+            raise ValueError("learn_margin_min_s exceeds learn_margin_max_s")
+        if self.learn_earliest >= self.learn_latest:
+            raise ValueError("learn_earliest is not before learn_latest: no room for a window")
         return self
 
 
@@ -246,16 +269,30 @@ class DeviceOfflineRule(_Rule):
     mains_min_timeout_s: int = Field(default=0, ge=0)
     min_offline_s: int = Field(default=3600, ge=0)
     wearable_min_timeout_s: int = Field(default=24 * 3600, ge=0)
+    #: A band is called offline only if the home showed activity from this long after
+    #: its last report (someone is at home, the band is not heard): silent band and
+    #: quiet home is the wearer gone out with it (a night at the family's) ...
+    wearable_home_activity_s: int = Field(default=1800, ge=0)
+    #: ... and at least this many activations of its motion sensors since then.
+    wearable_home_activations: int = Field(default=5, ge=0)
+    #: A band whose wearer lives with others: their movements say nothing about the
+    #: wearer being at home, so it is called offline only after this long.
+    wearable_shared_home_timeout_s: int = Field(default=48 * 3600, ge=0)
     clear_after_s: int = Field(default=600, ge=0)
 
 
 class LowBatteryRule(_Rule):
+    """``below_pct`` for sensors whose battery is replaced; a band, recharged by its
+    wearer every day or two, only when nearly flat (``wearable_below_pct``): at 15 %
+    it still has most of a day, and its wearer charges it in the evening."""
+
     below_pct: float = Field(default=15, gt=0, le=100)
     clear_at_pct: float = Field(default=25, gt=0, le=100)
+    wearable_below_pct: float = Field(default=5, gt=0, le=100)
 
     @model_validator(mode="after")
     def _hysteresis(self) -> LowBatteryRule:
-        if self.clear_at_pct < self.below_pct:
+        if self.clear_at_pct < max(self.below_pct, self.wearable_below_pct):
             raise ValueError("clear_at_pct is below below_pct: the alert would clear while low")
         return self
 
@@ -267,6 +304,19 @@ class GatewayOfflineRule(_Rule):
 
 class ImmediateRule(_Rule):
     """SOS, fall, smoke, gas, CO, water leak: on every activation. Can be disabled per site."""
+
+
+class FallRule(ImmediateRule):
+    """A fall alarm raises an alert at once, unless its ``confidence`` is below
+    ``min_confidence``: such an alarm is held until the band's next reports say whether
+    it is still on the wrist (``worn_check_s``; docs/alerts.md, "Fall: confidence and
+    the worn check").  Worn (vitals, ``worn: true``) or silent → the fall is raised;
+    off the wrist → it was the band that fell, no alert.  Alarms without a confidence
+    (SOS pendants, other detectors) are always raised at once.
+    """
+
+    min_confidence: float = Field(default=0.7, ge=0, le=1)
+    worn_check_s: int = Field(default=600, gt=0, le=3600)
 
 
 #: Primary code and direction of each threshold kind (its rule's top-level fields).
@@ -291,7 +341,8 @@ VITAL_KINDS: Final = frozenset({K.TACHYCARDIA, K.BRADYCARDIA, K.LOW_SPO2, K.FEVE
 ENVIRONMENT_KINDS: Final = frozenset({K.COLD_ROOM, K.HEAT})
 
 RULE_MODELS: Final[dict[AlertKind, type[_Rule]]] = {
-    **{k: ImmediateRule for k in (K.SOS, K.FALL, K.SMOKE, K.GAS, K.CARBON_MONOXIDE, K.WATER_LEAK)},
+    **{k: ImmediateRule for k in (K.SOS, K.SMOKE, K.GAS, K.CARBON_MONOXIDE, K.WATER_LEAK)},
+    K.FALL: FallRule,
     **{k: ThresholdRule for k in SIGNAL},
     K.PROLONGED_INACTIVITY: InactivityRule,
     K.MISSED_WAKEUP: MissedWakeupRule,
@@ -480,6 +531,24 @@ class RuleBook:
             if "enabled" in override:
                 enabled = bool(override["enabled"])
         return params, enabled
+
+    def set_for_resident(
+        self,
+        kind: AlertKind,
+        fields: Sequence[str],
+        *,
+        resident_id: str | None = None,
+        care_profile: Mapping[str, Any] | None = None,
+        **_: Any,
+    ) -> bool:
+        """Does a resident rule row or the care profile set any of ``fields`` of ``kind``?"""
+        row = self._rows.get(("resident", resident_id, kind)) if resident_id else None
+        override = (care_profile or {}).get(kind.value)
+        return any(
+            (row is not None and f in row.params)
+            or (isinstance(override, Mapping) and f in override)
+            for f in fields
+        )
 
     def rule(self, kind: AlertKind, **where: Any) -> _Rule | None:
         """The effective validated rule, or ``None`` when disabled; raises :class:`RuleInvalid`.

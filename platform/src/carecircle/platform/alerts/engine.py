@@ -39,6 +39,7 @@ from carecircle.platform.alerts.config import (
     SIGNAL,
     SIGNALS,
     VITAL_KINDS,
+    FallRule,
     NightWanderingRule,
     RuleBook,
     RuleInvalid,
@@ -49,6 +50,8 @@ from carecircle.platform.alerts.context import ResidentCtx
 from carecircle.platform.alerts.detectors.immediate import (
     evaluate_immediate,
     evaluate_night_door,
+    fall_confidence,
+    held_for_worn_check,
     immediate_kind,
 )
 from carecircle.platform.alerts.detectors.threshold import (
@@ -86,6 +89,7 @@ class EngineStats:
     window_query_s: float = 0.0  #: time spent in those reads
     errors: int = 0
     rule_errors: int = 0
+    falls_held: int = 0  #: low-confidence fall alarms left to the worn check
 
     def as_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
@@ -257,7 +261,17 @@ class AlertEngine:
             # 2. immediate events
             kind = immediate_kind(e)
             if kind is not None:
-                if rule_of(kind, ctx, e.site) is not None:
+                irule = rule_of(kind, ctx, e.site)
+                if isinstance(irule, FallRule) and held_for_worn_check(e, irule):
+                    # low confidence: the scheduled check raises it unless the band's
+                    # next reports say it is off the wrist (it fell, not the resident)
+                    self.stats.falls_held += 1
+                    log.info(
+                        "fall alarm of %s held for the worn check (confidence %s)",
+                        e.dev,
+                        fall_confidence(e),
+                    )
+                elif irule is not None:
                     drafts.extend(evaluate_immediate(e))
                 continue
             if code is Code.DOOR and e.payload.value == 1 and e.room:

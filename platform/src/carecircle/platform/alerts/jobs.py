@@ -20,7 +20,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,7 @@ from carecircle.platform.alerts import repository, store
 from carecircle.platform.alerts.config import (
     BedExitRule,
     DeviceOfflineRule,
+    FallRule,
     GatewayOfflineRule,
     InactivityRule,
     LowBatteryRule,
@@ -44,6 +45,7 @@ from carecircle.platform.alerts.detectors.absence import (
     DeviceState,
     Finding,
     GatewayState,
+    device_offline,
     evaluate_bed_exit,
     evaluate_device,
     evaluate_gateway,
@@ -51,6 +53,13 @@ from carecircle.platform.alerts.detectors.absence import (
     evaluate_missed_wakeup,
     gateway_offline,
     technical_cleared,
+)
+from carecircle.platform.alerts.detectors.fall import held_fall_draft, judge_held_fall
+from carecircle.platform.alerts.detectors.wakeup import (
+    WakeWindow,
+    activations,
+    rise_times,
+    wakeup_window,
 )
 from carecircle.platform.alerts.kinds import HOME_ACTIVITY, TECHNICAL, AlertKind
 from carecircle.platform.alerts.lifecycle import ACTIVE, Status
@@ -62,6 +71,9 @@ ACTOR = "system:alerts"
 JOB_ID = "alerts.absence_checks"
 #: How far back a closed alert still marks its episode as handled.
 EPISODE_MEMORY = timedelta(days=3)
+#: Low-confidence fall alarms this recent are judged (worn check, ``FallRule``); longer
+#: than any ``worn_check_s`` plus the time between two runs.
+HELD_FALL_LOOKBACK = timedelta(hours=2)
 
 
 @dataclass
@@ -75,6 +87,48 @@ class CheckReport:
     cleared: list[tuple[str, str]] = field(default_factory=list)
     rule_errors: int = 0
     errors: int = 0
+    falls_raised: int = 0  #: held low-confidence fall alarms raised (band worn or silent)
+    falls_dropped: int = 0  #: held fall alarms of a band off the wrist (no alert)
+
+
+@dataclass
+class WakeupCache:
+    """Each resident's past rise times, read from the store once per local day.
+
+    The scheduled job keeps one (``absence_job``); a run without one reads the history
+    every time (``carecircle alerts check``, tests).
+    """
+
+    day: date | None = None
+    rises: dict[str, dict[date, time]] = field(default_factory=dict)
+
+    def windows(
+        self,
+        conn: Conn,
+        wanted: dict[str, tuple[MissedWakeupRule, bool, bool]],
+        now: datetime,
+        tz: tzinfo,
+    ) -> dict[str, WakeWindow]:
+        """Today's window per resident; ``wanted``: rule, own devices only, set for them."""
+        today = now.astimezone(tz).date()
+        if self.day != today:
+            self.day, self.rises = today, {}
+        todo = {
+            rid: v for rid, v in wanted.items() if rid not in self.rises and v[0].learn and not v[2]
+        }
+        if todo:
+            back = max(rule.learn_days for rule, _, _ in todo.values())
+            since = datetime.combine(today - timedelta(days=back), time(0), tzinfo=tz)
+            until = datetime.combine(today, time(0), tzinfo=tz)
+            marks = store.wake_marks(conn, sorted(todo), since, until)
+            days = [today - timedelta(days=i) for i in range(back, 0, -1)]
+            for rid, (rule, own_only, _) in todo.items():
+                acts = activations(marks.get(rid, []), rule, own_only=own_only)
+                self.rises[rid] = rise_times(acts, tz, days, rule.learn_earliest, rule.learn_latest)
+        return {
+            rid: wakeup_window(rule, self.rises.get(rid, {}), today, fixed_for_resident=fixed)
+            for rid, (rule, _, fixed) in wanted.items()
+        }
 
 
 def _rule(book: RuleBook, kind: AlertKind, report: CheckReport, **where: Any) -> Any:
@@ -86,6 +140,20 @@ def _rule(book: RuleBook, kind: AlertKind, report: CheckReport, **where: Any) ->
         return None
 
 
+def _home_activations(conn: Conn, dev: DeviceState, rule: Any, now: datetime) -> int | None:
+    """For a band that is silent beyond its floor: the home's motion activations since
+    (read only then: a few bands a day); ``None`` otherwise or without home sensors."""
+    if (
+        dev.type != "wearable"
+        or not isinstance(rule, DeviceOfflineRule)
+        or dev.last_seen is None
+        or not device_offline(dev, rule, now)
+    ):
+        return None
+    since = dev.last_seen + timedelta(seconds=rule.wearable_home_activity_s)
+    return store.home_activations(conn, dev.site_id, since, now, rule.wearable_home_activations)
+
+
 def _resident_findings(
     ctx: ResidentCtx,
     summary: ActivitySummary,
@@ -93,6 +161,7 @@ def _resident_findings(
     now: datetime,
     tz: tzinfo,
     report: CheckReport,
+    wake: WakeWindow | None = None,
 ) -> list[Finding]:
     out: list[Finding] = []
     where = ctx.where()
@@ -101,7 +170,11 @@ def _resident_findings(
         out += evaluate_inactivity(summary, inactivity, now, tz)
     wakeup = _rule(book, K.MISSED_WAKEUP, report, **where)
     if isinstance(wakeup, MissedWakeupRule):
-        out += evaluate_missed_wakeup(summary, wakeup, now, tz)
+        if wake is not None:
+            wakeup = wakeup.model_copy(update={"start": wake.start, "end": wake.end})
+        out += evaluate_missed_wakeup(
+            summary, wakeup, now, tz, window=wake.explanation() if wake else None
+        )
     bed = _rule(book, K.BED_EXIT_NOT_RETURNED, report, **where)
     if isinstance(bed, BedExitRule):
         out += evaluate_bed_exit(summary, bed, now, tz)
@@ -109,11 +182,17 @@ def _resident_findings(
 
 
 def run_absence_checks(
-    conn: Conn, now: datetime, tz: tzinfo, *, site_ids: Sequence[str] | None = None
+    conn: Conn,
+    now: datetime,
+    tz: tzinfo,
+    *,
+    site_ids: Sequence[str] | None = None,
+    wake_cache: WakeupCache | None = None,
 ) -> CheckReport:
     """Judge every absence check once at ``now``; see the module docstring.
 
     ``site_ids`` limits the run to some sites (sharding, tests); ``None`` checks all.
+    ``wake_cache`` keeps the residents' rise times between runs (read once a day).
     """
     report = CheckReport()
     book = RuleBook(store.load_rules(conn))
@@ -121,13 +200,21 @@ def run_absence_checks(
     activity = store.activity_entries(conn, site_ids)
     findings: list[Finding] = []
     per_site = Counter(ctx.site_id for ctx in residents.values())
+    home = {rid: ctx for rid, ctx in residents.items() if not ctx.away(now)}
+    wanted: dict[str, tuple[MissedWakeupRule, bool, bool]] = {}
+    for rid, ctx in home.items():
+        rule = _rule(book, K.MISSED_WAKEUP, report, **ctx.where())
+        if isinstance(rule, MissedWakeupRule):
+            fixed = book.set_for_resident(K.MISSED_WAKEUP, ("start", "end"), **ctx.where())
+            wanted[rid] = (rule, per_site[ctx.site_id] > 1, fixed)
+    wakes = (wake_cache or WakeupCache()).windows(conn, wanted, now, tz) if wanted else {}
     for rid, ctx in residents.items():
         report.residents += 1
-        if ctx.away(now):
+        if rid not in home:
             report.suppressed += 1
             continue
         summary = ActivitySummary(ctx, activity.get(rid, []), per_site[ctx.site_id] - 1)
-        findings += _resident_findings(ctx, summary, book, now, tz, report)
+        findings += _resident_findings(ctx, summary, book, now, tz, report, wakes.get(rid))
 
     gateways = {g.id: g for g in store.gateway_states(conn, site_ids)}
     devices = {d.id: d for d in store.device_states(conn, site_ids)}
@@ -152,6 +239,8 @@ def run_absence_checks(
             bat if isinstance(bat, LowBatteryRule) else None,
             now,
             dev.gateway_id in down,
+            home_activations=_home_activations(conn, dev, off, now),
+            shared_home=owner is not None and per_site[owner.site_id] > 1,
         )
 
     kinds = sorted({k.value for k in HOME_ACTIVITY | TECHNICAL})
@@ -178,7 +267,52 @@ def run_absence_checks(
             report.errors += 1
             log.exception("could not write %s alert on %s", d.kind, d.subject)
     _clear_technical(conn, marks, current, devices, gateways, book, now, report)
+    _judge_held_falls(conn, residents, book, now, report)
     return report
+
+
+def _judge_held_falls(
+    conn: Conn,
+    residents: dict[str, ResidentCtx],
+    book: RuleBook,
+    now: datetime,
+    report: CheckReport,
+) -> None:
+    """Low-confidence fall alarms the engine held: raise unless the band was off the wrist."""
+    rules: dict[str, FallRule] = {}
+    for rid, ctx in residents.items():
+        rule = _rule(book, K.FALL, report, **ctx.where())
+        if isinstance(rule, FallRule) and rule.min_confidence > 0:
+            rules[rid] = rule
+    if not rules:
+        return
+    floor = max(r.min_confidence for r in rules.values())
+    for fall in store.low_confidence_falls(
+        conn, sorted(rules), now - HELD_FALL_LOOKBACK, now, floor
+    ):
+        rule = rules.get(fall.resident_id or "")
+        if rule is None or fall.confidence >= rule.min_confidence:
+            continue  # raised at once by the engine
+        subject = fall.resident_id or fall.site_id
+        if store.fall_alert_since(conn, subject, fall.at - timedelta(minutes=5)):
+            continue  # raised already (this check, or another alarm of the same fall)
+        reports = store.worn_reports(
+            conn, fall.device_id, fall.at, fall.at + timedelta(seconds=rule.worn_check_s)
+        )
+        decision, reason = judge_held_fall(fall, reports, rule, now)
+        if decision == "raise":
+            try:
+                repository.open_or_refresh(conn, held_fall_draft(fall, reason, now))
+            except psycopg.Error:
+                report.errors += 1
+                log.exception("could not write the fall alert on %s", subject)
+                continue
+            report.falls_raised += 1
+            report.opened.append((K.FALL.value, subject))
+            log.info("raised held fall alarm of %s on %s: %s", fall.device_id, subject, reason)
+        elif decision == "drop":
+            report.falls_dropped += 1
+            log.debug("held fall alarm of %s on %s not raised: %s", fall.device_id, subject, reason)
 
 
 def _clear_technical(
@@ -215,10 +349,11 @@ def absence_job(
 ) -> Callable[[], CheckReport]:
     """A zero-argument callable for the scheduler: connect, check at ``clock.now()``, close."""
     clk = clock or SystemClock()
+    wake_cache = WakeupCache()
 
     def job() -> CheckReport:
         with connect() as conn:
-            report = run_absence_checks(conn, clk.now(), tz)
+            report = run_absence_checks(conn, clk.now(), tz, wake_cache=wake_cache)
         log.info(
             "absence checks: %d residents, %d findings, %d opened, %d cleared",
             report.residents,

@@ -15,7 +15,9 @@ from psycopg.types.json import Jsonb
 from carecircle.platform.alerts.config import RuleRow
 from carecircle.platform.alerts.context import ResidentCtx
 from carecircle.platform.alerts.detectors.absence import ActivityEntry, DeviceState, GatewayState
+from carecircle.platform.alerts.detectors.fall import HeldFall, WornReport
 from carecircle.platform.alerts.detectors.threshold import Sample
+from carecircle.platform.alerts.detectors.wakeup import Mark
 from carecircle.platform.alerts.repository import Conn
 
 _RESIDENT_COLS = "id, site_id, presence, presence_until, care_level, conditions, care_profile"
@@ -203,6 +205,70 @@ def activity_entries(
     return out
 
 
+def wake_marks(
+    conn: Conn, resident_ids: Sequence[str], since: datetime, until: datetime
+) -> dict[str, list[Mark]]:
+    """Stored readings the missed wake-up check counts, per resident, in ``[since, until)``.
+
+    The same devices as :func:`activity_entries`: the resident's own and the site's
+    shared sensors (a shared sensor in another resident's own room excepted).  Read by
+    device (``readings_device_time_idx``); once per local day (``jobs.WakeupCache``).
+    """
+    rows = conn.execute(
+        """
+        WITH r AS (SELECT id, site_id, room_id FROM residents WHERE id = ANY(%(res)s)),
+        d AS (
+            SELECT r.id AS rid, dv.id AS device_id, rm.kind AS room_kind,
+                   dv.resident_id IS NOT DISTINCT FROM r.id AS own
+            FROM r JOIN devices dv ON dv.site_id = r.site_id
+                 AND (dv.resident_id = r.id OR dv.resident_id IS NULL)
+            LEFT JOIN rooms rm ON rm.id = dv.room_id
+            WHERE dv.retired_at IS NULL
+              AND (dv.resident_id = r.id OR dv.room_id IS NULL
+                   OR dv.room_id IS NOT DISTINCT FROM r.room_id
+                   OR NOT EXISTS (SELECT 1 FROM residents o WHERE o.room_id = dv.room_id))
+        )
+        SELECT d.rid, x.time, x.code, x.value, d.room_kind, d.device_id, d.own
+        FROM d JOIN readings x ON x.device_id = d.device_id
+        WHERE x.time >= %(since)s AND x.time < %(until)s
+          AND x.code IN ('motion', 'bathroom_presence', 'bed_occupancy', 'steps')
+        """,
+        {"res": list(resident_ids), "since": since, "until": until},
+    ).fetchall()
+    out: dict[str, list[Mark]] = {rid: [] for rid in resident_ids}
+    for rid, at, code, value, room_kind, dev, own in rows:
+        out[rid].append(Mark(at, code, value, room_kind, dev, own))
+    return out
+
+
+#: Device types that report motion or presence (gateway registry's presence types).
+MOTION_TYPES = ("motion_sensor", "presence_sensor", "bathroom_presence_sensor", "radar")
+
+
+def home_activations(
+    conn: Conn, site_id: str, since: datetime, until: datetime, enough: int
+) -> int | None:
+    """Activations of the site's shared motion/presence sensors in ``(since, until]``,
+    counted up to ``enough``; ``None`` when the site has no such sensor."""
+    devices = [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM devices WHERE site_id = %s AND resident_id IS NULL "
+            "AND retired_at IS NULL AND type = ANY(%s)",
+            (site_id, list(MOTION_TYPES)),
+        ).fetchall()
+    ]
+    if not devices:
+        return None
+    row = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM readings WHERE device_id = ANY(%s) "
+        "AND time > %s AND time <= %s AND code IN ('motion', 'bathroom_presence') "
+        "AND value > 0 LIMIT %s) x",
+        (devices, since, until, enough),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def device_states(conn: Conn, site_ids: Sequence[str] | None = None) -> list[DeviceState]:
     rows = conn.execute(
         "SELECT id, site_id, gateway_id, resident_id, power, offline_timeout_s, status, "
@@ -220,6 +286,55 @@ def gateway_states(conn: Conn, site_ids: Sequence[str] | None = None) -> list[Ga
         {"sites": list(site_ids) if site_ids is not None else None},
     ).fetchall()
     return [GatewayState(*r) for r in rows]
+
+
+def low_confidence_falls(
+    conn: Conn, resident_ids: Sequence[str], since: datetime, until: datetime, below: float
+) -> list[HeldFall]:
+    """Residents' fall alarms in ``(since, until]`` whose ``attrs.confidence`` is below
+    ``below`` (the highest floor of any rule: each is judged against its own rule later).
+    Read by resident (``events_resident_time_idx``): a band belongs to its wearer."""
+    rows = conn.execute(
+        """
+        SELECT msg_id::text, device_id, site_id, resident_id, time,
+               (attrs->>'confidence')::float8
+        FROM events
+        WHERE resident_id = ANY(%(res)s) AND time > %(since)s AND time <= %(until)s
+          AND code = 'fall' AND kind = 'event' AND coalesce(value, 1) >= 1
+          AND jsonb_typeof(attrs->'confidence') = 'number'
+          AND (attrs->>'confidence')::float8 < %(below)s
+        ORDER BY time
+        """,
+        {"res": list(resident_ids), "since": since, "until": until, "below": below},
+    ).fetchall()
+    return [HeldFall(*r) for r in rows]
+
+
+def worn_reports(conn: Conn, device_id: str, after: datetime, until: datetime) -> list[WornReport]:
+    """The band's reports in ``(after, until]``: vitals (worn) and its battery status,
+    which carries ``attrs.worn`` (the gateway drops vitals of a band off the wrist)."""
+    rows = conn.execute(
+        """
+        (SELECT time, true FROM readings WHERE device_id = %(dev)s
+             AND code IN ('heart_rate', 'spo2', 'skin_temperature')
+             AND time > %(after)s AND time <= %(until)s ORDER BY time LIMIT 5)
+        UNION ALL
+        (SELECT time, (attrs->>'worn')::boolean FROM events WHERE device_id = %(dev)s
+             AND code = 'battery' AND jsonb_typeof(attrs->'worn') = 'boolean'
+             AND time > %(after)s AND time <= %(until)s ORDER BY time LIMIT 5)
+        """,
+        {"dev": device_id, "after": after, "until": until},
+    ).fetchall()
+    return [WornReport(r[0], bool(r[1])) for r in rows]
+
+
+def fall_alert_since(conn: Conn, subject: str, since: datetime) -> bool:
+    """Has a fall alert of ``subject`` been active since ``since``?"""
+    row = conn.execute(
+        "SELECT 1 FROM alerts WHERE subject = %s AND kind = 'fall' AND last_seen_at >= %s LIMIT 1",
+        (subject, since),
+    ).fetchone()
+    return row is not None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ Every finding carries ``episode_start``: the job opens at most one alert per epi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
@@ -179,7 +179,10 @@ def evaluate_inactivity(
             now.astimezone(tz).time(), rule.night_start, rule.night_end
         )
         room_kind = "bedroom" if night else None
-        limit = rule.limit_for(room_kind, local.time())
+        # the bedroom's *night* limit once the silence reaches into the night: a band
+        # still at 19:50 and a check at 23:50 is someone asleep, not 4 h of day-time
+        # stillness (the held-out week's false alerts of band wearers with housemates)
+        limit = rule.limit_for(room_kind, rule.night_start if night else local.time())
     silent = (now - last).total_seconds()
     if silent <= limit:
         return []
@@ -227,9 +230,18 @@ def _went_out(entries: Sequence[ActivityEntry], door: ActivityEntry) -> bool:
 
 
 def evaluate_missed_wakeup(
-    summary: ActivitySummary, rule: MissedWakeupRule, now: datetime, tz: tzinfo
+    summary: ActivitySummary,
+    rule: MissedWakeupRule,
+    now: datetime,
+    tz: tzinfo,
+    *,
+    window: Mapping[str, object] | None = None,
 ) -> list[Finding]:
-    """No activation in the wake-up rooms between ``start`` and ``end`` of today (local)."""
+    """No activation in the wake-up rooms between ``start`` and ``end`` of today (local).
+
+    ``window``: how ``start``/``end`` were chosen (``WakeWindow.explanation``), for the
+    alert's explanation.
+    """
     local_now = now.astimezone(tz)
     start = _at_local(local_now, rule.start, tz)
     end = _at_local(local_now, rule.end, tz)
@@ -269,6 +281,7 @@ def evaluate_missed_wakeup(
                 window=[start.isoformat(), end.isoformat()],
                 rooms=rule.rooms,
                 own_devices_only=personal,
+                **dict(window or {}),
             ),
             start,
         )
@@ -388,12 +401,40 @@ def evaluate_device(
     battery_rule: LowBatteryRule | None,
     now: datetime,
     gateway_down: bool,
+    *,
+    home_activations: int | None = None,
+    shared_home: bool = False,
 ) -> list[Finding]:
-    """Offline (per device timeout) and low battery; nothing while its gateway is down."""
+    """Offline (per device timeout) and low battery; nothing while its gateway is down.
+
+    ``home_activations``: for a band, how many activations the home's shared motion
+    sensors showed from ``wearable_home_activity_s`` after its last report (``None``:
+    the home has none to tell).  A band is called offline only with at least
+    ``wearable_home_activations`` of them — someone at home, the band not heard; a
+    silent band in a quiet home has left with its wearer (a PIR's odd ghost trigger in
+    an empty home is not someone at home).  ``shared_home``: the wearer lives with
+    others, whose movements prove nothing: ``wearable_shared_home_timeout_s`` of silence.
+    """
     out: list[Finding] = []
     if gateway_down:
         return out
-    if offline_rule is not None and device_offline(dev, offline_rule, now):
+    wearer_out = (
+        dev.type == "wearable"
+        and offline_rule is not None
+        and (
+            (
+                home_activations is not None
+                and home_activations < offline_rule.wearable_home_activations
+            )
+            or (
+                shared_home
+                and dev.last_seen is not None
+                and (now - dev.last_seen).total_seconds()
+                <= offline_rule.wearable_shared_home_timeout_s
+            )
+        )
+    )
+    if offline_rule is not None and not wearer_out and device_offline(dev, offline_rule, now):
         since = dev.last_seen or now
         draft = _device_draft(
             dev,
@@ -405,18 +446,19 @@ def evaluate_device(
             timeout_s=device_timeout_s(dev, offline_rule),
         )
         out.append(Finding(draft, since))
-    if (
-        battery_rule is not None
-        and dev.battery is not None
-        and dev.battery < battery_rule.below_pct
-    ):
+    below = (
+        (battery_rule.wearable_below_pct if dev.type == "wearable" else battery_rule.below_pct)
+        if battery_rule is not None
+        else 0.0
+    )
+    if battery_rule is not None and dev.battery is not None and dev.battery < below:
         draft = _device_draft(
             dev,
             K.LOW_BATTERY,
             now,
             f"battery at {dev.battery:.0f} %",
             battery=dev.battery,
-            below_pct=battery_rule.below_pct,
+            below_pct=below,
         )
         # one low-battery episode per day at most once resolved by hand
         out.append(Finding(draft, now.replace(hour=0, minute=0, second=0, microsecond=0)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import tzinfo
 
 from carecircle.common.contract import Code, Envelope, Kind
-from carecircle.platform.alerts.config import NightWanderingRule
+from carecircle.platform.alerts.config import FallRule, NightWanderingRule
 from carecircle.platform.alerts.kinds import IMMEDIATE, SEVERITY, AlertKind
 from carecircle.platform.alerts.repository import AlertDraft
 
@@ -32,6 +32,27 @@ def immediate_kind(env: Envelope) -> AlertKind | None:
     if kind is AlertKind.SOS:
         return kind if value is None or value >= 1 else None
     return kind if value is not None and value >= 1 else None
+
+
+def fall_confidence(env: Envelope) -> float | None:
+    """The detector's confidence in a fall alarm (``attrs.confidence``), if it gave one."""
+    value = (env.payload.attrs or {}).get("confidence")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def held_for_worn_check(env: Envelope, rule: FallRule) -> bool:
+    """Is this a fall alarm too unsure to raise at once (see :class:`FallRule`)?
+
+    A band that is dropped or knocked off the wrist sends a fall alarm of low
+    confidence; a wrist that falls with its wearer, a high one.  An alarm without a
+    confidence is never held.
+    """
+    if env.payload.code is not Code.FALL:
+        return False
+    confidence = fall_confidence(env)
+    return confidence is not None and confidence < rule.min_confidence
 
 
 def evaluate_immediate(

@@ -10,9 +10,11 @@ Definitions (also in docs/alerts.md):
 * An incident is **detected** if at least one alert matches it; its **detection delay**
   is ``max(0, first matching opened_at - start)``.
 * An alert that matches no real incident is **related** when it was opened during a
-  real incident of the same resident/site (e.g. prolonged inactivity after a fall),
-  otherwise **false**; alerts during benign look-alikes (naps, visits, a removed band,
-  being away) are false and also counted as ``false_during_benign``.
+  real incident that could have caused it (:func:`explains`: e.g. prolonged inactivity
+  after a fall of the same resident, or while the home's sensors were silenced by a
+  device or gateway fault), otherwise **false**; alerts during benign look-alikes
+  (naps, visits, a removed band, being away) are false and also counted as
+  ``false_during_benign``.
 * **False alerts per resident-day** = false alerts / (residents × days in the range).
 """
 
@@ -173,6 +175,26 @@ def same_subject(alert: AlertRecord, inc: Incident) -> bool:
     return alert.site_id == inc.site_id
 
 
+#: Site and device incidents that can make a resident's home look still: their sensors
+#: are silent.  A weak battery, a leak or a cold room silences nothing.
+SILENCING_KINDS = frozenset({"device_offline", "gateway_offline"})
+
+
+def explains(alert: AlertRecord, inc: Incident) -> bool:
+    """Could real incident ``inc`` have caused ``alert`` (a *related* alert)?
+
+    The same subject (:func:`same_subject`), and for an alert about a resident: an
+    incident of that resident, or a fault that silenced the home's sensors.  Without
+    the second condition any alert at a site during a three-day low-battery incident of
+    its leak sensor was "related", whatever it was.
+    """
+    if not same_subject(alert, inc):
+        return False
+    if alert.resident_id is None or alert.kind in TECHNICAL_KINDS:
+        return True
+    return inc.resident_id is not None or inc.kind in SILENCING_KINDS
+
+
 def overlaps(alert: AlertRecord, inc: Incident, lead: timedelta, grace: timedelta) -> bool:
     return alert.opened_at <= inc.end + grace and alert.last_seen_at >= inc.start - lead
 
@@ -215,7 +237,7 @@ def score(
     for a in als:
         if a.id in matched_alerts:
             continue
-        if any(same_subject(a, i) and overlaps(a, i, lead, grace) for i in real):
+        if any(explains(a, i) and overlaps(a, i, lead, grace) for i in real):
             related += 1
             continue
         false += 1

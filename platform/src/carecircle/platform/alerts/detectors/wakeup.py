@@ -1,0 +1,169 @@
+"""The missed wake-up window of each resident, learned from their own mornings.
+
+A fixed window (06:00–09:30) cannot serve everyone: it cannot see a 06:00 riser who
+is still in bed at 09:00, and it would page every day about a resident who always
+rises at 10:00.  Telecare practice is "not up well after her usual time".  So, per
+resident and local day:
+
+1. :func:`rise_times`: from the activity the check itself counts (motion or presence
+   in the rooms the rule counts, getting out of bed, a rise of the band's step count),
+   the time of each past day the resident *got up*: the first activation after which
+   activity goes on — in at least ``RISE_SLOTS`` of the six 10-minute slots of the next
+   hour.  A night-time trip to the toilet (5–10 minutes, then back to bed) is not a rise.
+2. :func:`learn_window`: with at least ``learn_min_days`` rises in the last
+   ``learn_days``: the usual rise time is their median; the window opens
+   ``learn_lead_s`` before it and closes ``learn_spread_k`` robust standard deviations
+   (1.4826 × median absolute deviation) after it, but never sooner than
+   ``learn_margin_min_s`` nor later than ``learn_margin_max_s`` after it; everything
+   within ``[learn_earliest, learn_latest]``.  With fewer days, the rule's window.
+3. A window set for the resident (``care_profile.missed_wakeup.start/end`` or a
+   resident rule) is used as it is; ``learn: false`` turns learning off.
+
+All pure: typed marks and dates in, a :class:`WakeWindow` out.  The history is read
+once per local day by :mod:`..jobs` (``WakeupCache``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from statistics import median
+from typing import Literal
+
+from carecircle.platform.alerts.config import MissedWakeupRule
+
+#: An hour after a rise is split into slots of this length ...
+RISE_SLOT = timedelta(minutes=10)
+RISE_SPAN = timedelta(hours=1)
+#: ... and at least this many of them must show activity.
+RISE_SLOTS = 3
+MOTION_CODES = frozenset({"motion", "bathroom_presence"})
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One stored activity reading of a device that counts for the resident."""
+
+    at: datetime
+    code: str
+    value: float
+    room_kind: str | None
+    device_id: str
+    own: bool  #: the resident's own device (band, bed mat)
+
+
+@dataclass(frozen=True)
+class WakeWindow:
+    start: time
+    end: time
+    source: Literal["rule", "resident", "learned"]
+    days: int = 0  #: days of history the window was learned from
+    usual: time | None = None  #: median rise time
+    spread_min: float | None = None  #: robust standard deviation of the rise time
+
+    def explanation(self) -> dict[str, object]:
+        out: dict[str, object] = {"window_source": self.source}
+        if self.source == "learned":
+            out["learned_days"] = self.days
+            out["usual_rise"] = self.usual.isoformat(timespec="minutes") if self.usual else None
+            out["rise_spread_min"] = round(self.spread_min or 0.0, 1)
+        return out
+
+
+def activations(
+    marks: Iterable[Mark], rule: MissedWakeupRule, *, own_only: bool = False
+) -> list[datetime]:
+    """When the resident showed activity the check counts as being up, in time order.
+
+    Motion/presence in a counted room (``rule.rooms``, default every room but the
+    bedroom); getting out of bed (``count_bed_exit``); a rise of the band's cumulative
+    step count.  Doors are left out: opened by callers too, and an occupant walking to
+    a door shows on motion anyway.  ``own_only``: the resident's own devices only (a
+    housemate moves the shared sensors).
+    """
+    out: list[datetime] = []
+    last: dict[tuple[str, str], float] = {}
+    for m in sorted(marks, key=lambda m: m.at):
+        if own_only and not m.own:
+            continue
+        key = (m.device_id, m.code)
+        prev = last.get(key)
+        last[key] = m.value
+        if m.code in MOTION_CODES:
+            counted = m.room_kind != "bedroom" if rule.rooms is None else m.room_kind in rule.rooms
+            if m.value > 0 and counted:
+                out.append(m.at)
+        elif m.code == "bed_occupancy":
+            if rule.count_bed_exit and m.value == 0 and prev is not None and prev > 0:
+                out.append(m.at)
+        elif m.code == "steps" and prev is not None and m.value > prev:
+            out.append(m.at)
+    return out
+
+
+def rise_times(
+    times: Sequence[datetime], tz: tzinfo, days: Iterable[date], earliest: time, latest: time
+) -> dict[date, time]:
+    """Per local day: when the resident got up (see the module docstring), if seen."""
+    ordered = sorted(times)
+    out: dict[date, time] = {}
+    for day in days:
+        lo = datetime.combine(day, earliest, tzinfo=tz)
+        hi = datetime.combine(day, latest, tzinfo=tz)
+        for i, t in enumerate(ordered):
+            if t < lo:
+                continue
+            if t > hi:
+                break
+            slots = set()
+            for u in ordered[i:]:
+                if u >= t + RISE_SPAN:
+                    break
+                slots.add(int((u - t) / RISE_SLOT))
+            if len(slots) >= RISE_SLOTS:
+                out[day] = t.astimezone(tz).time()
+                break
+    return out
+
+
+def _minutes(t: time) -> float:
+    return t.hour * 60 + t.minute + t.second / 60
+
+
+def _clock(minutes: float) -> time:
+    m = max(0, min(round(minutes), 24 * 60 - 1))
+    return time(m // 60, m % 60)
+
+
+def learn_window(rises: Sequence[time], rule: MissedWakeupRule) -> WakeWindow:
+    """The window from past rise times (the rule's own with too few of them)."""
+    if not rule.learn or len(rises) < rule.learn_min_days:
+        return WakeWindow(rule.start, rule.end, "rule", days=len(rises))
+    mins = [_minutes(t) for t in rises]
+    usual = median(mins)
+    spread = 1.4826 * median(abs(m - usual) for m in mins)
+    margin = min(
+        max(rule.learn_spread_k * spread, rule.learn_margin_min_s / 60),
+        rule.learn_margin_max_s / 60,
+    )
+    lo, hi = _minutes(rule.learn_earliest), _minutes(rule.learn_latest)
+    end = min(max(usual + margin, lo + 60), hi)
+    start = max(min(usual - rule.learn_lead_s / 60, end - 60), lo)
+    return WakeWindow(_clock(start), _clock(end), "learned", len(rises), _clock(usual), spread)
+
+
+def wakeup_window(
+    rule: MissedWakeupRule,
+    rises: dict[date, time],
+    today: date,
+    *,
+    fixed_for_resident: bool = False,
+) -> WakeWindow:
+    """Today's window: the resident's own if set, else learned from the ``learn_days``
+    before ``today``, else the rule's."""
+    if fixed_for_resident:
+        return WakeWindow(rule.start, rule.end, "resident")
+    first = today - timedelta(days=rule.learn_days)
+    recent = [t for d, t in sorted(rises.items()) if first <= d < today]
+    return learn_window(recent, rule)
