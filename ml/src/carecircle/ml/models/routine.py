@@ -99,20 +99,45 @@ def _wake_hist(first: FloatArray, weekend: np.ndarray) -> FloatArray:
     return hist
 
 
+#: A resident whose band gave a heart rate in at least this share of the hours with
+#: data wears one; an hour of theirs without any heart rate is an hour away from home
+#: (the band out of range of the home receiver), not a quiet hour at home.
+WEARER_SHARE = 0.5
+
+
+def away_hours(m: HourlyMatrix) -> np.ndarray:
+    """Hours in which a band wearer's band sent no heart rate at all (out of range).
+
+    Empty (all False) for a resident who does not wear a band.  A band taken off to
+    charge at home also sends no heart rate; those hours count as away too (the
+    models then say nothing about them rather than something wrong).
+    """
+    seen = m.column("rows") > 0
+    no_hr = np.isnan(m.column("hr_mean"))
+    if not seen.any() or float(np.mean(~no_hr[seen])) < WEARER_SHARE:
+        return np.zeros(m.hours, dtype=bool)
+    return np.asarray(no_hr, dtype=bool)
+
+
 def quiet_runs(m: HourlyMatrix) -> np.ndarray:
     """For every hour, how long (capped at QMAX) the person has been quiet at home.
 
     Quiet = no activity and no steps; a quiet run that starts right after a door
-    opening is an outing, not quiet at home, and counts as 0 (as in scoring).
+    opening is an outing, not quiet at home, and counts as 0 (as in scoring); so does
+    an hour a band wearer's band was out of range (:func:`away_hours`), which also
+    ends the run.
     """
     act = m.column("activity")
     steps = m.column("steps")
     door = m.column("door_open")
+    away = away_hours(m)
     runs = np.zeros(m.hours, dtype=np.int64)
     k = 0
     out = False
     for i in range(m.hours):
-        if act[i] <= 0 and steps[i] <= 0:
+        if away[i]:
+            k, out = 0, False
+        elif act[i] <= 0 and steps[i] <= 0:
             if k == 0:
                 out = i > 0 and door[i - 1] > 0
             k += 1
@@ -276,6 +301,8 @@ class RoutineModel:
         door_before = first_quiet > 0 and m.column("door_open")[first_quiet - 1] > 0
         if steps > 0 or door_before:
             return None  # walking somewhere, or went out: not inactivity at home
+        if away_hours(m)[quiet].any():
+            return None  # the band was out of range in the quiet hours: not at home
         if m.column("in_bed")[i] >= 0.5:
             return None  # in bed: sleep is quiet (a morning in bed is ``missed_routine``)
         wk, hr = int(m.weekend[i]), int(m.local_hour[i])
