@@ -114,11 +114,13 @@ def judge(
 
 def band_state(conn: Conn, resident_id: str, now: datetime) -> BandState:
     """The resident's own step counter in ``activity_state`` (a band reports it every
-    2 minutes while in range, worn or not)."""
+    2 minutes while in range, worn or not; its clock may run a little ahead).  ``now``
+    is not used to filter: the table keeps only the latest report."""
+    del now
     row = conn.execute(
         "SELECT count(*), max(last_value_at) FROM activity_state "
-        "WHERE resident_id = %s AND code = 'steps' AND last_value_at <= %s",
-        (resident_id, now + timedelta(minutes=5)),
+        "WHERE resident_id = %s AND code = 'steps'",
+        (resident_id,),
     ).fetchone()
     if row is None or not row[0]:
         return BandState(has_band=False)
