@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -135,3 +136,27 @@ def test_the_table_compares_rules_alone_with_what_the_platform_raised() -> None:
     # without combined_alerts it is the union (no gate)
     union = compare([rule_true, rule_false], [model], [inc], period)
     assert union.combined[INACT].false_alerts == 1
+
+
+def test_a_quiet_night_out_of_bed_is_not_unusual_inactivity_only_active_hours_are() -> None:
+    t = person(napper=False, wake=6.0, bed=21.5, level=12.0)
+    fitted = RoutineModel.fit(matrix(t), t.profile.profile_key, None)
+    night = quiet(matrix(t, days=2, seed=21), day=1, hours=range(1, 4))
+    v = night.values.copy()
+    v[24 + 1 : 24 + 4, COL["in_bed"]] = 0.0  # no bed mat says "in bed"
+    night = HourlyMatrix(night.resident_id, night.start, v, night.local_hour, night.weekend,
+                         night.local_day)  # fmt: skip
+
+    def person_with(per_hour: float) -> RoutineModel:
+        """This person, if they had ``per_hour`` activations 00:00–04:00 and were never
+        quiet for long by 04:00 (a restless sleeper: turns in bed the PIR sees)."""
+        mean, q = fitted.mean.copy(), fitted.quiet.copy()
+        mean[:, 0:4, 0] = per_hour
+        q[:, 3, 1:] = 0.0
+        return dataclasses.replace(fitted, mean=mean, quiet=q)
+
+    # 3 turns an hour: above the 3-activation floor in total, but a sleeping person
+    assert not [f for f in person_with(3.0).score(night, 24 + 3) if f.kind == "unusual_inactivity"]
+    # 8 an hour: this person is up and about at that time; 4 silent hours are unusual
+    found = [f for f in person_with(8.0).score(night, 24 + 3) if f.kind == "unusual_inactivity"]
+    assert len(found) == 1 and found[0].detail["quiet_hours"] == 4  # 00:00 was quiet too

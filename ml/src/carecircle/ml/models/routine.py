@@ -69,6 +69,10 @@ class Thresholds:
     min_quiet_hours: int = 2
     #: activations the quiet hours would usually have had, at least
     min_expected: float = 3.0
+    #: ... and on average per quiet hour: the person's active hours, not a night's
+    #: sleep with a few turns in bed (a bedroom PIR sees ~1–7 an hour at night on
+    #: device_sim homes, 10–40 by day)
+    min_expected_per_hour: float = 6.0
     p_night: float = 1e-3
     min_night_count: float = 3.0
     p_missed: float = 0.03
@@ -313,8 +317,11 @@ class RoutineModel:
         if p >= limit:
             return None
         expected = float(self.mean[m.weekend[quiet], m.local_hour[quiet], 0].sum())
-        if expected < self.thresholds.min_expected:
-            return None  # hours in which this person is usually quiet anyway
+        if (
+            expected < self.thresholds.min_expected
+            or expected < self.thresholds.min_expected_per_hour * k
+        ):
+            return None  # hours in which this person is usually quiet (or asleep) anyway
         severity = "high" if k >= 6 else "medium"
         return Finding(
             kind="unusual_inactivity",
