@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-
 from carecircle.platform.alerts.gate import (
     PASS,
     Verdict,

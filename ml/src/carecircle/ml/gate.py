@@ -104,8 +104,7 @@ def judge(
             withhold=True,
             gate=GATE,
             reason=(
-                f"usual for this person: not up yet at {hour:02d}:00 on "
-                f"{100 * share:.0f}% of days"
+                f"usual for this person: not up yet at {hour:02d}:00 on {100 * share:.0f}% of days"
             ),
             explanation={**base, "check": "wake_up", "share": share},
         )

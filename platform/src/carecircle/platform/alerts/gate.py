@@ -95,7 +95,9 @@ def review_all(
         try:
             verdicts.append(g.review(conn, draft, episode_start, draft.at))
         except Exception:
-            log.exception("gate %s failed on %s %s; not withheld", g.name, draft.kind, draft.subject)
+            log.exception(
+                "gate %s failed on %s %s; not withheld", g.name, draft.kind, draft.subject
+            )
     return decide(verdicts)
 
 
