@@ -160,3 +160,17 @@ def test_a_quiet_night_out_of_bed_is_not_unusual_inactivity_only_active_hours_ar
     # 8 an hour: this person is up and about at that time; 4 silent hours are unusual
     found = [f for f in person_with(8.0).score(night, 24 + 3) if f.kind == "unusual_inactivity"]
     assert len(found) == 1 and found[0].detail["quiet_hours"] == 4  # 00:00 was quiet too
+
+
+def test_a_morning_away_with_the_band_is_not_a_missed_routine() -> None:
+    t = person(napper=False, wake=6.0, bed=21.5, level=12.0)
+    model = RoutineModel.fit(matrix(t), t.profile.profile_key, None)
+    late = quiet(matrix(t, days=2, seed=31), day=1, hours=range(4, 12))
+    i = 24 + 10
+    assert any(f.kind == "missed_routine" for f in model.score(late, i))
+    v = late.values.copy()
+    for c in ("hr_mean", "hr_min", "hr_max", "hr_range"):
+        v[24 + 0 : 24 + 11, COL[c]] = np.nan  # away overnight: the band out of range
+    away = HourlyMatrix(late.resident_id, late.start, v, late.local_hour, late.weekend,
+                        late.local_day)  # fmt: skip
+    assert not any(f.kind == "missed_routine" for f in model.score(away, i))

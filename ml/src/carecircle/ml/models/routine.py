@@ -382,6 +382,8 @@ class RoutineModel:
             return None
         if (m.column("rows")[today] <= 0).all():
             return None  # no data at all from the home: a connectivity problem, not a person
+        if away_hours(m)[today].any():
+            return None  # the band was out of range this morning: out (overnight), not in bed
         wk = int(m.weekend[i])
         hist = self.wake[wk]
         # "later than ever seen" keeps half a day of mass, so few days never look
