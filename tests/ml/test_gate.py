@@ -168,9 +168,13 @@ def test_a_morning_away_with_the_band_is_not_a_missed_routine() -> None:
     late = quiet(matrix(t, days=2, seed=31), day=1, hours=range(4, 12))
     i = 24 + 10
     assert any(f.kind == "missed_routine" for f in model.score(late, i))
+    assert model.wearer is True
     v = late.values.copy()
     for c in ("hr_mean", "hr_min", "hr_max", "hr_range"):
-        v[24 + 0 : 24 + 11, COL[c]] = np.nan  # away overnight: the band out of range
+        v[10 : 24 + 11, COL[c]] = np.nan  # away since yesterday 10:00: out of range
     away = HourlyMatrix(late.resident_id, late.start, v, late.local_hour, late.weekend,
                         late.local_day)  # fmt: skip
+    # the window alone no longer says "a wearer" (heart rate in 10 of 35 hours) ...
+    assert not away_hours(away).any() and away_hours(away, True)[24 + 4 : i + 1].all()
+    # ... the model knows it from the history
     assert not any(f.kind == "missed_routine" for f in model.score(away, i))

@@ -109,18 +109,26 @@ def _wake_hist(first: FloatArray, weekend: np.ndarray) -> FloatArray:
 WEARER_SHARE = 0.5
 
 
-def away_hours(m: HourlyMatrix) -> np.ndarray:
+def wears_band(m: HourlyMatrix) -> bool:
+    """Heart rate in at least :data:`WEARER_SHARE` of the hours with data."""
+    seen = m.column("rows") > 0
+    if not seen.any():
+        return False
+    return float(np.mean(~np.isnan(m.column("hr_mean")[seen]))) >= WEARER_SHARE
+
+
+def away_hours(m: HourlyMatrix, wearer: bool | None = None) -> np.ndarray:
     """Hours in which a band wearer's band sent no heart rate at all (out of range).
 
-    Empty (all False) for a resident who does not wear a band.  A band taken off to
-    charge at home also sends no heart rate; those hours count as away too (the
-    models then say nothing about them rather than something wrong).
+    Empty (all False) for a resident who does not wear a band.  ``wearer``: known from
+    the training history (a scoring window of 26 h can be almost all away, e.g. a
+    night at the family's); ``None`` judges it from ``m``.  A band taken off to charge
+    at home also sends no heart rate; those hours count as away too (the models then
+    say nothing about them rather than something wrong).
     """
-    seen = m.column("rows") > 0
-    no_hr = np.isnan(m.column("hr_mean"))
-    if not seen.any() or float(np.mean(~no_hr[seen])) < WEARER_SHARE:
+    if not (wears_band(m) if wearer is None else wearer):
         return np.zeros(m.hours, dtype=bool)
-    return np.asarray(no_hr, dtype=bool)
+    return np.asarray(np.isnan(m.column("hr_mean")), dtype=bool)
 
 
 def quiet_runs(m: HourlyMatrix) -> np.ndarray:
@@ -191,6 +199,8 @@ class RoutineModel:
     wake: FloatArray  # (2, 25) pseudo-counts of first-activity hour
     trained_until: datetime
     thresholds: Thresholds = field(default_factory=Thresholds)
+    #: wears a band (from the training history); ``None`` in models saved before it
+    wearer: bool | None = None
 
     # ---- training ---------------------------------------------------------------
     @classmethod
@@ -241,6 +251,7 @@ class RoutineModel:
             wake=wake,
             trained_until=m.start + m.hours * HOUR,
             thresholds=thresholds or Thresholds(),
+            wearer=wears_band(m),
         )
 
     @property
@@ -262,6 +273,7 @@ class RoutineModel:
             "quiet": self.quiet,
             "wake": self.wake,
             "trained_until": self.trained_until.isoformat(),
+            "wearer": getattr(self, "wearer", None),
         }
 
     # ---- evaluation ---------------------------------------------------------------
@@ -305,7 +317,7 @@ class RoutineModel:
         door_before = first_quiet > 0 and m.column("door_open")[first_quiet - 1] > 0
         if steps > 0 or door_before:
             return None  # walking somewhere, or went out: not inactivity at home
-        if away_hours(m)[quiet].any():
+        if away_hours(m, getattr(self, "wearer", None))[quiet].any():
             return None  # the band was out of range in the quiet hours: not at home
         if m.column("in_bed")[i] >= 0.5:
             return None  # in bed: sleep is quiet (a morning in bed is ``missed_routine``)
@@ -382,7 +394,7 @@ class RoutineModel:
             return None
         if (m.column("rows")[today] <= 0).all():
             return None  # no data at all from the home: a connectivity problem, not a person
-        if away_hours(m)[today].any():
+        if away_hours(m, getattr(self, "wearer", None))[today].any():
             return None  # the band was out of range this morning: out (overnight), not in bed
         wk = int(m.weekend[i])
         hist = self.wake[wk]
