@@ -190,9 +190,8 @@ def eval_cmd(
     cli: CliContext, database_url: str | None, truth_file: Path, since: str, until: str
 ) -> None:
     """Rules vs rules + models on the alerts in the store, against labelled truth."""
-    from carecircle.ml.evaluation.compare import compare
-    from carecircle.ml.evaluation.records import Period, read_truth
-    from carecircle.ml.evaluation.store import alerts_between
+    from carecircle.ml.evaluation.records import read_truth
+    from carecircle.ml.evaluation.section import store_table
 
     settings = _settings(cli, database_url=database_url)
     start, end = _when(since), _when(until)
@@ -200,16 +199,11 @@ def eval_cmd(
     truth = read_truth(truth_file)
     residents = {t.resident_id for t in truth if t.resident_id}
     with _conn(settings) as conn:
-        alerts = alerts_between(conn, start, end)
         count = conn.execute("SELECT count(*) FROM residents").fetchone()
-    n = max(len(residents), int(count[0]) if count else 0)
-    table = compare(
-        [a for a in alerts if a.source != "model"],
-        [a for a in alerts if a.source == "model"],
-        truth,
-        Period(start, end, residents=n),
-    )
+        n = max(len(residents), int(count[0]) if count else 0)
+        table, withheld = store_table(conn, start, end, truth, n)
     click.echo(table.render())
+    click.echo(f"rule findings withheld by a model gate: {withheld}")
 
 
 @ml.command("eval-synthetic")

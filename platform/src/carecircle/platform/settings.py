@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -76,6 +77,9 @@ class PlatformSettings(CareCircleSettings):
     alerts_timezone: str = "Asia/Shanghai"
     #: How often the scheduler runs the absence, device and gateway checks.
     alerts_absence_interval_s: PositiveInt = 60
+    #: Ask the installed gates (``carecircle.alerts.gates``, e.g. the ml routine models)
+    #: before opening an inactivity or missed wake-up alert; off = the rules alone.
+    alerts_gates: bool = True
     #: An alert closed this many times within the window is held when it fires again.
     alerts_flap_count: PositiveInt = 3
     alerts_flap_window_s: PositiveInt = 3600
@@ -157,6 +161,9 @@ class PlatformSettings(CareCircleSettings):
     ml_seed: int = 20261129
     #: nightly training at this local hour; hourly scoring at this minute past the hour
     ml_train_hour: int = Field(default=2, ge=0, le=23)
+    #: The nightly job trains on no data after this time (an evaluation's held-out
+    #: period: the models stay frozen); unset = up to now.
+    ml_train_until: datetime | None = None
     ml_score_minute: int = Field(default=5, ge=0, le=59)
 
     # -- ingest, registry and rollups (ingest engineer) ---------------------------------

@@ -205,13 +205,38 @@ def compare(
     truth: Sequence[TruthIncident],
     period: Period,
     grace: timedelta = GRACE,
+    combined_alerts: Iterable[AlertRecord] | None = None,
 ) -> ComparisonTable:
-    """The "rules vs rules + models" table for ``carecircle eval``."""
+    """The "rules vs rules + models" table for ``carecircle eval``.
+
+    ``rule_alerts``: what the rules alone would raise; ``model_alerts``: the models'
+    own alerts; ``combined_alerts``: what the platform raised with both (rule alerts a
+    model gate withheld are not in it).  Without ``combined_alerts`` it is the union of
+    the other two (no gate).
+    """
     rules = list(rule_alerts)
     models = list(model_alerts)
+    both = list(combined_alerts) if combined_alerts is not None else rules + models
     return ComparisonTable(
         period=period,
         rules=score_alerts(rules, truth, period, grace),
         models=score_alerts(models, truth, period, grace),
-        combined=score_alerts(rules + models, truth, period, grace),
+        combined=score_alerts(both, truth, period, grace),
     )
+
+
+def rules_alone(
+    raised_by_rules: Sequence[tuple[int, AlertRecord]],
+    withheld: Sequence[tuple[int | None, AlertRecord]],
+) -> list[AlertRecord]:
+    """Pure: what the rules alone would have raised, from what the platform stored.
+
+    ``raised_by_rules``: (alert id, record) of the rule alerts the platform opened;
+    ``withheld``: (id of the alert opened when it was released, or None; record at the
+    time the rule first found it) of the findings a gate withheld.  A released alert is
+    counted once, at the time the rules would have opened it.
+    """
+    released = {alert_id for alert_id, _ in withheld if alert_id is not None}
+    out = [rec for alert_id, rec in raised_by_rules if alert_id not in released]
+    out += [rec for _, rec in withheld]
+    return sorted(out, key=lambda r: r.time)

@@ -69,6 +69,10 @@ class Thresholds:
     min_quiet_hours: int = 2
     #: activations the quiet hours would usually have had, at least
     min_expected: float = 3.0
+    #: ... and on average per quiet hour: the person's active hours, not a night's
+    #: sleep with a few turns in bed (a bedroom PIR sees ~1–7 an hour at night on
+    #: device_sim homes, 10–40 by day)
+    min_expected_per_hour: float = 6.0
     p_night: float = 1e-3
     min_night_count: float = 3.0
     p_missed: float = 0.03
@@ -99,20 +103,53 @@ def _wake_hist(first: FloatArray, weekend: np.ndarray) -> FloatArray:
     return hist
 
 
+#: A resident whose band gave a heart rate in at least this share of the hours with
+#: data wears one; an hour of theirs without any heart rate is an hour away from home
+#: (the band out of range of the home receiver), not a quiet hour at home.
+WEARER_SHARE = 0.5
+
+
+def wears_band(m: HourlyMatrix) -> bool:
+    """Heart rate in at least :data:`WEARER_SHARE` of the hours with data."""
+    seen = m.column("rows") > 0
+    if not seen.any():
+        return False
+    return float(np.mean(~np.isnan(m.column("hr_mean")[seen]))) >= WEARER_SHARE
+
+
+def away_hours(m: HourlyMatrix, wearer: bool | None = None) -> np.ndarray:
+    """Hours in which a band wearer's band sent no heart rate at all (out of range).
+
+    Empty (all False) for a resident who does not wear a band.  ``wearer``: known from
+    the training history (a scoring window of 26 h can be almost all away, e.g. a
+    night at the family's); ``None`` judges it from ``m``.  A band taken off to charge
+    at home also sends no heart rate; those hours count as away too (the models then
+    say nothing about them rather than something wrong).
+    """
+    if not (wears_band(m) if wearer is None else wearer):
+        return np.zeros(m.hours, dtype=bool)
+    return np.asarray(np.isnan(m.column("hr_mean")), dtype=bool)
+
+
 def quiet_runs(m: HourlyMatrix) -> np.ndarray:
     """For every hour, how long (capped at QMAX) the person has been quiet at home.
 
     Quiet = no activity and no steps; a quiet run that starts right after a door
-    opening is an outing, not quiet at home, and counts as 0 (as in scoring).
+    opening is an outing, not quiet at home, and counts as 0 (as in scoring); so does
+    an hour a band wearer's band was out of range (:func:`away_hours`), which also
+    ends the run.
     """
     act = m.column("activity")
     steps = m.column("steps")
     door = m.column("door_open")
+    away = away_hours(m)
     runs = np.zeros(m.hours, dtype=np.int64)
     k = 0
     out = False
     for i in range(m.hours):
-        if act[i] <= 0 and steps[i] <= 0:
+        if away[i]:
+            k, out = 0, False
+        elif act[i] <= 0 and steps[i] <= 0:
             if k == 0:
                 out = i > 0 and door[i - 1] > 0
             k += 1
@@ -162,6 +199,8 @@ class RoutineModel:
     wake: FloatArray  # (2, 25) pseudo-counts of first-activity hour
     trained_until: datetime
     thresholds: Thresholds = field(default_factory=Thresholds)
+    #: wears a band (from the training history); ``None`` in models saved before it
+    wearer: bool | None = None
 
     # ---- training ---------------------------------------------------------------
     @classmethod
@@ -212,6 +251,7 @@ class RoutineModel:
             wake=wake,
             trained_until=m.start + m.hours * HOUR,
             thresholds=thresholds or Thresholds(),
+            wearer=wears_band(m),
         )
 
     @property
@@ -233,6 +273,7 @@ class RoutineModel:
             "quiet": self.quiet,
             "wake": self.wake,
             "trained_until": self.trained_until.isoformat(),
+            "wearer": getattr(self, "wearer", None),
         }
 
     # ---- evaluation ---------------------------------------------------------------
@@ -276,6 +317,8 @@ class RoutineModel:
         door_before = first_quiet > 0 and m.column("door_open")[first_quiet - 1] > 0
         if steps > 0 or door_before:
             return None  # walking somewhere, or went out: not inactivity at home
+        if away_hours(m, getattr(self, "wearer", None))[quiet].any():
+            return None  # the band was out of range in the quiet hours: not at home
         if m.column("in_bed")[i] >= 0.5:
             return None  # in bed: sleep is quiet (a morning in bed is ``missed_routine``)
         wk, hr = int(m.weekend[i]), int(m.local_hour[i])
@@ -286,8 +329,11 @@ class RoutineModel:
         if p >= limit:
             return None
         expected = float(self.mean[m.weekend[quiet], m.local_hour[quiet], 0].sum())
-        if expected < self.thresholds.min_expected:
-            return None  # hours in which this person is usually quiet anyway
+        if (
+            expected < self.thresholds.min_expected
+            or expected < self.thresholds.min_expected_per_hour * k
+        ):
+            return None  # hours in which this person is usually quiet (or asleep) anyway
         severity = "high" if k >= 6 else "medium"
         return Finding(
             kind="unusual_inactivity",
@@ -348,6 +394,8 @@ class RoutineModel:
             return None
         if (m.column("rows")[today] <= 0).all():
             return None  # no data at all from the home: a connectivity problem, not a person
+        if away_hours(m, getattr(self, "wearer", None))[today].any():
+            return None  # the band was out of range this morning: out (overnight), not in bed
         wk = int(m.weekend[i])
         hist = self.wake[wk]
         # "later than ever seen" keeps half a day of mass, so few days never look

@@ -43,7 +43,10 @@ def nightly_training(
     with connect(
         settings.database_url, timeout_s=settings.db_connect_timeout_s, autocommit=True
     ) as conn:
-        report = train(conn, registry, train_config(settings), until=clock.now(), incremental=True)
+        until = clock.now()
+        if settings.ml_train_until is not None:
+            until = min(until, settings.ml_train_until)  # frozen for a held-out period
+        report = train(conn, registry, train_config(settings), until=until, incremental=True)
     log.info("nightly ml training done: %s", report.summary())
     return report
 

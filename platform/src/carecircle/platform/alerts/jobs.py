@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from carecircle.common.clock import Clock, SystemClock
+from carecircle.platform.alerts import gate as gating
 from carecircle.platform.alerts import repository, store
 from carecircle.platform.alerts.config import (
     BedExitRule,
@@ -89,6 +90,8 @@ class CheckReport:
     errors: int = 0
     falls_raised: int = 0  #: held low-confidence fall alarms raised (band worn or silent)
     falls_dropped: int = 0  #: held fall alarms of a band off the wrist (no alert)
+    #: findings a gate withheld (kind, subject) — recorded in ``alert_withheld``
+    withheld: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -188,11 +191,15 @@ def run_absence_checks(
     *,
     site_ids: Sequence[str] | None = None,
     wake_cache: WakeupCache | None = None,
+    gates: Sequence[gating.AlertGate] = (),
 ) -> CheckReport:
     """Judge every absence check once at ``now``; see the module docstring.
 
     ``site_ids`` limits the run to some sites (sharding, tests); ``None`` checks all.
     ``wake_cache`` keeps the residents' rise times between runs (read once a day).
+    ``gates`` are asked about every finding of :data:`~.gate.GATED_KINDS` that would
+    open a new alert; one that withholds it records it in ``alert_withheld`` instead
+    (see :mod:`.gate`).
     """
     report = CheckReport()
     book = RuleBook(store.load_rules(conn))
@@ -258,6 +265,8 @@ def run_absence_checks(
                 report.refreshed += 1
             elif mark is not None and mark.opened_at >= f.episode_start:
                 report.already_handled += 1
+            elif gates and d.kind in gating.GATED_KINDS:
+                _open_gated(conn, f, gates, report)
             else:
                 repository.open_or_refresh(conn, d)
                 report.opened.append((d.kind, d.subject))
@@ -315,6 +324,25 @@ def _judge_held_falls(
             log.debug("held fall alarm of %s on %s not raised: %s", fall.device_id, subject, reason)
 
 
+def _open_gated(
+    conn: Conn, f: Finding, gates: Sequence[gating.AlertGate], report: CheckReport
+) -> None:
+    """Open a gated finding's alert unless a gate withholds it (then record why)."""
+    d = f.draft
+    verdict = gating.review_all(gates, conn, d, f.episode_start)
+    if verdict.withhold:
+        gating.record_withheld(conn, d, f.episode_start, verdict)
+        report.withheld.append((d.kind, d.subject))
+        log.info("withheld %s on %s: %s (%s)", d.kind, d.subject, verdict.reason, verdict.gate)
+        return
+    mark = gating.withheld_mark(conn, d.subject, d.kind, f.episode_start)
+    change = repository.open_or_refresh(conn, gating.released_draft(d, mark))
+    if mark is not None:
+        gating.mark_released(conn, mark, change.id)
+    report.opened.append((d.kind, d.subject))
+    log.info("opened %s alert on %s", d.kind, d.subject)
+
+
 def _clear_technical(
     conn: Conn,
     marks: dict[tuple[str, str], store.AlertMark],
@@ -345,7 +373,10 @@ def _clear_technical(
 
 
 def absence_job(
-    connect: Callable[[], Conn], tz: tzinfo, clock: Clock | None = None
+    connect: Callable[[], Conn],
+    tz: tzinfo,
+    clock: Clock | None = None,
+    gates: Sequence[gating.AlertGate] = (),
 ) -> Callable[[], CheckReport]:
     """A zero-argument callable for the scheduler: connect, check at ``clock.now()``, close."""
     clk = clock or SystemClock()
@@ -353,7 +384,7 @@ def absence_job(
 
     def job() -> CheckReport:
         with connect() as conn:
-            report = run_absence_checks(conn, clk.now(), tz, wake_cache=wake_cache)
+            report = run_absence_checks(conn, clk.now(), tz, wake_cache=wake_cache, gates=gates)
         log.info(
             "absence checks: %d residents, %d findings, %d opened, %d cleared",
             report.residents,
@@ -369,9 +400,14 @@ def absence_job(
 def register_jobs(
     scheduler: Any, settings: Any, connect: Callable[[], Conn], clock: Clock | None = None
 ) -> None:
-    """Add the alerts jobs to an APScheduler 3 scheduler (``PlatformSettings`` fields)."""
+    """Add the alerts jobs to an APScheduler 3 scheduler (``PlatformSettings`` fields).
+
+    The absence checks ask every installed gate (``carecircle.alerts.gates``) about
+    gated findings, unless ``settings.alerts_gates`` is off.
+    """
+    gates = gating.load_gates(settings) if getattr(settings, "alerts_gates", True) else []
     scheduler.add_job(
-        absence_job(connect, ZoneInfo(settings.timezone), clock),
+        absence_job(connect, ZoneInfo(settings.timezone), clock, gates),
         "interval",
         seconds=settings.alerts_absence_interval_s,
         id=JOB_ID,

@@ -77,6 +77,12 @@ def _shard(value: str | None) -> tuple[int, int] | None:
     help="I/N: replay households I, I+N, … only (run N processes into N databases)",
 )
 @click.option(
+    "--resolve-after-min",
+    type=click.FloatRange(min=1),
+    help="a simulated caregiver resolves every human-facing alert this long after it "
+    "opened (default: nobody does)",
+)
+@click.option(
     "--score/--no-score",
     default=True,
     show_default=True,
@@ -101,6 +107,7 @@ def replay_cmd(
     until: str | None,
     skip_jobs: tuple[str, ...],
     shard: str | None,
+    resolve_after_min: float | None,
     score: bool,
     out_path: Path | None,
 ) -> None:
@@ -120,6 +127,7 @@ def replay_cmd(
         until=_when(until),
         skip_jobs=frozenset(skip_jobs),
         shard=_shard(shard),
+        resolve_after_s=resolve_after_min * 60 if resolve_after_min is not None else None,
     )
     report = replay(stream_dir, settings, options)
     click.echo(

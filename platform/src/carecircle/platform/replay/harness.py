@@ -107,6 +107,13 @@ class ReplayOptions:
     #: centres, nursing homes) go to shard 0.  Score the shards together with
     #: ``carecircle eval --database-url <shard 0> --also-database-url <shard 1> …``.
     shard: tuple[int, int] | None = None
+    #: A simulated caregiver resolves every human-facing (not technical) alert this many
+    #: simulated seconds after it opened (outcome ``resident_fine``), checked every
+    #: ``caregiver_every_s``.  ``None``: nobody closes an alert; over a long replay the
+    #: first alert of a (resident, kind) then stays open and later episodes only
+    #: refresh it.
+    resolve_after_s: float | None = None
+    caregiver_every_s: float = 300.0
 
 
 @dataclass
@@ -125,6 +132,7 @@ class ReplayReport:
     heartbeats: int = 0
     liveness_offline: int = 0
     uplink_cuts: int = 0
+    resolved_by_caregiver: int = 0
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     alerts_by_kind: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
@@ -501,6 +509,8 @@ class Replay:
             "heartbeat": t0,
             "progress": t0 + self.o.progress_every_s,
         }
+        if self.o.resolve_after_s is not None:
+            timers["caregiver"] = t0 + self.o.caregiver_every_s
 
         def flush() -> None:
             self.flush(handlers, writer)
@@ -533,6 +543,10 @@ class Replay:
                             self.report.liveness_offline += n
                             site.dirty = True
                     timers["liveness"] = tt + self.o.liveness_s
+                elif name == "caregiver":
+                    flush()
+                    self._caregiver()
+                    timers["caregiver"] = tt + self.o.caregiver_every_s
                 elif name == "heartbeat":
                     for site in self._sites.values():
                         site.gw.heartbeat()
@@ -595,6 +609,33 @@ class Replay:
             self.report.wall_s,
         )
         return self.report
+
+    def _caregiver(self) -> None:
+        """Resolve the human-facing alerts opened ``resolve_after_s`` ago or earlier."""
+        from carecircle.platform.alerts.kinds import TECHNICAL
+        from carecircle.platform.alerts.lifecycle import Outcome, Status
+        from carecircle.platform.alerts.repository import transition
+
+        assert self.o.resolve_after_s is not None
+        now = self.clock.now()
+        cutoff = datetime.fromtimestamp(now.timestamp() - self.o.resolve_after_s, UTC)
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT id FROM alerts WHERE status NOT IN ('resolved', 'cancelled') "
+                "AND NOT kind = ANY(%s) AND opened_at <= %s ORDER BY id",
+                (sorted(k.value for k in TECHNICAL), cutoff),
+            ).fetchall()
+            for (alert_id,) in rows:
+                transition(
+                    conn,
+                    int(alert_id),
+                    Status.RESOLVED,
+                    actor="replay:caregiver",
+                    at=now,
+                    note="simulated caregiver: resident seen",
+                    outcome=Outcome.RESIDENT_FINE,
+                )
+                self.report.resolved_by_caregiver += 1
 
     def _progress(self, began: float, vsched: VirtualScheduler) -> None:
         r = self.report

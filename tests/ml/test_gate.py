@@ -1,0 +1,180 @@
+"""The routine models as a gate on the rules' inactivity and missed wake-up alerts
+(pure decisions), the away hours of a band wearer, and "rules alone" for the table."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+
+from carecircle.ml.evaluation.compare import compare, rules_alone
+from carecircle.ml.evaluation.records import AlertRecord, Period, TruthIncident
+from carecircle.ml.features.hourly import COL, HourlyMatrix
+from carecircle.ml.gate import AWAY_AFTER, GATE, BandState, judge
+from carecircle.ml.models.routine import RoutineModel, away_hours, quiet_runs
+from tests.ml.test_models import START, TZ, matrix, person, quiet
+
+INACT, WAKE = "prolonged_inactivity", "missed_wakeup"
+NO_BAND = BandState(has_band=False)
+
+
+def local(day: int, hour: int, minute: int = 0) -> datetime:
+    return START + timedelta(days=day, hours=hour, minutes=minute)
+
+
+@pytest.fixture(scope="module")
+def late_riser() -> RoutineModel:
+    t = person(napper=False, wake=9.6, bed=23.0, level=12.0)
+    return RoutineModel.fit(matrix(t), t.profile.profile_key, None)
+
+
+@pytest.fixture(scope="module")
+def early_napper() -> RoutineModel:
+    t = person(napper=True, wake=6.0, bed=21.5, level=12.0)
+    return RoutineModel.fit(matrix(t), t.profile.profile_key, None)
+
+
+def test_a_late_riser_missed_wake_up_is_withheld_at_0930_and_let_through_later(
+    late_riser: RoutineModel, early_napper: RoutineModel
+) -> None:
+    day = 30  # a Wednesday
+    v = judge(WAKE, late_riser, local(day, 6), local(day, 9, 35), TZ, NO_BAND)
+    assert v.withhold and v.gate == GATE
+    assert v.explanation["check"] == "wake_up" and v.explanation["share"] >= 0.10
+    assert "not up yet at 09:00" in v.reason
+    # by noon even this person is always up: the rule's alert goes out (delayed)
+    assert not judge(WAKE, late_riser, local(day, 6), local(day, 12, 5), TZ, NO_BAND).withhold
+    # an early riser not up by 09:35 is not normal: not withheld
+    assert not judge(WAKE, early_napper, local(day, 6), local(day, 9, 35), TZ, NO_BAND).withhold
+
+
+def test_a_usual_afternoon_nap_withholds_inactivity_a_morning_silence_does_not(
+    early_napper: RoutineModel,
+) -> None:
+    day = 30
+    nap = judge(INACT, early_napper, local(day, 13, 0), local(day, 15, 5), TZ, NO_BAND)
+    assert nap.withhold and nap.explanation["quiet_hours"] == 2
+    assert nap.explanation["check"] == "routine"
+    morning = judge(INACT, early_napper, local(day, 8, 0), local(day, 11, 5), TZ, NO_BAND)
+    assert not morning.withhold
+    # a silence far longer than any nap is not usual either
+    assert not judge(INACT, early_napper, local(day, 9, 0), local(day, 17, 0), TZ, NO_BAND).withhold
+
+
+def test_a_band_out_of_range_means_away_and_withholds_both_kinds(
+    early_napper: RoutineModel,
+) -> None:
+    now = local(30, 11, 5)
+    gone = BandState(has_band=True, last_heard=now - AWAY_AFTER - timedelta(minutes=1))
+    here = BandState(has_band=True, last_heard=now - timedelta(minutes=3))
+    for kind in (INACT, WAKE):
+        v = judge(kind, early_napper, local(30, 8), now, TZ, gone)
+        assert v.withhold and v.explanation["check"] == "away"
+        # away needs no model (a resident in the cold start has none yet)
+        assert judge(kind, None, local(30, 8), now, TZ, gone).withhold
+    assert not judge(INACT, early_napper, local(30, 8), now, TZ, here).withhold
+    assert judge(INACT, None, local(30, 8), now, TZ, BandState(True, None)).withhold
+
+
+def test_no_model_a_learning_model_or_another_kind_has_no_opinion(
+    early_napper: RoutineModel,
+) -> None:
+    t = person(napper=True, wake=6.0, bed=21.5, level=12.0)
+    learning = RoutineModel.fit(matrix(t, days=5), t.profile.profile_key, None)
+    assert learning.learning
+    args = (local(30, 13), local(30, 15, 5), TZ, NO_BAND)
+    assert judge(INACT, early_napper, *args).withhold
+    assert not judge(INACT, learning, *args).withhold
+    assert not judge(INACT, None, *args).withhold
+    assert not judge("fall", early_napper, *args).withhold
+
+
+def test_hours_a_wearers_band_is_out_of_range_are_not_quiet_at_home() -> None:
+    t = person(napper=False, wake=6.0, bed=21.5, level=12.0)
+    m = quiet(matrix(t, days=2, seed=11), day=1, hours=range(10, 14))
+    runs = quiet_runs(m)
+    assert runs[24 + 13] == 4 and not away_hours(m).any()
+    v = m.values.copy()
+    for c in ("hr_mean", "hr_min", "hr_max", "hr_range"):
+        v[24 + 10 : 24 + 14, COL[c]] = np.nan
+    gone = HourlyMatrix(m.resident_id, m.start, v, m.local_hour, m.weekend, m.local_day)
+    assert away_hours(gone)[24 + 10 : 24 + 14].all()
+    assert (quiet_runs(gone)[24 + 10 : 24 + 14] == 0).all()
+    model = RoutineModel.fit(matrix(t), t.profile.profile_key, None)
+    assert any(f.kind == "unusual_inactivity" for f in model.score(m, 24 + 12))
+    assert not any(f.kind == "unusual_inactivity" for f in model.score(gone, 24 + 12))
+
+
+def _rec(kind: str, h: int, source: str = "rule") -> AlertRecord:
+    at = local(30, h)
+    return AlertRecord(kind, "r1", at, source, at + timedelta(minutes=30))
+
+
+def test_rules_alone_counts_withheld_findings_once_at_the_rules_time() -> None:
+    opened_by_rule = _rec(INACT, 9)
+    released = _rec(INACT, 14)  # opened at 14:00 after being withheld from 12:00
+    withheld_then_released = _rec(INACT, 12)
+    withheld_only = _rec(WAKE, 10)
+    out = rules_alone(
+        [(1, opened_by_rule), (2, released)],
+        [(2, withheld_then_released), (None, withheld_only)],
+    )
+    assert out == [opened_by_rule, withheld_only, withheld_then_released]
+
+
+def test_the_table_compares_rules_alone_with_what_the_platform_raised() -> None:
+    inc = TruthIncident("i1", "r1", "s1", INACT, False, local(30, 9), local(30, 13))
+    # the rules alone: one true alert at 10:00 and one false at 20:00 (withheld by the gate)
+    rule_true, rule_false = _rec(INACT, 10), _rec(INACT, 20)
+    model = _rec("unusual_inactivity", 11, "model")
+    period = Period(local(30, 0), local(31, 0), residents=1)
+    table = compare([rule_true, rule_false], [model], [inc], period, combined_alerts=[rule_true])
+    assert table.rules[INACT].false_alerts == 1 and table.rules[INACT].detected == 1
+    assert table.combined[INACT].false_alerts == 0 and table.combined[INACT].detected == 1
+    # without combined_alerts it is the union (no gate)
+    union = compare([rule_true, rule_false], [model], [inc], period)
+    assert union.combined[INACT].false_alerts == 1
+
+
+def test_a_quiet_night_out_of_bed_is_not_unusual_inactivity_only_active_hours_are() -> None:
+    t = person(napper=False, wake=6.0, bed=21.5, level=12.0)
+    fitted = RoutineModel.fit(matrix(t), t.profile.profile_key, None)
+    night = quiet(matrix(t, days=2, seed=21), day=1, hours=range(1, 4))
+    v = night.values.copy()
+    v[24 + 1 : 24 + 4, COL["in_bed"]] = 0.0  # no bed mat says "in bed"
+    night = HourlyMatrix(night.resident_id, night.start, v, night.local_hour, night.weekend,
+                         night.local_day)  # fmt: skip
+
+    def person_with(per_hour: float) -> RoutineModel:
+        """This person, if they had ``per_hour`` activations 00:00–04:00 and were never
+        quiet for long by 04:00 (a restless sleeper: turns in bed the PIR sees)."""
+        mean, q = fitted.mean.copy(), fitted.quiet.copy()
+        mean[:, 0:4, 0] = per_hour
+        q[:, 3, 1:] = 0.0
+        return dataclasses.replace(fitted, mean=mean, quiet=q)
+
+    # 3 turns an hour: above the 3-activation floor in total, but a sleeping person
+    assert not [f for f in person_with(3.0).score(night, 24 + 3) if f.kind == "unusual_inactivity"]
+    # 8 an hour: this person is up and about at that time; 4 silent hours are unusual
+    found = [f for f in person_with(8.0).score(night, 24 + 3) if f.kind == "unusual_inactivity"]
+    assert len(found) == 1 and found[0].detail["quiet_hours"] == 4  # 00:00 was quiet too
+
+
+def test_a_morning_away_with_the_band_is_not_a_missed_routine() -> None:
+    t = person(napper=False, wake=6.0, bed=21.5, level=12.0)
+    model = RoutineModel.fit(matrix(t), t.profile.profile_key, None)
+    late = quiet(matrix(t, days=2, seed=31), day=1, hours=range(4, 12))
+    i = 24 + 10
+    assert any(f.kind == "missed_routine" for f in model.score(late, i))
+    assert model.wearer is True
+    v = late.values.copy()
+    for c in ("hr_mean", "hr_min", "hr_max", "hr_range"):
+        v[10 : 24 + 11, COL[c]] = np.nan  # away since yesterday 10:00: out of range
+    away = HourlyMatrix(late.resident_id, late.start, v, late.local_hour, late.weekend,
+                        late.local_day)  # fmt: skip
+    # the window alone no longer says "a wearer" (heart rate in 10 of 35 hours) ...
+    assert not away_hours(away).any() and away_hours(away, True)[24 + 4 : i + 1].all()
+    # ... the model knows it from the history
+    assert not any(f.kind == "missed_routine" for f in model.score(away, i))
