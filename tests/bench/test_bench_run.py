@@ -37,13 +37,12 @@ def test_quick_models_section_writes_a_report(tmp_path: Path) -> None:
     assert list(tmp_path.glob("bench-*.json"))
 
 
-def test_unknown_section_is_refused() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--only", "nope"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 2
-    assert "invalid choice" in out.stderr
+def test_unknown_section_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """The same parser as ``python -m bench.run`` (run as a process above), in this process:
+    refused before any section or database is touched."""
+    from bench.run import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--only", "nope"])
+    assert exit_.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err

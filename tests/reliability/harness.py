@@ -394,6 +394,13 @@ class Circle:
     def wait_gateway_ready(self, timeout: float = 20) -> None:
         cache = self.queue.with_name(self.queue.name + ".config.json")
         wait(cache.exists, timeout, "the gateway to cache its pushed config")
+        # a first start has no local session before the SUBACK: devices speak after it
+        for g in self.gateways:
+            wait(
+                lambda g=g: "local broker granted" in g.log_text(),
+                timeout,
+                f"{g.log.name}: the local subscription",
+            )
 
     def wait_stored(self, n: int, timeout: float, db_url: str | None = None) -> None:
         url = db_url or self.database_url
