@@ -241,6 +241,26 @@ def test_missed_wakeup_window() -> None:
     assert evaluate_missed_wakeup(kitchen, bath_only, local(9, 31), TZ)
 
 
+def test_missed_wakeup_judged_by_a_rise_when_todays_activations_are_given() -> None:
+    rule = MissedWakeupRule()
+    # to the toilet at 06:12 and back to bed: the summary's last bathroom activity is 06:14
+    trip = ActivitySummary(
+        RES,
+        [
+            entry("bathroom", "motion", local(6, 14)),
+            entry("bedroom", "bed_occupancy", local(9), 1, local(6, 16)),
+        ],
+    )
+    assert evaluate_missed_wakeup(trip, rule, local(9, 31), TZ) == []  # any activation: "up"
+    acts = [local(6, 11), local(6, 12), local(6, 14)]  # bed exit, bathroom
+    (f,) = evaluate_missed_wakeup(trip, rule, local(9, 31), TZ, since_start=acts)
+    assert f.draft.kind == "missed_wakeup"
+    up = [*acts, *(local(7, 10 * i) for i in range(4))]  # then an hour of activity
+    assert evaluate_missed_wakeup(trip, rule, local(9, 31), TZ, since_start=up) == []
+    # none stored from the start on (readings missing): judged on the summary as before
+    assert evaluate_missed_wakeup(trip, rule, local(9, 31), TZ, since_start=[]) == []
+
+
 def band(steps: float, rose: datetime | None, reported: datetime) -> ActivityEntry:
     """The resident's own band: the day's step count, when it last rose, last report."""
     return ActivityEntry("r1-band", None, "steps", None, steps, rose, True, reported)

@@ -351,6 +351,32 @@ def test_missed_wakeup_window_learned_from_the_residents_mornings(db: Conn) -> N
     assert window == [at(20, 5, 31).isoformat(), at(20, 7, 31).isoformat()]
 
 
+def test_missed_wakeup_a_toilet_trip_in_the_window_is_not_up(db: Conn) -> None:
+    h = make_home(db)
+    for day in (16, 17, 18, 19):  # usual rise 06:01: window 05:31-07:31
+        for i, dev in enumerate(["pir-bath", "pir-kit", "pir-kit", "pir-liv", "pir-liv"]):
+            reading(db, h, dev, "motion", 1, at(day, 6, 1 + 12 * i))
+    to_bed(db, h)
+    for dev, code, value, when in [
+        ("bedmat", "bed_occupancy", 1, at(20, 5, 0)),
+        ("bedmat", "bed_occupancy", 0, at(20, 6, 10)),
+        ("pir-bath", "motion", 1, at(20, 6, 12)),
+        ("bedmat", "bed_occupancy", 1, at(20, 6, 17)),
+    ]:
+        reading(db, h, dev, code, value, when)
+        activity(db, h, dev, code, value, when)
+    assert ("missed_wakeup", h.res) in check(db, h, at(20, 7, 35)).opened
+    up = make_home(db)  # the same, then up at 06:30 for good
+    for day in (16, 17, 18, 19):
+        for i, dev in enumerate(["pir-bath", "pir-kit", "pir-kit", "pir-liv", "pir-liv"]):
+            reading(db, up, dev, "motion", 1, at(day, 6, 1 + 12 * i))
+    to_bed(db, up)
+    for i, dev in enumerate(["pir-bath", "pir-kit", "pir-liv", "pir-kit"]):
+        reading(db, up, dev, "motion", 1, at(20, 6, 30 + 8 * i))
+        activity(db, up, dev, "motion", 1, at(20, 6, 30 + 8 * i))
+    assert check(db, up, at(20, 7, 35)).opened == []
+
+
 def test_missed_wakeup_without_history_or_with_a_window_set_keeps_it(db: Conn) -> None:
     fresh = make_home(db)  # no mornings stored: the rule's 06:00-09:30
     to_bed(db, fresh)

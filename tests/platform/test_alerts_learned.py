@@ -33,6 +33,7 @@ from carecircle.platform.alerts.detectors.wakeup import (
     activations,
     learn_window,
     rise_times,
+    rose_by,
     wakeup_window,
 )
 from carecircle.platform.alerts.kinds import AlertKind
@@ -104,13 +105,53 @@ def test_wide_spread_widens_the_margin_up_to_its_cap() -> None:
     assert w.usual == time(6, 40) and w.end == time(9, 10)
 
 
+def week(*rises: time) -> list[time]:
+    """Seven mornings (a full history): the rises given, then the first repeated."""
+    return [*rises, *[rises[0]] * (7 - len(rises))]
+
+
 def test_a_late_riser_gets_a_late_window_and_bounds_hold() -> None:
-    late = learn_window([time(10, 0), time(10, 5), time(9, 55)], RULE)
+    late = learn_window(week(time(10, 0), time(10, 5), time(9, 55)), RULE)
     assert late.start == time(9, 30) and late.end == time(11, 30)  # not 06:00-09:30
-    very_late = learn_window([time(11, 40), time(11, 45), time(11, 50)], RULE)
+    very_late = learn_window(week(time(11, 40), time(11, 45), time(11, 50)), RULE)
     assert very_late.end == RULE.learn_latest and very_late.start < very_late.end
     early = learn_window([time(4, 0), time(4, 5), time(4, 10)], RULE)
     assert early.start == RULE.learn_earliest
+
+
+def test_a_short_history_can_bring_the_check_forward_but_not_push_it_back() -> None:
+    # the held-out week's r-000016: four mornings, two of them late (missed wake-ups?)
+    four = [time(7, 20), time(7, 40), time(10, 12), time(11, 32)]
+    w = learn_window(four, RULE)
+    assert w.source == "learned" and w.end == RULE.end  # not 08:56 + 150 min = 11:26
+    assert w.start == time(8, 26)  # usual (median 08:56) - 30 min, an hour before the end
+    late = learn_window([time(10, 0), time(10, 5), time(9, 55)], RULE)
+    assert late.end == RULE.end  # a late riser: the rule's end until a week is known ...
+    six = learn_window(week(time(10, 0), time(10, 5), time(9, 55))[:6], RULE)
+    assert six.end == RULE.end
+    assert learn_window(week(time(10, 0)), RULE).end == time(11, 30)  # ... then their own
+    early = learn_window([time(6, 0), time(6, 10), time(6, 20)], RULE)
+    assert early.end == time(7, 40)  # an early riser's window moves forward at once
+    short = RULE.model_copy(update={"learn_full_days": 3})
+    assert learn_window(four, short).end > RULE.end  # the operator's own threshold
+
+
+def test_a_toilet_trip_inside_the_window_is_not_being_up() -> None:
+    # the held-out week's r-000133: window 06:04-08:04, to the toilet at 06:12, back in bed
+    start, end = local(15, 6, 4), local(15, 8, 4)
+    trip = activations([motion(local(15, 6, 12)), motion(local(15, 6, 14))], RULE)
+    assert rose_by(trip, start, end) is False
+    up = activations([motion(local(15, 6, 12)), *morning(15, 7, 0)], RULE)
+    assert rose_by(up, start, end) is True
+    # the first activation of a morning before the start does not count, the rest do
+    assert rose_by(activations(morning(15, 5, 50), RULE), start, end) is True
+    # at the window's end the hour after a late activation is still running: wait
+    late = activations([motion(local(15, 7, 50))], RULE)
+    assert rose_by(late, start, end) is None
+    assert rose_by(late, start, local(15, 8, 31)) is None  # slots 4 and 5 could still show
+    assert rose_by(late, start, local(15, 8, 41)) is False  # no longer: one slot of six
+    busy = [local(15, 7, 50), local(15, 8, 1)]
+    assert rose_by(busy, start, local(15, 8, 41)) is None  # two slots, one still open
 
 
 def test_window_of_the_day_uses_the_days_before_it_only() -> None:

@@ -203,6 +203,8 @@ class MissedWakeupRule(WindowRule):
     learn: bool = True
     learn_days: int = Field(default=14, ge=1, le=60)
     learn_min_days: int = Field(default=3, ge=1, le=60)
+    #: Until this many rises are known, a learned window ends no later than ``end``.
+    learn_full_days: int = Field(default=7, ge=1, le=60)
     #: End: this many robust standard deviations after the usual rise time ...
     learn_spread_k: float = Field(default=3.0, gt=0, le=10)
     #: ... but not sooner than this nor later than that after it.

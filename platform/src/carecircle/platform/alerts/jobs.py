@@ -57,6 +57,8 @@ from carecircle.platform.alerts.detectors.absence import (
 )
 from carecircle.platform.alerts.detectors.fall import held_fall_draft, judge_held_fall
 from carecircle.platform.alerts.detectors.wakeup import (
+    RISE_SPAN,
+    Mark,
     WakeWindow,
     activations,
     rise_times,
@@ -134,6 +136,29 @@ class WakeupCache:
         }
 
 
+def _window_marks(
+    conn: Conn,
+    wanted: dict[str, tuple[MissedWakeupRule, bool, bool]],
+    wakes: dict[str, WakeWindow],
+    now: datetime,
+    tz: tzinfo,
+) -> dict[str, list[Mark]]:
+    """Today's readings of the residents whose wake-up window is over and still judged
+    (``grace_s``), from an hour before the window's start (the values before it: a bed
+    exit, a step count's rise) until ``now``; one read for all of them."""
+    local = now.astimezone(tz)
+    due: dict[str, datetime] = {}
+    for rid, w in wakes.items():
+        start = datetime.combine(local.date(), w.start, tzinfo=tz)
+        end = datetime.combine(local.date(), w.end, tzinfo=tz)
+        if end <= local < end + timedelta(seconds=wanted[rid][0].grace_s):
+            due[rid] = start
+    if not due:
+        return {}
+    since = min(due.values()) - RISE_SPAN
+    return store.wake_marks(conn, sorted(due), since, now + timedelta(microseconds=1))
+
+
 def _rule(book: RuleBook, kind: AlertKind, report: CheckReport, **where: Any) -> Any:
     try:
         return book.rule(kind, **where)
@@ -165,6 +190,7 @@ def _resident_findings(
     tz: tzinfo,
     report: CheckReport,
     wake: WakeWindow | None = None,
+    today_marks: list[Mark] | None = None,
 ) -> list[Finding]:
     out: list[Finding] = []
     where = ctx.where()
@@ -175,8 +201,16 @@ def _resident_findings(
     if isinstance(wakeup, MissedWakeupRule):
         if wake is not None:
             wakeup = wakeup.model_copy(update={"start": wake.start, "end": wake.end})
+        since = None
+        if today_marks is not None:
+            since = activations(today_marks, wakeup, own_only=summary.personal(now))
         out += evaluate_missed_wakeup(
-            summary, wakeup, now, tz, window=wake.explanation() if wake else None
+            summary,
+            wakeup,
+            now,
+            tz,
+            window=wake.explanation() if wake else None,
+            since_start=since,
         )
     bed = _rule(book, K.BED_EXIT_NOT_RETURNED, report, **where)
     if isinstance(bed, BedExitRule):
@@ -215,13 +249,16 @@ def run_absence_checks(
             fixed = book.set_for_resident(K.MISSED_WAKEUP, ("start", "end"), **ctx.where())
             wanted[rid] = (rule, per_site[ctx.site_id] > 1, fixed)
     wakes = (wake_cache or WakeupCache()).windows(conn, wanted, now, tz) if wanted else {}
+    today = _window_marks(conn, wanted, wakes, now, tz)
     for rid, ctx in residents.items():
         report.residents += 1
         if rid not in home:
             report.suppressed += 1
             continue
         summary = ActivitySummary(ctx, activity.get(rid, []), per_site[ctx.site_id] - 1)
-        findings += _resident_findings(ctx, summary, book, now, tz, report, wakes.get(rid))
+        findings += _resident_findings(
+            ctx, summary, book, now, tz, report, wakes.get(rid), today.get(rid)
+        )
 
     gateways = {g.id: g for g in store.gateway_states(conn, site_ids)}
     devices = {d.id: d for d in store.device_states(conn, site_ids)}

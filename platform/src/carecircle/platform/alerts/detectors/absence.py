@@ -26,6 +26,7 @@ from carecircle.platform.alerts.config import (
     _in_window,
 )
 from carecircle.platform.alerts.context import ResidentCtx
+from carecircle.platform.alerts.detectors.wakeup import rose_by
 from carecircle.platform.alerts.kinds import SEVERITY, AlertKind
 from carecircle.platform.alerts.repository import AlertDraft
 
@@ -236,11 +237,16 @@ def evaluate_missed_wakeup(
     tz: tzinfo,
     *,
     window: Mapping[str, object] | None = None,
+    since_start: Sequence[datetime] | None = None,
 ) -> list[Finding]:
     """No activation in the wake-up rooms between ``start`` and ``end`` of today (local).
 
     ``window``: how ``start``/``end`` were chosen (``WakeWindow.explanation``), for the
-    alert's explanation.
+    alert's explanation.  ``since_start``: today's activations from ``start`` on
+    (``wakeup.activations``); given, the resident is up only after a rise
+    (``wakeup.rose_by``: activity going on, not one trip to the toilet) or after going
+    out of the front door; not given, or without any activation from ``start`` on while
+    the summary may show some (readings not stored), any activation counts.
     """
     local_now = now.astimezone(tz)
     start = _at_local(local_now, rule.start, tz)
@@ -250,6 +256,7 @@ def evaluate_missed_wakeup(
     if not summary.entries:
         return []  # no sensors reporting: device checks cover it
     personal = summary.personal(now)
+    rise = since_start is not None and any(t >= start for t in since_start)
     if rule.skip_if_out and not personal:
         last = max(
             (e for e in summary.entries if e.activity_time() is not None),
@@ -262,6 +269,8 @@ def evaluate_missed_wakeup(
         t = e.activity_time()
         if t is None or t < start or (personal and not e.own):
             continue
+        if rise and not _is_front_door(e):
+            continue  # judged by the rise below
         if e.code == BED:
             if rule.count_bed_exit:
                 return []
@@ -271,6 +280,8 @@ def evaluate_missed_wakeup(
         counted = e.room_kind != "bedroom" if rule.rooms is None else e.room_kind in rule.rooms
         if counted:
             return []
+    if rise and since_start is not None and rose_by(since_start, start, now) is not False:
+        return []  # up, or an activation that may still turn out a rise
     return [
         Finding(
             _draft(

@@ -16,7 +16,13 @@ resident and local day:
    (1.4826 × median absolute deviation) after it, but never sooner than
    ``learn_margin_min_s`` nor later than ``learn_margin_max_s`` after it; everything
    within ``[learn_earliest, learn_latest]``.  With fewer days, the rule's window.
-3. A window set for the resident (``care_profile.missed_wakeup.start/end`` or a
+   Until ``learn_full_days`` rises are known the window closes no later than the rule's
+   own ``end``: a short history can bring the check forward, not push it back (two late
+   mornings among four — perhaps missed wake-ups themselves — move a median by hours).
+3. :func:`rose_by`: today the resident is up only after a rise by the same definition
+   (the check's own activations from the window's start), not after any one activation:
+   a toilet trip inside the window is not "up".
+4. A window set for the resident (``care_profile.missed_wakeup.start/end`` or a
    resident rule) is used as it is; ``learn: false`` turns learning off.
 
 All pure: typed marks and dates in, a :class:`WakeWindow` out.  The history is read
@@ -38,6 +44,7 @@ RISE_SLOT = timedelta(minutes=10)
 RISE_SPAN = timedelta(hours=1)
 #: ... and at least this many of them must show activity.
 RISE_SLOTS = 3
+_SPAN_SLOTS = int(RISE_SPAN / RISE_SLOT)
 MOTION_CODES = frozenset({"motion", "bathroom_presence"})
 
 
@@ -127,6 +134,27 @@ def rise_times(
     return out
 
 
+def rose_by(times: Sequence[datetime], start: datetime, now: datetime) -> bool | None:
+    """Whether the resident got up at or after ``start``, as seen at ``now``.
+
+    ``True``: an activation in ``[start, now]`` after which activity went on in at least
+    ``RISE_SLOTS`` of the six 10-minute slots of the next hour (:func:`rise_times`).
+    ``None``: not known yet — an activation whose hour is still running could still
+    become a rise (judge again later).  ``False``: none did (one trip to the toilet).
+    """
+    ordered = sorted(t for t in times if start <= t <= now)
+    pending = False
+    for i, t in enumerate(ordered):
+        slots = {int((u - t) / RISE_SLOT) for u in ordered[i:] if u < t + RISE_SPAN}
+        if len(slots) >= RISE_SLOTS:
+            return True
+        if t + RISE_SPAN > now:
+            running = int((now - t) / RISE_SLOT)  # slots before it are over
+            if len(slots | set(range(running, _SPAN_SLOTS))) >= RISE_SLOTS:
+                pending = True
+    return None if pending else False
+
+
 def _minutes(t: time) -> float:
     return t.hour * 60 + t.minute + t.second / 60
 
@@ -148,6 +176,8 @@ def learn_window(rises: Sequence[time], rule: MissedWakeupRule) -> WakeWindow:
         rule.learn_margin_max_s / 60,
     )
     lo, hi = _minutes(rule.learn_earliest), _minutes(rule.learn_latest)
+    if len(rises) < min(rule.learn_full_days, rule.learn_days):
+        hi = min(hi, max(_minutes(rule.end), lo + 60))  # a short history: never later
     end = min(max(usual + margin, lo + 60), hi)
     start = max(min(usual - rule.learn_lead_s / 60, end - 60), lo)
     return WakeWindow(_clock(start), _clock(end), "learned", len(rises), _clock(usual), spread)
