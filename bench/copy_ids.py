@@ -14,17 +14,14 @@ import argparse
 import os
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
+from bench.harness import fresh_database
 from bench.ingest_bench import make_messages
 from carecircle.common.contract import new_id
-from carecircle.platform.store import connect, migrate
-from carecircle.platform.store.timeseries import Retention
 
 COLS = "time, received_at, msg_id, gateway_id, device_id, resident_id, site_id, code, value"
 TYPES = ["timestamptz", "timestamptz", "uuid", "text", "text", "text", "text", "text", "float8"]
@@ -60,24 +57,13 @@ def main() -> None:
     ap.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--readings", type=int, default=200_000)
     args = ap.parse_args()
-    dbname = f"cc_copy_ids_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.pg_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    url = args.pg_url.rsplit("/", 1)[0] + "/" + dbname
-    try:
-        with connect(url, autocommit=True) as conn:
-            migrate(conn, now=datetime.now(UTC), retention=Retention.days(90, 730))
+    with fresh_database(args.pg_url, prefix="cc_copy_ids") as url:
         _, v7 = make_messages(50, 4, args.readings, 500)  # the gateways' ids: v7
         v4 = [(r[0], r[1], uuid.uuid4(), *r[3:]) for r in v7]
         assert all(r[2].version == 7 for r in v7) and new_id().version == 7
         for label, rows in (("v4", v4), ("v7", v7), ("v4", v4), ("v7", v7)):
             rate, cpu = copy_rows(url, rows)
             print(f"{label} ids: {rate:,.0f} rows/s, PostgreSQL {cpu:.1f} µs CPU per row")
-    finally:
-        with psycopg.connect(args.pg_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-            )
 
 
 if __name__ == "__main__":
