@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from carecircle.ml.models.routine import QMAX, RoutineModel
 from carecircle.ml.registry.store import ModelRegistry
-from carecircle.platform.alerts.gate import PASS, Verdict
+from carecircle.platform.alerts.gate import GATED_KINDS, PASS, Verdict
 from carecircle.platform.alerts.kinds import AlertKind
 from carecircle.platform.alerts.repository import AlertDraft, Conn
 
@@ -67,7 +67,7 @@ def judge(
     model_ref: str = "",
 ) -> Verdict:
     """Pure: withhold the rule's ``kind`` finding for this resident at ``now``, or not."""
-    if kind not in (AlertKind.PROLONGED_INACTIVITY.value, AlertKind.MISSED_WAKEUP.value):
+    if kind not in GATED_KINDS:
         return PASS
     if band.has_band and (band.last_heard is None or now - band.last_heard > AWAY_AFTER):
         heard = band.last_heard.isoformat() if band.last_heard else None
@@ -111,11 +111,10 @@ def judge(
     return PASS
 
 
-def band_state(conn: Conn, resident_id: str, now: datetime) -> BandState:
+def band_state(conn: Conn, resident_id: str) -> BandState:
     """The resident's own step counter in ``activity_state`` (a band reports it every
-    2 minutes while in range, worn or not; its clock may run a little ahead).  ``now``
-    is not used to filter: the table keeps only the latest report."""
-    del now
+    2 minutes while in range, worn or not; its clock may run a little ahead).  Not
+    filtered by time: the table keeps only the latest report."""
     row = conn.execute(
         "SELECT count(*), max(last_value_at) FROM activity_state "
         "WHERE resident_id = %s AND code = 'steps'",
@@ -151,7 +150,7 @@ class RoutineGate:
             episode_start,
             now,
             self.tz,
-            band_state(conn, rid, now),
+            band_state(conn, rid),
             model_ref=record.detector if record is not None else "",
         )
 
