@@ -1,6 +1,13 @@
 """The CareCircle wire contract (docs/contract.md): vocabulary, envelope, topics, config."""
 
-from carecircle.common.contract.config import DeviceBinding, DeviceFamily, GatewayConfig, Power
+from carecircle.common.contract.config import (
+    MOTION_TYPES,
+    PRESENCE_TYPES,
+    DeviceBinding,
+    DeviceFamily,
+    GatewayConfig,
+    Power,
+)
 from carecircle.common.contract.envelope import (
     MAX_BATCH_ITEMS,
     SCHEMA_VERSION,
@@ -39,6 +46,8 @@ from carecircle.common.contract.vocabulary import (
 
 __all__ = [
     "MAX_BATCH_ITEMS",
+    "MOTION_TYPES",
+    "PRESENCE_TYPES",
     "SCHEMA_VERSION",
     "VOCABULARY",
     "Batch",

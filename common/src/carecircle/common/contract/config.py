@@ -16,6 +16,14 @@ class DeviceFamily(StrEnum):
     BED_SENSOR = "bed_sensor"
 
 
+#: Device types (``DeviceBinding.type``) that sense a person's presence rather than
+#: movement: a gateway maps them in a bathroom to ``bathroom_presence``.
+PRESENCE_TYPES = frozenset({"presence_sensor", "bathroom_presence_sensor", "radar"})
+#: Device types whose activations mean "someone moved here" (``motion`` /
+#: ``bathroom_presence`` readings).
+MOTION_TYPES = frozenset({"motion_sensor"}) | PRESENCE_TYPES
+
+
 class Power(StrEnum):
     BATTERY = "battery"
     MAINS = "mains"

@@ -7,10 +7,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from carecircle.common.contract import DeviceBinding, DeviceFamily, GatewayConfig
+from carecircle.common.contract import PRESENCE_TYPES, DeviceBinding, DeviceFamily, GatewayConfig
 
 _BATHROOM_WORDS = re.compile(r"(^|[^a-z])(bath|bathroom|toilet|wc|restroom|washroom)([^a-z]|$)")
-_PRESENCE_TYPES = frozenset({"presence_sensor", "bathroom_presence_sensor", "radar"})
 
 
 def is_bathroom(binding: DeviceBinding) -> bool:
@@ -28,7 +27,7 @@ def is_bathroom_presence(binding: DeviceBinding) -> bool:
     """A presence sensor bound in a bathroom reports ``bathroom_presence``, not ``motion``."""
     if binding.type == "bathroom_presence_sensor":
         return True
-    return binding.type in _PRESENCE_TYPES and is_bathroom(binding)
+    return binding.type in PRESENCE_TYPES and is_bathroom(binding)
 
 
 @dataclass(frozen=True)

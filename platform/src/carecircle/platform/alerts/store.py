@@ -12,6 +12,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from carecircle.common.contract import MOTION_TYPES
 from carecircle.platform.alerts.config import RuleRow
 from carecircle.platform.alerts.context import ResidentCtx
 from carecircle.platform.alerts.detectors.absence import ActivityEntry, DeviceState, GatewayState
@@ -241,10 +242,6 @@ def wake_marks(
     return out
 
 
-#: Device types that report motion or presence (gateway registry's presence types).
-MOTION_TYPES = ("motion_sensor", "presence_sensor", "bathroom_presence_sensor", "radar")
-
-
 def home_activations(
     conn: Conn, site_id: str, since: datetime, until: datetime, enough: int
 ) -> int | None:
@@ -255,7 +252,7 @@ def home_activations(
         for r in conn.execute(
             "SELECT id FROM devices WHERE site_id = %s AND resident_id IS NULL "
             "AND retired_at IS NULL AND type = ANY(%s)",
-            (site_id, list(MOTION_TYPES)),
+            (site_id, sorted(MOTION_TYPES)),
         ).fetchall()
     ]
     if not devices:
