@@ -32,7 +32,7 @@ from typing import Any, Literal, TypeVar
 import psycopg
 
 from carecircle.common.clock import Clock, SystemClock
-from carecircle.common.contract import Code, Envelope, Kind
+from carecircle.common.contract import Code, Kind
 from carecircle.platform.alerts import repository, store
 from carecircle.platform.alerts.config import (
     ENVIRONMENT_KINDS,
@@ -66,6 +66,7 @@ from carecircle.platform.alerts.kinds import (
 )
 from carecircle.platform.alerts.lifecycle import Severity
 from carecircle.platform.alerts.repository import AlertDraft, Conn
+from carecircle.platform.ingest.items import EnvelopeView
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -114,7 +115,7 @@ def is_flapping(closures: Sequence[datetime], now: datetime, policy: FlapPolicy)
     return sum(1 for c in closures if c >= since) >= policy.count
 
 
-def is_activation(env: Envelope) -> bool:
+def is_activation(env: EnvelopeView) -> bool:
     """Does this activity reading show someone moving?"""
     code, value = env.payload.code, env.payload.value
     if code is Code.BUTTON:
@@ -148,7 +149,7 @@ class AlertEngine:
         self._book: _Cached | None = None
 
     # -- HandOff -------------------------------------------------------------------------
-    def on_committed(self, items: Sequence[Envelope]) -> None:
+    def on_committed(self, items: Sequence[EnvelopeView]) -> None:
         """Handle newly stored envelopes; never raises."""
         if not items:
             return
@@ -224,7 +225,7 @@ class AlertEngine:
             log.warning("stored rule %s for site %s is invalid, skipped: %s", kind, site_id, err)
             return None
 
-    def _handle(self, items: Sequence[Envelope]) -> None:
+    def _handle(self, items: Sequence[EnvelopeView]) -> None:
         conn = self._db()
         self.stats.batches += 1
         self.stats.items += len(items)
@@ -244,7 +245,7 @@ class AlertEngine:
         )
         drafts: list[AlertDraft] = []
         vitals: dict[tuple[str, AlertKind, Code], datetime] = {}
-        climate: dict[tuple[str, AlertKind], Envelope] = {}
+        climate: dict[tuple[str, AlertKind], EnvelopeView] = {}
         # the book memoises too, but asking it costs a keyword dict per reading
         memo: dict[tuple[AlertKind, str | None, str], _Rule | None] = {}
 

@@ -37,12 +37,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg.types.json import Jsonb
 
-from carecircle.common.contract import Code, Envelope, Kind, Topics
+from carecircle.common.contract import Code, Kind, Topics
 from carecircle.common.errors import StoreError, StoreUnavailable
 from carecircle.platform.ingest.decode import decode
+from carecircle.platform.ingest.items import Item
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +103,7 @@ class DeadLetter:
 class BatchOutcome:
     messages: int = 0
     items: int = 0
-    new_items: list[Envelope] = field(default_factory=list)
+    new_items: list[Item] = field(default_factory=list)
     readings_written: int = 0
     events_written: int = 0
     duplicates: int = 0
@@ -243,7 +245,7 @@ class BatchWriter:
         out = BatchOutcome(messages=len(messages))
         now = self._clock()
         self._directory.refresh_if_stale(conn)
-        decoded: list[tuple[Inbound, Envelope]] = []
+        decoded: list[tuple[Inbound, Item]] = []
         gateway_states: dict[str, tuple[datetime, str]] = {}
         for msg in messages:
             parsed = self._topics.parse_uplink(msg.topic)
@@ -287,7 +289,7 @@ class BatchWriter:
         readings: list[tuple[object, ...]] = []
         events: list[tuple[object, ...]] = []
         # keyed by the id's integer: UUID.__hash__ is a Python-level call, int's is not
-        envs: dict[int, Envelope] = {}
+        envs: dict[int, Item] = {}
         minutes: set[tuple[int, int, int, int, int, tzinfo | None]] = set()
         kinds: dict[Kind, int] = {}
         for msg, env in decoded:
@@ -299,14 +301,16 @@ class BatchWriter:
                     else f"device {env.dev!r} belongs to gateway {info.gateway_id!r}, "
                     f"not {env.gw!r}"
                 )
-                out.dead_letters.append(DeadLetter(msg.topic, env.gw, reason, env.to_json()))
+                out.dead_letters.append(
+                    DeadLetter(msg.topic, env.gw, reason, env.to_envelope().to_json())
+                )
                 continue
             key = env.id.int
             if key in envs:
                 out.duplicates += 1
                 continue
             if env.res != info.resident_id or env.site != info.site_id:
-                env = env.model_copy(update={"res": info.resident_id, "site": info.site_id})
+                env = msgspec.structs.replace(env, res=info.resident_id, site=info.site_id)
                 out.corrections += 1
             envs[key] = env
             kind = env.kind
@@ -431,7 +435,7 @@ class BatchWriter:
     def _touch(
         self,
         conn: Conn,
-        items: Iterable[Envelope],
+        items: Iterable[Item],
         messages: Sequence[Inbound],
         gateway_states: dict[str, tuple[datetime, str]],
     ) -> None:
