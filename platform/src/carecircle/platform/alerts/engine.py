@@ -61,6 +61,7 @@ from carecircle.platform.alerts.detectors.threshold import (
 from carecircle.platform.alerts.kinds import (
     ACTIVITY_CODES,
     CRITICAL,
+    IMMEDIATE,
     SEVERITY,
     AlertKind,
 )
@@ -75,6 +76,13 @@ _SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
 _SIGNALS_BY_CODE: dict[Code, tuple[tuple[AlertKind, Literal["above", "below"]], ...]] = {
     c: tuple((k, d) for k, sc, d in SIGNALS if sc is c) for c in {sc for _, sc, _ in SIGNALS}
 }
+#: Codes the per-item loop of ``_handle`` has anything to do with (immediate alarms,
+#: doors, threshold signals): the other items (most of them) are skipped at once.
+_JUDGED_CODES: frozenset[Code] = frozenset({*IMMEDIATE, Code.DOOR, *_SIGNALS_BY_CODE})
+
+
+#: A threshold kind a reading can feed: (kind, direction, the rule judging its code).
+_Signal = tuple[AlertKind, Literal["above", "below"], ThresholdRule]
 
 
 @dataclass
@@ -256,9 +264,30 @@ class AlertEngine:
             found = memo[key] = self._rule(book, kind, ctx, site)
             return found
 
+        # the threshold rules a reading of a code feeds, per (resident, site, code)
+        signals: dict[tuple[str | None, str, Code], tuple[_Signal, ...]] = {}
+
+        def signals_of(ctx: ResidentCtx | None, site: str, code: Code) -> tuple[_Signal, ...]:
+            key = (ctx.id if ctx is not None else None, site, code)
+            found = signals.get(key)
+            if found is None:
+                rules: list[_Signal] = []
+                for tkind, direction in _SIGNALS_BY_CODE.get(code, ()):
+                    if tkind in VITAL_KINDS and ctx is None:
+                        continue
+                    top = rule_of(tkind, ctx, site)
+                    if isinstance(top, ThresholdRule):
+                        rule = top.for_code(code, SIGNAL[tkind][0])
+                        if rule is not None:
+                            rules.append((tkind, direction, rule))
+                found = signals[key] = tuple(rules)
+            return found
+
         for e in items:
-            ctx = residents.get(e.res) if e.res else None
             code = e.payload.code
+            if code not in _JUDGED_CODES:
+                continue
+            ctx = residents.get(e.res) if e.res else None
             # 2. immediate events
             kind = immediate_kind(e)
             if kind is not None:
@@ -297,17 +326,12 @@ class AlertEngine:
                 # scheduled device check, after DeviceOfflineRule.min_offline_s: links drop
                 # for minutes, bands are out of range whenever their wearer is out
                 continue
-            if e.kind is not Kind.READING or e.payload.value is None:
+            value = e.payload.value
+            if e.kind is not Kind.READING or value is None:
                 continue
             # 3. threshold rules: note crossings, judge windows below (one read per key)
-            for tkind, direction in _SIGNALS_BY_CODE.get(code, ()):
-                if tkind in VITAL_KINDS and ctx is None:
-                    continue
-                top = rule_of(tkind, ctx, e.site)
-                rule = (
-                    top.for_code(code, SIGNAL[tkind][0]) if isinstance(top, ThresholdRule) else None
-                )
-                if rule is None or not rule.worth_reading(e.payload.value, direction):
+            for tkind, direction, rule in signals_of(ctx, e.site, code):
+                if not rule.worth_reading(value, direction):
                     continue
                 if tkind in VITAL_KINDS:
                     assert e.res is not None
