@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 
 Conn = psycopg.Connection[Any]
 
+#: The tables' columns and their types, for tools that COPY rows with psycopg's
+#: ``write_row`` (bench/ml_month.py); the writer itself sends :mod:`.copyrows`' binary
+#: rows, of exactly these types (in the column order ``copyrows.READING_COLUMNS``).
 READING_COLUMNS = (
     "time",
     "received_at",
@@ -61,7 +64,6 @@ READING_COLUMNS = (
     "code",
     "value",
 )
-#: The column types; .copyrows writes exactly these in binary.
 READING_TYPES = (
     "timestamptz",
     "timestamptz",
@@ -304,8 +306,7 @@ class BatchWriter:
         kinds: dict[Kind, int] = {}
         last_ts: dict[str, datetime] = {}  # per device, for last_seen
         reporting: set[str] = set()  # devices with battery or availability reports
-        add_reading = readings.extend
-        head, code_text, float8 = copyrows.head, copyrows.CODE_TEXT, copyrows.float8
+        reading_row, event_row, micros = copyrows.reading, copyrows.event, copyrows.pg_micros
         received_us = -1
         received_at: datetime | None = None
         for msg, env in decoded:
@@ -331,38 +332,24 @@ class BatchWriter:
             envs[key] = env
             if msg.received_at is not received_at:
                 received_at = msg.received_at
-                received_us = copyrows.pg_micros(received_at)
+                received_us = micros(received_at)
             ts = env.ts
             if dev not in last_ts or last_ts[dev] < ts:
                 last_ts[dev] = ts
-            ts_us = copyrows.pg_micros(ts)
+            ts_us = micros(ts)
             kind = env.kind
             p = env.payload
             code = p.code
             if code is Code.BATTERY or code is Code.AVAILABILITY:
                 reporting.add(dev)
             if kind is Kind.READING:
-                add_reading(
-                    (
-                        head(copyrows.READING_FIELDS, ts_us, received_us, env.id.bytes),
-                        segments[dev],
-                        code_text[code],
-                        float8(p.value),
-                    )
-                )
+                readings.append(reading_row(ts_us, received_us, key, p.value, segments[dev], code))
                 reading_ids.append(env.id)
                 minutes.add(ts_us // 60_000_000)
             else:
                 kinds[kind] = kinds.get(kind, 0) + 1
-                events.extend(
-                    (
-                        head(copyrows.EVENT_FIELDS, ts_us, received_us, env.id.bytes),
-                        segments[dev],
-                        copyrows.KIND_TEXT[kind],
-                        code_text[code],
-                        float8(p.value),
-                        copyrows.jsonb(p.attrs),
-                    )
+                events.append(
+                    event_row(ts_us, received_us, key, p.value, segments[dev], code, kind, p.attrs)
                 )
                 event_ids.append(env.id)
         if reading_ids:
@@ -370,8 +357,8 @@ class BatchWriter:
         out.kinds.update((k._value_, n) for k, n in kinds.items())
         buckets = sorted(m + copyrows.PG_EPOCH_MINUTE for m in minutes)
         with conn.transaction():
-            new_readings = self._store(conn, "readings", READING_COLUMNS, readings)
-            new_events = self._store(conn, "events", EVENT_COLUMNS, events)
+            new_readings = self._store(conn, "readings", copyrows.READING_COLUMNS, readings)
+            new_events = self._store(conn, "events", copyrows.EVENT_COLUMNS, events)
             if out.dead_letters:
                 with conn.cursor() as cur:
                     cur.executemany(
@@ -421,8 +408,7 @@ class BatchWriter:
         for dev, info in devices.items():
             hit = cache.get(dev)
             if hit is None or hit[0] is not info:
-                t = copyrows.text
-                seg = t(info.gateway_id) + t(dev) + t(info.resident_id) + t(info.site_id)
+                seg = copyrows.device_fields(info.gateway_id, dev, info.resident_id, info.site_id)
                 if len(cache) >= _SEGMENT_CACHE_MAX:
                     cache.clear()
                 hit = cache[dev] = (info, seg)
