@@ -190,12 +190,14 @@ def fast_decode(
     for it in batch.items:
         if it.gw != gw:
             return None
-        for ident in (it.dev, it.site):
-            if ident not in valid and not check(ident):
-                return None
-        for opt in (it.res, it.room):
-            if opt is not None and opt not in valid and not check(opt):
-                return None
+        dev, site, res, room = it.dev, it.site, it.res, it.room
+        if (
+            (dev not in valid and not check(dev))
+            or (site not in valid and not check(site))
+            or (res is not None and res not in valid and not check(res))
+            or (room is not None and room not in valid and not check(room))
+        ):
+            return None
         ts = _aware(it.ts)
         if ts is None or not lo_ts <= ts <= hi_ts:
             return None
@@ -215,7 +217,7 @@ def fast_decode(
         unit, vtype, lo, hi = rule
         if (p.unit is not None and p.unit != unit) or not _value_ok(vtype, lo, hi, p.value):
             return None
-        append(Item(it.id, it.kind, gw, it.dev, it.res, it.site, it.room, ts, gw_ts, p))
+        append(Item(it.id, it.kind, gw, dev, res, site, room, ts, gw_ts, p))
     return gw, out
 
 
