@@ -253,7 +253,7 @@ class BatchWriter:
         out = BatchOutcome(messages=len(messages))
         now = self._clock()
         self._directory.refresh_if_stale(conn)
-        decoded: list[tuple[Inbound, Item]] = []
+        decoded: list[tuple[Inbound, list[Item]]] = []  # each message with its good items
         gateway_states: dict[str, tuple[datetime, str]] = {}
         for msg in messages:
             parsed = self._topics.parse_uplink(msg.topic)
@@ -268,7 +268,8 @@ class BatchWriter:
                             _raw_bytes(rej.raw, msg.payload),
                         )
                     )
-                decoded.extend((msg, env) for env in result.items)
+                if result.items:
+                    decoded.append((msg, result.items))
                 continue
             gw_topic = self._gateway_topic(msg.topic)
             if gw_topic is not None and gw_topic[1] == "state":
@@ -292,8 +293,8 @@ class BatchWriter:
                 out.dead_letters.append(
                     DeadLetter(msg.topic, None, "not a CareCircle uplink topic", msg.payload)
                 )
-        out.items = len(decoded)
-        devices = self._directory.resolve(conn, {env.dev for _, env in decoded})
+        out.items = sum(len(items) for _, items in decoded)
+        devices = self._directory.resolve(conn, {env.dev for _, items in decoded for env in items})
         segments = self._device_segments(devices)
         # binary COPY data (see .copyrows), one list of byte strings per table
         readings: list[bytes] = []
@@ -307,51 +308,53 @@ class BatchWriter:
         last_ts: dict[str, datetime] = {}  # per device, for last_seen
         reporting: set[str] = set()  # devices with battery or availability reports
         reading_row, event_row, micros = copyrows.reading, copyrows.event, copyrows.pg_micros
-        received_us = -1
-        received_at: datetime | None = None
-        for msg, env in decoded:
-            dev = env.dev
-            info = devices.get(dev)
-            if info is None or info.gateway_id != env.gw:
-                reason = (
-                    f"device {dev!r} is not provisioned"
-                    if info is None
-                    else f"device {dev!r} belongs to gateway {info.gateway_id!r}, not {env.gw!r}"
-                )
-                out.dead_letters.append(
-                    DeadLetter(msg.topic, env.gw, reason, env.to_envelope().to_json())
-                )
-                continue
-            key = env.id.int
-            if key in envs:
-                out.duplicates += 1
-                continue
-            if env.res != info.resident_id or env.site != info.site_id:
-                env = msgspec.structs.replace(env, res=info.resident_id, site=info.site_id)
-                out.corrections += 1
-            envs[key] = env
-            if msg.received_at is not received_at:
-                received_at = msg.received_at
-                received_us = micros(received_at)
-            ts = env.ts
-            if dev not in last_ts or last_ts[dev] < ts:
-                last_ts[dev] = ts
-            ts_us = micros(ts)
-            kind = env.kind
-            p = env.payload
-            code = p.code
-            if code is Code.BATTERY or code is Code.AVAILABILITY:
-                reporting.add(dev)
-            if kind is Kind.READING:
-                readings.append(reading_row(ts_us, received_us, key, p.value, segments[dev], code))
-                reading_ids.append(env.id)
-                minutes.add(ts_us // 60_000_000)
-            else:
-                kinds[kind] = kinds.get(kind, 0) + 1
-                events.append(
-                    event_row(ts_us, received_us, key, p.value, segments[dev], code, kind, p.attrs)
-                )
-                event_ids.append(env.id)
+        for msg, items in decoded:
+            received_us = micros(msg.received_at)
+            for env in items:
+                dev = env.dev
+                info = devices.get(dev)
+                if info is None or info.gateway_id != env.gw:
+                    reason = (
+                        f"device {dev!r} is not provisioned"
+                        if info is None
+                        else f"device {dev!r} belongs to gateway {info.gateway_id!r}, "
+                        f"not {env.gw!r}"
+                    )
+                    out.dead_letters.append(
+                        DeadLetter(msg.topic, env.gw, reason, env.to_envelope().to_json())
+                    )
+                    continue
+                key = env.id.int
+                if key in envs:
+                    out.duplicates += 1
+                    continue
+                if env.res != info.resident_id or env.site != info.site_id:
+                    env = msgspec.structs.replace(env, res=info.resident_id, site=info.site_id)
+                    out.corrections += 1
+                envs[key] = env
+                ts = env.ts
+                if dev not in last_ts or last_ts[dev] < ts:
+                    last_ts[dev] = ts
+                ts_us = micros(ts)
+                kind = env.kind
+                p = env.payload
+                code = p.code
+                if code is Code.BATTERY or code is Code.AVAILABILITY:
+                    reporting.add(dev)
+                if kind is Kind.READING:
+                    readings.append(
+                        reading_row(ts_us, received_us, key, p.value, segments[dev], code)
+                    )
+                    reading_ids.append(env.id)
+                    minutes.add(ts_us // 60_000_000)
+                else:
+                    kinds[kind] = kinds.get(kind, 0) + 1
+                    events.append(
+                        event_row(
+                            ts_us, received_us, key, p.value, segments[dev], code, kind, p.attrs
+                        )
+                    )
+                    event_ids.append(env.id)
         if reading_ids:
             kinds[Kind.READING] = len(reading_ids)
         out.kinds.update((k._value_, n) for k, n in kinds.items())
