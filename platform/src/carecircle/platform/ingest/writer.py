@@ -425,8 +425,7 @@ class BatchWriter:
         if not data:
             return None
         cols = ", ".join(columns)
-        data.insert(0, copyrows.SIGNATURE)
-        buffer = b"".join(data)
+        buffer = copyrows.SIGNATURE + b"".join(data)
         try:
             with (
                 conn.transaction(),
