@@ -77,7 +77,7 @@ _SIGNALS_BY_CODE: dict[Code, tuple[tuple[AlertKind, Literal["above", "below"]], 
     c: tuple((k, d) for k, sc, d in SIGNALS if sc is c) for c in {sc for _, sc, _ in SIGNALS}
 }
 #: Codes the per-item loop of ``_handle`` has anything to do with (immediate alarms,
-#: doors, threshold signals): the other items (most of them) are skipped at once.
+#: doors, threshold signals); the others (motion, steps, battery, …) are skipped at once.
 _JUDGED_CODES: frozenset[Code] = frozenset({*IMMEDIATE, Code.DOOR, *_SIGNALS_BY_CODE})
 
 
