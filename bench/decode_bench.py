@@ -1,13 +1,13 @@
 """Decoding gateway batches in one process: the ingest fast path against pydantic models.
 
-The same MQTT batch messages as the ingest section (500 readings each) are decoded to
-``Envelope`` objects by
+The same MQTT batch messages as the ingest section (500 readings each) are decoded by
 
 * ``pydantic_models``: the contract's pydantic models validating the whole batch in one
   pydantic-core JSON call (what the ingest worker did before the fast path: the
   cheapest way to get the same objects from pydantic);
-* ``fast_path``: ``carecircle.platform.ingest.decode.decode`` (msgspec + checks, the
-  envelopes built without a second validation), as the worker runs it;
+* ``fast_path``: ``carecircle.platform.ingest.decode.decode`` (msgspec + checks, into
+  light ``Item`` structs equal to those envelopes, no pydantic object per reading), as
+  the worker runs it;
 
 alternately, several times, counting this process's CPU time.  Both run under
 Python's default garbage collector settings (the worker's own tuning is measured in

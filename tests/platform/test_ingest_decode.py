@@ -20,7 +20,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from carecircle.common.contract import Code, Decoded, Envelope, Kind, decode_batch
-from carecircle.platform.ingest.decode import MAX_FUTURE, MAX_PAST, decode, fast_decode
+from carecircle.platform.ingest.decode import (
+    MAX_FUTURE,
+    MAX_PAST,
+    DecodedItems,
+    decode,
+    fast_decode,
+)
+from carecircle.platform.ingest.items import Item
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 GW = "gw-1"
@@ -57,7 +64,11 @@ def batch(*items: dict[str, Any], gw: str = GW, **extra: Any) -> bytes:
     return json.dumps(doc).encode()
 
 
-def same_envelopes(got: list[Envelope], want: list[Envelope]) -> None:
+def same_envelopes(items: list[Item], want: list[Envelope]) -> None:
+    """The decoded items are the reference's envelopes, field for field, both ways."""
+    assert all(type(i) is Item for i in items)
+    assert items == [Item.of(e) for e in want]
+    got = [i.to_envelope() for i in items]
     assert got == want
     for a, b in zip(got, want, strict=True):
         assert type(a) is Envelope and type(a.payload) is type(b.payload)
@@ -68,7 +79,7 @@ def same_envelopes(got: list[Envelope], want: list[Envelope]) -> None:
             assert getattr(a, t).isoformat() == getattr(b, t).isoformat()
 
 
-def check(raw: bytes, topic_gateway: str | None = GW) -> Decoded:
+def check(raw: bytes, topic_gateway: str | None = GW) -> DecodedItems:
     """decode == decode_batch, and the fast path accepts only what decode_batch fully accepts."""
     want = reference(raw, topic_gateway)
     got = decode(raw, topic_gateway=topic_gateway, now=NOW)
@@ -96,7 +107,10 @@ def test_fast_envelopes_behave_like_validated_ones() -> None:
     raw = batch(item(kind="event", payload={"code": "sos", "value": 1, "attrs": {"a": "b"}}))
     fast = fast_decode(raw, GW, NOW)
     assert fast is not None
-    env = fast[1][0]
+    it = fast[1][0]
+    with pytest.raises(AttributeError):
+        it.res = "x"  # type: ignore[misc]
+    env = it.to_envelope()
     assert env.is_alarm and env.kind is Kind.EVENT and env.payload.code is Code.SOS
     moved = env.model_copy(update={"res": "r-2", "site": "hh-2"})
     assert (moved.res, moved.site, env.res) == ("r-2", "hh-2", "r-1")

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from carecircle.common.contract import Envelope, Topics, Uplink
+from carecircle.common.contract import Topics, Uplink
+from carecircle.platform.ingest.items import EnvelopeView
 from carecircle.platform.registry import provision
 from tests.platform.ingest_support import (
     Publisher,
@@ -29,10 +30,10 @@ Conn = psycopg.Connection[tuple[object, ...]]
 
 class Recorder:
     def __init__(self) -> None:
-        self.items: list[Envelope] = []
+        self.items: list[EnvelopeView] = []
         self.lock = threading.Lock()
 
-    def on_committed(self, items: Sequence[Envelope]) -> None:
+    def on_committed(self, items: Sequence[EnvelopeView]) -> None:
         with self.lock:
             self.items.extend(items)
 

@@ -32,7 +32,7 @@ from typing import Any, Literal, TypeVar
 import psycopg
 
 from carecircle.common.clock import Clock, SystemClock
-from carecircle.common.contract import Code, Envelope, Kind
+from carecircle.common.contract import Code, Kind
 from carecircle.platform.alerts import repository, store
 from carecircle.platform.alerts.config import (
     ENVIRONMENT_KINDS,
@@ -61,11 +61,13 @@ from carecircle.platform.alerts.detectors.threshold import (
 from carecircle.platform.alerts.kinds import (
     ACTIVITY_CODES,
     CRITICAL,
+    IMMEDIATE,
     SEVERITY,
     AlertKind,
 )
 from carecircle.platform.alerts.lifecycle import Severity
 from carecircle.platform.alerts.repository import AlertDraft, Conn
+from carecircle.platform.ingest.items import EnvelopeView
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -74,6 +76,13 @@ _SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
 _SIGNALS_BY_CODE: dict[Code, tuple[tuple[AlertKind, Literal["above", "below"]], ...]] = {
     c: tuple((k, d) for k, sc, d in SIGNALS if sc is c) for c in {sc for _, sc, _ in SIGNALS}
 }
+#: Codes the per-item loop of ``_handle`` has anything to do with (immediate alarms,
+#: doors, threshold signals); the others (motion, steps, battery, …) are skipped at once.
+_JUDGED_CODES: frozenset[Code] = frozenset({*IMMEDIATE, Code.DOOR, *_SIGNALS_BY_CODE})
+
+
+#: A threshold kind a reading can feed: (kind, direction, the rule judging its code).
+_Signal = tuple[AlertKind, Literal["above", "below"], ThresholdRule]
 
 
 @dataclass
@@ -114,7 +123,7 @@ def is_flapping(closures: Sequence[datetime], now: datetime, policy: FlapPolicy)
     return sum(1 for c in closures if c >= since) >= policy.count
 
 
-def is_activation(env: Envelope) -> bool:
+def is_activation(env: EnvelopeView) -> bool:
     """Does this activity reading show someone moving?"""
     code, value = env.payload.code, env.payload.value
     if code is Code.BUTTON:
@@ -148,7 +157,7 @@ class AlertEngine:
         self._book: _Cached | None = None
 
     # -- HandOff -------------------------------------------------------------------------
-    def on_committed(self, items: Sequence[Envelope]) -> None:
+    def on_committed(self, items: Sequence[EnvelopeView]) -> None:
         """Handle newly stored envelopes; never raises."""
         if not items:
             return
@@ -224,7 +233,7 @@ class AlertEngine:
             log.warning("stored rule %s for site %s is invalid, skipped: %s", kind, site_id, err)
             return None
 
-    def _handle(self, items: Sequence[Envelope]) -> None:
+    def _handle(self, items: Sequence[EnvelopeView]) -> None:
         conn = self._db()
         self.stats.batches += 1
         self.stats.items += len(items)
@@ -244,7 +253,7 @@ class AlertEngine:
         )
         drafts: list[AlertDraft] = []
         vitals: dict[tuple[str, AlertKind, Code], datetime] = {}
-        climate: dict[tuple[str, AlertKind], Envelope] = {}
+        climate: dict[tuple[str, AlertKind], EnvelopeView] = {}
         # the book memoises too, but asking it costs a keyword dict per reading
         memo: dict[tuple[AlertKind, str | None, str], _Rule | None] = {}
 
@@ -255,9 +264,30 @@ class AlertEngine:
             found = memo[key] = self._rule(book, kind, ctx, site)
             return found
 
+        # the threshold rules a reading of a code feeds, per (resident, site, code)
+        signals: dict[tuple[str | None, str, Code], tuple[_Signal, ...]] = {}
+
+        def signals_of(ctx: ResidentCtx | None, site: str, code: Code) -> tuple[_Signal, ...]:
+            key = (ctx.id if ctx is not None else None, site, code)
+            found = signals.get(key)
+            if found is None:
+                rules: list[_Signal] = []
+                for tkind, direction in _SIGNALS_BY_CODE.get(code, ()):
+                    if tkind in VITAL_KINDS and ctx is None:
+                        continue
+                    top = rule_of(tkind, ctx, site)
+                    if isinstance(top, ThresholdRule):
+                        rule = top.for_code(code, SIGNAL[tkind][0])
+                        if rule is not None:
+                            rules.append((tkind, direction, rule))
+                found = signals[key] = tuple(rules)
+            return found
+
         for e in items:
-            ctx = residents.get(e.res) if e.res else None
             code = e.payload.code
+            if code not in _JUDGED_CODES:
+                continue
+            ctx = residents.get(e.res) if e.res else None
             # 2. immediate events
             kind = immediate_kind(e)
             if kind is not None:
@@ -296,17 +326,12 @@ class AlertEngine:
                 # scheduled device check, after DeviceOfflineRule.min_offline_s: links drop
                 # for minutes, bands are out of range whenever their wearer is out
                 continue
-            if e.kind is not Kind.READING or e.payload.value is None:
+            value = e.payload.value
+            if e.kind is not Kind.READING or value is None:
                 continue
             # 3. threshold rules: note crossings, judge windows below (one read per key)
-            for tkind, direction in _SIGNALS_BY_CODE.get(code, ()):
-                if tkind in VITAL_KINDS and ctx is None:
-                    continue
-                top = rule_of(tkind, ctx, e.site)
-                rule = (
-                    top.for_code(code, SIGNAL[tkind][0]) if isinstance(top, ThresholdRule) else None
-                )
-                if rule is None or not rule.worth_reading(e.payload.value, direction):
+            for tkind, direction, rule in signals_of(ctx, e.site, code):
+                if not rule.worth_reading(value, direction):
                     continue
                 if tkind in VITAL_KINDS:
                     assert e.res is not None

@@ -15,16 +15,18 @@ ingest worker's time.  So this module first tries a **fast path** that can only 
   gateways send (``YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)``: in that form Python and
   pydantic read the same instant), the vocabulary (kind, unit, value range of the
   code), the batch's gateway, and the plausibility window;
-* the :class:`Envelope` objects handed on are then built without validating again
-  (everything they hold has just been checked), so downstream code (the writer, the
-  alert engine's hand-off) sees exactly the type it always did.
+* what is handed on are :class:`~carecircle.platform.ingest.items.Item` structs
+  holding the decoded values (the payload is the very struct msgspec made): no
+  pydantic object is built per reading; the writer and the alert engine work on
+  those, and :meth:`Item.to_envelope` gives the equal :class:`Envelope` when one is
+  needed.
 
 Anything the fast path does not accept — a broken item, an unusual but legal form
 such as a string ``"72"`` for a number, a timestamp with 7 fraction digits — sends
 the whole message to ``decode_batch``, which gives the per-item result and reasons.
 The fast path is therefore only ever *stricter* than the model, never looser, and
-for what it accepts it yields equal envelopes (``tests/platform/test_ingest_decode.py``
-checks both with hypothesis).
+for what it accepts it yields items equal to the reference's envelopes
+(``tests/platform/test_ingest_decode.py`` checks both with hypothesis).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Final, Literal
 
@@ -41,27 +44,16 @@ from carecircle.common.contract import (
     MAX_BATCH_ITEMS,
     VOCABULARY,
     Code,
-    Decoded,
-    Envelope,
     Kind,
+    Rejected,
     decode_batch,
 )
-from carecircle.common.contract.envelope import MAX_BATCH_BYTES, Payload
+from carecircle.common.contract.envelope import MAX_BATCH_BYTES
 from carecircle.common.contract.vocabulary import ValueType
+from carecircle.platform.ingest.items import Item, ItemPayload
 
 MAX_FUTURE = timedelta(minutes=10)
 MAX_PAST = timedelta(days=30)
-
-AttrKey = Annotated[str, msgspec.Meta(max_length=64)]
-
-
-class _Payload(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    code: Code
-    value: float | None = None
-    unit: str | None = None
-    attrs: Annotated[
-        dict[AttrKey, str | int | float | bool | None], msgspec.Meta(max_length=16)
-    ] = msgspec.field(default_factory=dict)
 
 
 class _Item(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -72,7 +64,7 @@ class _Item(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     site: str
     ts: str
     gw_ts: str
-    payload: _Payload
+    payload: ItemPayload
     v: Literal[1] = 1
     res: str | None = None
     room: str | None = None
@@ -162,51 +154,18 @@ def _value_ok(vtype: int, lo: float, hi: float, value: float | None) -> bool:
     return True
 
 
-# -- envelopes without a second validation ------------------------------------------------
-_new: Final = object.__new__
-_set: Final = object.__setattr__
-_ENVELOPE_FIELDS: Final = frozenset(Envelope.model_fields)
-_PAYLOAD_FIELDS: Final = frozenset(Payload.model_fields)
+@dataclass(frozen=True)
+class DecodedItems:
+    """:class:`~carecircle.common.contract.Decoded`, with light items for the good ones."""
 
-
-def _payload(p: _Payload) -> Payload:
-    # What BaseModel.model_construct does, minus its per-field default/alias handling.
-    out = _new(Payload)
-    _set(out, "__dict__", {"code": p.code, "value": p.value, "unit": p.unit, "attrs": p.attrs})
-    _set(out, "__pydantic_fields_set__", set(_PAYLOAD_FIELDS))
-    _set(out, "__pydantic_extra__", None)
-    _set(out, "__pydantic_private__", None)
-    return out
-
-
-def _envelope(it: _Item, ts: datetime, gw_ts: datetime) -> Envelope:
-    out = _new(Envelope)
-    _set(
-        out,
-        "__dict__",
-        {
-            "v": 1,
-            "id": it.id,
-            "kind": it.kind,
-            "gw": it.gw,
-            "dev": it.dev,
-            "res": it.res,
-            "site": it.site,
-            "room": it.room,
-            "ts": ts,
-            "gw_ts": gw_ts,
-            "payload": _payload(it.payload),
-        },
-    )
-    _set(out, "__pydantic_fields_set__", set(_ENVELOPE_FIELDS))
-    _set(out, "__pydantic_extra__", None)
-    _set(out, "__pydantic_private__", None)
-    return out
+    gateway_id: str | None
+    items: list[Item]
+    rejected: list[Rejected]
 
 
 def fast_decode(
     raw: bytes, topic_gateway: str | None, now: datetime
-) -> tuple[str, list[Envelope]] | None:
+) -> tuple[str, list[Item]] | None:
     """The gateway and every item of ``raw``, or ``None`` if anything needs a closer look.
 
     ``None`` is not a verdict: :func:`decode` then asks ``decode_batch``.
@@ -224,18 +183,21 @@ def fast_decode(
     lo_ts, hi_ts = now - MAX_PAST, now + MAX_FUTURE
     if gw not in valid and not check(gw):
         return None
-    out: list[Envelope] = []
+    out: list[Item] = []
+    append = out.append
     last_s: str | None = None
     last_dt: datetime | None = None
     for it in batch.items:
         if it.gw != gw:
             return None
-        for ident in (it.dev, it.site):
-            if ident not in valid and not check(ident):
-                return None
-        for opt in (it.res, it.room):
-            if opt is not None and opt not in valid and not check(opt):
-                return None
+        dev, site, res, room = it.dev, it.site, it.res, it.room
+        if (
+            (dev not in valid and not check(dev))
+            or (site not in valid and not check(site))
+            or (res is not None and res not in valid and not check(res))
+            or (room is not None and room not in valid and not check(room))
+        ):
+            return None
         ts = _aware(it.ts)
         if ts is None or not lo_ts <= ts <= hi_ts:
             return None
@@ -255,16 +217,17 @@ def fast_decode(
         unit, vtype, lo, hi = rule
         if (p.unit is not None and p.unit != unit) or not _value_ok(vtype, lo, hi, p.value):
             return None
-        out.append(_envelope(it, ts, gw_ts))
+        append(Item(it.id, it.kind, gw, dev, res, site, room, ts, gw_ts, p))
     return gw, out
 
 
-def decode(raw: bytes, *, topic_gateway: str | None, now: datetime) -> Decoded:
+def decode(raw: bytes, *, topic_gateway: str | None, now: datetime) -> DecodedItems:
     """Decode one uplink message; never raises on bad input (see ``decode_batch``)."""
     if len(raw) <= MAX_BATCH_BYTES:
         fast = fast_decode(raw, topic_gateway, now)
         if fast is not None:
-            return Decoded(fast[0], fast[1], [])
-    return decode_batch(
+            return DecodedItems(fast[0], fast[1], [])
+    slow = decode_batch(
         raw, topic_gateway=topic_gateway, now=now, max_future=MAX_FUTURE, max_past=MAX_PAST
     )
+    return DecodedItems(slow.gateway_id, [Item.of(env) for env in slow.items], slow.rejected)

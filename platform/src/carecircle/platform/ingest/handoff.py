@@ -27,14 +27,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from carecircle.common.contract import Envelope
+from carecircle.platform.ingest.items import EnvelopeView
 
 log = logging.getLogger(__name__)
 
 
 @runtime_checkable
 class HandOff(Protocol):
-    def on_committed(self, items: Sequence[Envelope]) -> None:
+    def on_committed(self, items: Sequence[EnvelopeView]) -> None:
         """Called once per committed batch with the newly stored items, in order."""
         ...
 
@@ -83,7 +83,7 @@ class HandOffDispatcher:
         self._thread = threading.Thread(target=self._run, name="ingest-handoff", daemon=True)
         self._thread.start()
 
-    def dispatch(self, items: Sequence[Envelope]) -> None:
+    def dispatch(self, items: Sequence[EnvelopeView]) -> None:
         if not items or not self.handlers:
             return
         if self._inline or self._thread is None:
@@ -114,7 +114,7 @@ class HandOffDispatcher:
             assert isinstance(items, list)
             self._call(items)
 
-    def _call(self, items: Sequence[Envelope]) -> None:
+    def _call(self, items: Sequence[EnvelopeView]) -> None:
         started = time.perf_counter()
         for handler in self.handlers:
             try:

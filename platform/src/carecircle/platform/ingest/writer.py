@@ -34,20 +34,25 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import psycopg
-from psycopg.types.json import Jsonb
 
-from carecircle.common.contract import Code, Envelope, Kind, Topics
+from carecircle.common.contract import Code, Kind, Topics
 from carecircle.common.errors import StoreError, StoreUnavailable
+from carecircle.platform.ingest import copyrows
 from carecircle.platform.ingest.decode import decode
+from carecircle.platform.ingest.items import Item
 
 log = logging.getLogger(__name__)
 
 Conn = psycopg.Connection[Any]
 
+#: The tables' columns and their types, for tools that COPY rows with psycopg's
+#: ``write_row`` (bench/ml_month.py); the writer itself sends :mod:`.copyrows`' binary
+#: rows, of exactly these types (in the column order ``copyrows.READING_COLUMNS``).
 READING_COLUMNS = (
     "time",
     "received_at",
@@ -74,6 +79,8 @@ EVENT_COLUMNS = (*READING_COLUMNS[:7], "kind", "code", "value", "attrs")
 EVENT_TYPES = (*READING_TYPES[:7], "text", "text", "float8", "jsonb")
 #: Device/gateway state is written again only when it moved by more than this.
 TOUCH_INTERVAL = timedelta(seconds=30)
+#: Bound of the writer's cache of encoded device fields (cleared when reached).
+_SEGMENT_CACHE_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,7 @@ class DeadLetter:
 class BatchOutcome:
     messages: int = 0
     items: int = 0
-    new_items: list[Envelope] = field(default_factory=list)
+    new_items: list[Item] = field(default_factory=list)
     readings_written: int = 0
     events_written: int = 0
     duplicates: int = 0
@@ -185,6 +192,7 @@ class BatchWriter:
         self._touched_devices: dict[str, _Touch] = {}
         self._touch_written_at: dict[str, float] = {}
         self._touched_gateways: dict[str, tuple[datetime, str]] = {}
+        self._segments: dict[str, tuple[DeviceInfo, bytes]] = {}
         self._deadletter_prefix = f"{topics.base}/gw/"
 
     # -- connection -------------------------------------------------------------------------
@@ -199,6 +207,8 @@ class BatchWriter:
             if not conn.autocommit:
                 conn.rollback()
                 conn.autocommit = True
+            # the COPY data is built here, its text fields in UTF-8 (see .copyrows)
+            conn.execute("SET client_encoding TO 'UTF8'")
             conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS ingest_readings_stage "
                 "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -243,7 +253,7 @@ class BatchWriter:
         out = BatchOutcome(messages=len(messages))
         now = self._clock()
         self._directory.refresh_if_stale(conn)
-        decoded: list[tuple[Inbound, Envelope]] = []
+        decoded: list[tuple[Inbound, list[Item]]] = []  # each message with its good items
         gateway_states: dict[str, tuple[datetime, str]] = {}
         for msg in messages:
             parsed = self._topics.parse_uplink(msg.topic)
@@ -258,7 +268,8 @@ class BatchWriter:
                             _raw_bytes(rej.raw, msg.payload),
                         )
                     )
-                decoded.extend((msg, env) for env in result.items)
+                if result.items:
+                    decoded.append((msg, result.items))
                 continue
             gw_topic = self._gateway_topic(msg.topic)
             if gw_topic is not None and gw_topic[1] == "state":
@@ -282,78 +293,75 @@ class BatchWriter:
                 out.dead_letters.append(
                     DeadLetter(msg.topic, None, "not a CareCircle uplink topic", msg.payload)
                 )
-        out.items = len(decoded)
-        devices = self._directory.resolve(conn, {env.dev for _, env in decoded})
-        readings: list[tuple[object, ...]] = []
-        events: list[tuple[object, ...]] = []
+        out.items = sum(len(items) for _, items in decoded)
+        devices = self._directory.resolve(conn, {env.dev for _, items in decoded for env in items})
+        segments = self._device_segments(devices)
+        # binary COPY data (see .copyrows), one list of byte strings per table
+        readings: list[bytes] = []
+        events: list[bytes] = []
+        reading_ids: list[uuid.UUID] = []
+        event_ids: list[uuid.UUID] = []
         # keyed by the id's integer: UUID.__hash__ is a Python-level call, int's is not
-        envs: dict[int, Envelope] = {}
-        minutes: set[tuple[int, int, int, int, int, tzinfo | None]] = set()
+        envs: dict[int, Item] = {}
+        minutes: set[int] = set()
         kinds: dict[Kind, int] = {}
-        for msg, env in decoded:
-            info = devices.get(env.dev)
-            if info is None or info.gateway_id != env.gw:
-                reason = (
-                    f"device {env.dev!r} is not provisioned"
-                    if info is None
-                    else f"device {env.dev!r} belongs to gateway {info.gateway_id!r}, "
-                    f"not {env.gw!r}"
-                )
-                out.dead_letters.append(DeadLetter(msg.topic, env.gw, reason, env.to_json()))
-                continue
-            key = env.id.int
-            if key in envs:
-                out.duplicates += 1
-                continue
-            if env.res != info.resident_id or env.site != info.site_id:
-                env = env.model_copy(update={"res": info.resident_id, "site": info.site_id})
-                out.corrections += 1
-            envs[key] = env
-            kind = env.kind
-            kinds[kind] = kinds.get(kind, 0) + 1
-            p = env.payload
-            if kind is Kind.READING:
-                readings.append(
-                    (
-                        env.ts,
-                        msg.received_at,
-                        env.id,
-                        env.gw,
-                        env.dev,
-                        info.resident_id,
-                        info.site_id,
-                        p.code._value_,  # not .value: Enum's property costs ~0.6 µs a call
-                        p.value,
+        last_ts: dict[str, datetime] = {}  # per device, for last_seen
+        reporting: set[str] = set()  # devices with battery or availability reports
+        reading_row, event_row, micros = copyrows.reading, copyrows.event, copyrows.pg_micros
+        for msg, items in decoded:
+            received_us = micros(msg.received_at)
+            for env in items:
+                dev = env.dev
+                info = devices.get(dev)
+                if info is None or info.gateway_id != env.gw:
+                    reason = (
+                        f"device {dev!r} is not provisioned"
+                        if info is None
+                        else f"device {dev!r} belongs to gateway {info.gateway_id!r}, "
+                        f"not {env.gw!r}"
                     )
-                )
-                ts = env.ts  # local fields: datetime.timestamp() costs ~3 µs on aware times
-                minutes.add((ts.year, ts.month, ts.day, ts.hour, ts.minute, ts.tzinfo))
-            else:
-                events.append(
-                    (
-                        env.ts,
-                        msg.received_at,
-                        env.id,
-                        env.gw,
-                        env.dev,
-                        info.resident_id,
-                        info.site_id,
-                        kind._value_,
-                        p.code._value_,
-                        p.value,
-                        Jsonb(p.attrs),
+                    out.dead_letters.append(
+                        DeadLetter(msg.topic, env.gw, reason, env.to_envelope().to_json())
                     )
-                )
+                    continue
+                key = env.id.int
+                if key in envs:
+                    out.duplicates += 1
+                    continue
+                if env.res != info.resident_id or env.site != info.site_id:
+                    env = msgspec.structs.replace(env, res=info.resident_id, site=info.site_id)
+                    out.corrections += 1
+                envs[key] = env
+                ts = env.ts
+                if dev not in last_ts or last_ts[dev] < ts:
+                    last_ts[dev] = ts
+                ts_us = micros(ts)
+                kind = env.kind
+                p = env.payload
+                code = p.code
+                if code is Code.BATTERY or code is Code.AVAILABILITY:
+                    reporting.add(dev)
+                if kind is Kind.READING:
+                    readings.append(
+                        reading_row(ts_us, received_us, key, p.value, segments[dev], code)
+                    )
+                    reading_ids.append(env.id)
+                    minutes.add(ts_us // 60_000_000)
+                else:
+                    kinds[kind] = kinds.get(kind, 0) + 1
+                    events.append(
+                        event_row(
+                            ts_us, received_us, key, p.value, segments[dev], code, kind, p.attrs
+                        )
+                    )
+                    event_ids.append(env.id)
+        if reading_ids:
+            kinds[Kind.READING] = len(reading_ids)
         out.kinds.update((k._value_, n) for k, n in kinds.items())
-        buckets = sorted(
-            {
-                int(datetime(y, mo, d, h, mi, tzinfo=tz).timestamp()) // 60
-                for y, mo, d, h, mi, tz in minutes
-            }
-        )
+        buckets = sorted(m + copyrows.PG_EPOCH_MINUTE for m in minutes)
         with conn.transaction():
-            new_readings = self._store(conn, "readings", READING_COLUMNS, READING_TYPES, readings)
-            new_events = self._store(conn, "events", EVENT_COLUMNS, EVENT_TYPES, events)
+            new_readings = self._store(conn, "readings", copyrows.READING_COLUMNS, readings)
+            new_events = self._store(conn, "events", copyrows.EVENT_COLUMNS, events)
             if out.dead_letters:
                 with conn.cursor() as cur:
                     cur.executemany(
@@ -368,56 +376,70 @@ class BatchWriter:
                     "ON CONFLICT DO NOTHING",
                     (buckets,),
                 )
-        out.readings_written = len(readings) if new_readings is None else len(new_readings)
-        out.events_written = len(events) if new_events is None else len(new_events)
-        out.duplicates += len(readings) + len(events) - out.readings_written - out.events_written
+        n_readings, n_events = len(reading_ids), len(event_ids)
+        out.readings_written = n_readings if new_readings is None else len(new_readings)
+        out.events_written = n_events if new_events is None else len(new_events)
+        out.duplicates += n_readings + n_events - out.readings_written - out.events_written
         if new_readings is None and new_events is None:
             out.new_items = list(envs.values())
         else:
             fresh = {
                 u.int
-                for u in (new_readings if new_readings is not None else {r[2] for r in readings})
-                | (new_events if new_events is not None else {e[2] for e in events})
+                for ids in (
+                    reading_ids if new_readings is None else new_readings,
+                    event_ids if new_events is None else new_events,
+                )
+                for u in ids
                 if isinstance(u, uuid.UUID)
             }
             out.new_items = [e for i, e in envs.items() if i in fresh]
         try:
-            self._touch(conn, envs.values(), messages, gateway_states)
+            self._touch(conn, envs.values(), last_ts, reporting, messages, gateway_states)
         except psycopg.Error as err:
             # The batch is committed; state columns catch up with the next batch.
             log.warning("updating device/gateway state failed: %s", err)
         return out
 
+    def _device_segments(self, devices: dict[str, DeviceInfo]) -> dict[str, bytes]:
+        """The COPY ``text`` fields gateway, device, resident, site of each device, encoded.
+
+        Cached per registry snapshot: a reload of the directory makes new ``DeviceInfo``
+        objects, and a changed object is encoded again.
+        """
+        cache = self._segments
+        out: dict[str, bytes] = {}
+        for dev, info in devices.items():
+            hit = cache.get(dev)
+            if hit is None or hit[0] is not info:
+                seg = copyrows.device_fields(info.gateway_id, dev, info.resident_id, info.site_id)
+                if len(cache) >= _SEGMENT_CACHE_MAX:
+                    cache.clear()
+                hit = cache[dev] = (info, seg)
+            out[dev] = hit[1]
+        return out
+
     def _store(
-        self,
-        conn: Conn,
-        table: str,
-        columns: Sequence[str],
-        types: Sequence[str],
-        rows: list[tuple[object, ...]],
+        self, conn: Conn, table: str, columns: Sequence[str], data: list[bytes]
     ) -> set[object] | None:
-        """COPY ``rows`` into ``table``; ``None`` = all new, else the set of new msg_ids."""
-        if not rows:
+        """COPY ``data`` (binary rows) into ``table``; ``None`` = all new, else the new msg_ids."""
+        if not data:
             return None
         cols = ", ".join(columns)
+        buffer = copyrows.SIGNATURE + b"".join(data)
         try:
             with (
                 conn.transaction(),
                 conn.cursor() as cur,
                 cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)") as copy,
             ):
-                copy.set_types(types)
-                for row in rows:
-                    copy.write_row(row)
+                copy.write(buffer)
             return None
         except psycopg.errors.UniqueViolation:
             log.info("%s: batch holds already stored message ids; deduplicating", table)
         stage = f"ingest_{table}_stage"
         with conn.cursor() as cur:
             with cur.copy(f"COPY {stage} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(types)
-                for row in rows:
-                    copy.write_row(row)
+                copy.write(buffer)
             cur.execute(
                 f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} "  # noqa: S608
                 "ON CONFLICT (msg_id, time) DO NOTHING RETURNING msg_id"
@@ -431,10 +453,17 @@ class BatchWriter:
     def _touch(
         self,
         conn: Conn,
-        items: Iterable[Envelope],
+        items: Iterable[Item],
+        last_ts: dict[str, datetime],
+        reporting: set[str],
         messages: Sequence[Inbound],
         gateway_states: dict[str, tuple[datetime, str]],
     ) -> None:
+        """Bring devices' and gateways' state columns up to date after a batch.
+
+        ``last_ts`` is each device's latest ``ts`` in the batch; ``reporting`` the devices
+        that sent battery or availability reports, whose items are replayed in order.
+        """
         latest: dict[str, _Touch] = {}
         received = max((m.received_at for m in messages), default=self._clock())
         # the writer's clock, not the wall's: a replay in simulated time must write
@@ -442,7 +471,14 @@ class BatchWriter:
         now_s = self._clock().timestamp()
         fresh_after = now_s - TOUCH_INTERVAL.total_seconds()
         written_at = self._touch_written_at
-        for env in items:
+        for dev, ts in last_ts.items():
+            # nothing but "seen" to say: skipped if written < 30 s ago, else the latest
+            # time seen (min(ts, received) is monotonic in ts)
+            if dev not in reporting and written_at.get(dev, float("-inf")) <= fresh_after:
+                latest[dev] = _Touch(min(ts, received), status="online")
+        for env in items if reporting else ():
+            if env.dev not in reporting:
+                continue
             code = env.payload.code
             if (
                 code is not Code.BATTERY
@@ -450,7 +486,7 @@ class BatchWriter:
                 and written_at.get(env.dev, float("-inf")) > fresh_after
                 and env.dev not in latest
             ):
-                continue  # written < 30 s ago and nothing but "seen" to say: skip cheaply
+                continue  # written < 30 s ago and nothing but "seen" to say yet
             seen = min(env.ts, received)
             t = latest.get(env.dev)
             if t is None:

@@ -48,9 +48,10 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from carecircle.common.clock import ManualClock
-from carecircle.common.contract import Code, Envelope, Provisioning, Topics
+from carecircle.common.contract import Code, Provisioning, Topics
 from carecircle.common.errors import ConfigError, ContractError, StoreError, StoreUnavailable
 from carecircle.platform.ingest.handoff import HandOff
+from carecircle.platform.ingest.items import EnvelopeView
 from carecircle.platform.ingest.writer import BatchWriter, Inbound
 from carecircle.platform.replay.vsched import VirtualScheduler
 from carecircle.platform.scheduler.jobs import registrars
@@ -480,7 +481,7 @@ class Replay:
                 log.debug("replay: ingest dead letter: %s", d.reason)
             self._hand_off(handlers, outcome.new_items)
 
-    def _hand_off(self, handlers: Sequence[HandOff], items: Sequence[Envelope]) -> None:
+    def _hand_off(self, handlers: Sequence[HandOff], items: Sequence[EnvelopeView]) -> None:
         if not items:
             return
         for h in handlers:

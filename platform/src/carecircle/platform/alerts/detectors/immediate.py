@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import tzinfo
 
-from carecircle.common.contract import Code, Envelope, Kind
+from carecircle.common.contract import Code, Kind
 from carecircle.platform.alerts.config import FallRule, NightWanderingRule
 from carecircle.platform.alerts.kinds import IMMEDIATE, SEVERITY, AlertKind
 from carecircle.platform.alerts.repository import AlertDraft
+from carecircle.platform.ingest.items import EnvelopeView
 
 _MESSAGES = {
     AlertKind.SOS: "SOS button pressed",
@@ -19,7 +20,7 @@ _MESSAGES = {
 }
 
 
-def immediate_kind(env: Envelope) -> AlertKind | None:
+def immediate_kind(env: EnvelopeView) -> AlertKind | None:
     """The alert kind an envelope raises by itself, or ``None``.
 
     SOS fires on any SOS event (a value of 0 is never sent for a press; a missing value
@@ -34,7 +35,7 @@ def immediate_kind(env: Envelope) -> AlertKind | None:
     return kind if value is not None and value >= 1 else None
 
 
-def fall_confidence(env: Envelope) -> float | None:
+def fall_confidence(env: EnvelopeView) -> float | None:
     """The detector's confidence in a fall alarm (``attrs.confidence``), if it gave one."""
     value = (env.payload.attrs or {}).get("confidence")
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -42,7 +43,7 @@ def fall_confidence(env: Envelope) -> float | None:
     return float(value)
 
 
-def held_for_worn_check(env: Envelope, rule: FallRule) -> bool:
+def held_for_worn_check(env: EnvelopeView, rule: FallRule) -> bool:
     """Is this a fall alarm too unsure to raise at once (see :class:`FallRule`)?
 
     A band that is dropped or knocked off the wrist sends a fall alarm of low
@@ -56,7 +57,7 @@ def held_for_worn_check(env: Envelope, rule: FallRule) -> bool:
 
 
 def evaluate_immediate(
-    env: Envelope, enabled: frozenset[AlertKind] | None = None
+    env: EnvelopeView, enabled: frozenset[AlertKind] | None = None
 ) -> list[AlertDraft]:
     """Alerts one envelope raises on its own. ``enabled`` limits the kinds (None = all)."""
     kind = immediate_kind(env)
@@ -88,7 +89,7 @@ def evaluate_immediate(
 
 
 def evaluate_night_door(
-    env: Envelope,
+    env: EnvelopeView,
     room_kind: str | None,
     rule: NightWanderingRule,
     tz: tzinfo,
