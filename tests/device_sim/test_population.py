@@ -84,3 +84,33 @@ def test_every_device_in_a_room_carries_that_room_kind() -> None:
     assert all(b.room_kind == kinds[b.room] for b in placed if b.room is not None)
     assert all(b.room_kind is None for b in (d.binding for d in doc.devices) if b.room is None)
     assert any(b.room_kind == "bathroom" for b in placed)
+
+
+def test_intake_states_a_usual_wake_up_time_as_a_person_would() -> None:
+    """What a household resident says at intake: the persona's habit with a person's
+    error, rounded to the half hour; some say nothing; nursing-home residents none."""
+    from statistics import mean
+
+    from carecircle.common.contract.provisioning import parse_usual_wake
+    from carecircle.device_sim.population.generate import INTAKE_UNKNOWN
+    from carecircle.device_sim.routines.persona import persona_for
+
+    pop = generate_population(PopulationParams(120, 1, 1, seed=9001))
+    homes = [r for r in pop.residents if r.site_id.startswith("hh-")]
+    stated = [r for r in homes if "usual_wake_time" in r.care_profile]
+    assert 0.05 < 1 - len(stated) / len(homes) < 3 * INTAKE_UNKNOWN  # some record none
+    assert not any(
+        "usual_wake_time" in r.care_profile for r in pop.residents if r not in homes
+    )  # the nursing home's residents follow its day
+    errors = []
+    for r in stated:
+        said = parse_usual_wake(r.care_profile["usual_wake_time"])
+        assert said.minute in (0, 30)  # "about half past six"
+        true = persona_for(9001, r).wake_mean_min
+        errors.append(said.hour * 60 + said.minute - true)
+    assert all(abs(e) < 75 for e in errors)
+    assert abs(mean(errors)) < 8  # no bias, but not the true value either
+    assert sum(abs(e) > 10 for e in errors) > len(errors) / 3
+    # the same seed says the same
+    again = generate_population(PopulationParams(120, 1, 1, seed=9001))
+    assert again.model_dump_json() == pop.model_dump_json()

@@ -286,18 +286,28 @@ def test_eval_scores_replay_shards_together(
     fresh_database: Callable[[], str], tmp_path: Path
 ) -> None:
     """Two shard databases, each with its own home: alerts and residents of both count,
-    and --only-served-sites leaves out incidents of homes neither replayed."""
+    and --only-served-sites leaves out incidents of homes neither replayed.  Alert ids
+    repeat across databases: a false alert of the second with the id of a matched alert
+    of the first is still false."""
     from carecircle.platform.store import connect, migrate
     from carecircle.platform.store.timeseries import Retention
 
     t0 = datetime(2031, 4, 6, tzinfo=UTC)
     urls, homes = [], []
-    for _ in range(2):
+    for n in range(2):
         url = fresh_database()
         p = f"s{uuid.uuid4().hex[:6]}"
         with connect(url, autocommit=True) as conn:
             migrate(conn, now=t0, retention=Retention.days(90, 730))
             _home_with_gateway(conn, p)
+            if n == 1:  # id 1 here, as the first database's matched sos
+                repo.open_or_refresh(
+                    conn,
+                    repo.AlertDraft(
+                        subject=f"{p}r", site_id=f"{p}hh", kind="fever", severity=Severity.MEDIUM,
+                        detector="rule:fever", at=t0 + timedelta(days=2), resident_id=f"{p}r",
+                    ),
+                )  # fmt: skip
             repo.open_or_refresh(
                 conn,
                 repo.AlertDraft(
@@ -326,6 +336,7 @@ def test_eval_scores_replay_shards_together(
     doc = json.loads((tmp_path / "e.json").read_text())["alerts"]
     assert doc["kinds"]["sos"]["detected"] == 2 and doc["kinds"]["sos"]["missed"] == 1
     assert doc["residents"] == 2
+    assert doc["false_alerts"] == 1 and doc["kinds"]["fever"]["false_alerts"] == 1
     served = CliRunner().invoke(cli, [*args, "--only-served-sites"])
     assert served.exit_code == 0, served.output
     doc = json.loads((tmp_path / "e.json").read_text())["alerts"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -16,7 +16,14 @@ import pytest
 
 from carecircle.platform.alerts import repository as repo
 from carecircle.platform.alerts import service, store
-from carecircle.platform.alerts.jobs import CheckReport, register_jobs, run_absence_checks
+from carecircle.platform.alerts.config import MissedWakeupRule
+from carecircle.platform.alerts.jobs import (
+    CheckReport,
+    WakeupCache,
+    WakeWant,
+    register_jobs,
+    run_absence_checks,
+)
 from carecircle.platform.alerts.lifecycle import Outcome
 from carecircle.platform.settings import PlatformSettings
 from tests.platform.seed import household as seed_household
@@ -477,3 +484,93 @@ def test_band_offline_only_with_someone_at_home(db: Conn) -> None:
     db.execute("UPDATE devices SET type = 'sensor' WHERE site_id = %s", (out.site,))
     report = run_absence_checks(db, now, TZ, site_ids=[out.site])
     assert [s for k, s in report.opened if k == "device_offline"] == [f"{out.p}-band"]
+
+
+def test_missed_wakeup_stated_time_and_alerted_mornings(db: Conn) -> None:
+    """The intake's usual wake-up time is the window of a fresh resident; mornings that
+    raised a missed wake-up are then left out of what is learned."""
+    h = make_home(db)
+    db.execute(
+        "UPDATE residents SET care_profile = %s WHERE id = %s",
+        ('{"usual_wake_time": "06:30"}', h.res),
+    )
+    to_bed(db, h)
+    assert check(db, h, at(20, 8, 25)).opened == []  # said 06:30: 06:00-08:30
+    assert ("missed_wakeup", h.res) in check(db, h, at(20, 8, 35)).opened
+    assert wakeups(db, h)[0] == ("stated", [at(20, 6, 0).isoformat(), at(20, 8, 30).isoformat()])
+
+    g = make_home(db)
+    db.execute(
+        "UPDATE residents SET care_profile = %s WHERE id = %s",
+        ('{"usual_wake_time": "06:30"}', g.res),
+    )
+    for day in (16, 17):  # up at 06:01
+        for i, dev in enumerate(["pir-bath", "pir-kit", "pir-kit", "pir-liv", "pir-liv"]):
+            reading(db, g, dev, "motion", 1, at(day, 6, 1 + 12 * i))
+    for day in (18, 19):  # in bed until 10:40: a missed wake-up is raised each morning
+        activity(db, g, "pir-kit", "motion", 1, at(day - 1, 20, 0))
+        activity(db, g, "bedmat", "bed_occupancy", 1, at(day - 1, 21, 30))
+        assert ("missed_wakeup", g.res) in check(db, g, at(day, 8, 35)).opened
+        db.execute(
+            "UPDATE alerts SET status = 'resolved' WHERE site_id = %s AND status = 'open'",
+            (g.site,),
+        )
+        for i, dev in enumerate(["pir-bath", "pir-kit", "pir-kit", "pir-liv", "pir-liv"]):
+            when = at(day, 10, 40) + timedelta(minutes=12 * i)
+            reading(db, g, dev, "motion", 1, when)
+            activity(db, g, dev, "motion", 1, when)
+    want = {g.res: WakeWant(MissedWakeupRule(), False, False, time(6, 30))}
+    cache = WakeupCache()
+    w = cache.windows(db, want, at(20, 8, 0), TZ)[g.res]
+    assert cache.alerted[g.res] == {date(2026, 11, 18), date(2026, 11, 19)}
+    assert len(cache.rises[g.res]) == 4  # 06:01, 06:01, 10:40, 10:40 ...
+    assert (w.source, w.start, w.end) == ("stated", time(6, 0), time(8, 30))  # ... two used
+    unfiltered = WakeupCache(day=at(20, 8, 0).date(), rises=cache.rises)
+    assert unfiltered.windows(db, want, at(20, 8, 0), TZ)[g.res].source == "learned"
+
+
+def front_door(db: Conn, h: Home) -> None:
+    db.execute(
+        "INSERT INTO devices (id, gateway_id, site_id, room_id, family, native_id, type) "
+        "VALUES (%s, %s, %s, %s, 'zigbee2mqtt', 'door-ent', 'sensor')",
+        (f"{h.p}-door-ent", h.gw, h.site, f"{h.p}-ent"),
+    )
+
+
+def door(db: Conn, h: Home, value: float, when: datetime) -> None:
+    db.execute(
+        "INSERT INTO readings (time, received_at, msg_id, gateway_id, device_id, resident_id, "
+        "site_id, code, value) VALUES (%s, %s, %s, %s, %s, NULL, %s, 'door', %s)",
+        (when, when, uuid.uuid4(), h.gw, f"{h.p}-door-ent", h.site, value),
+    )
+    upd = store.ActivityUpdate(
+        f"{h.p}-door-ent", "door", h.site, None, f"{h.p}-ent", when, value, True
+    )
+    store.upsert_activity(db, [upd])
+
+
+def test_missed_wakeup_not_raised_for_a_resident_who_went_out_and_is_not_back(db: Conn) -> None:
+    homes = []
+    for back in (False, True):
+        h = make_home(db)
+        front_door(db, h)
+        for dev, when in (("pir-kit", at(19, 18, 31)), ("pir-liv", at(19, 18, 38))):
+            reading(db, h, dev, "motion", 1, when)
+            activity(db, h, dev, "motion", 1, when)
+        door(db, h, 1, at(19, 18, 40))  # out of the front door in the evening
+        door(db, h, 0, at(19, 18, 41))
+        if back:  # home at 21:00, then to bed
+            door(db, h, 1, at(19, 21, 0))
+            door(db, h, 0, at(19, 21, 1))
+            reading(db, h, "pir-bath", "motion", 1, at(19, 21, 4))
+            activity(db, h, "pir-bath", "motion", 1, at(19, 21, 4))
+        # a motion sensor's ghost trigger at night: the last activity is not the door
+        reading(db, h, "pir-kit", "motion", 1, at(20, 2, 17))
+        activity(db, h, "pir-kit", "motion", 1, at(20, 2, 17))
+        homes.append(h)
+    away, home = homes
+    report = check(db, away, at(20, 9, 35))
+    assert ("missed_wakeup", away.res) not in report.opened
+    assert report.presumed_out == [away.res]
+    report = check(db, home, at(20, 9, 35))
+    assert ("missed_wakeup", home.res) in report.opened and report.presumed_out == []

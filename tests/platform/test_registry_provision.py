@@ -186,3 +186,22 @@ def test_simulated_population_provisions_responder_shifts_and_room_kinds(
     kinds = {d.room: d.room_kind for d in cfg.devices if d.room is not None}
     assert kinds["hh-000001-bath"] == "bathroom"
     assert all(kinds.values()), kinds
+
+
+def test_stated_usual_wake_time_is_checked_and_stored(db: Conn, tmp_path: Path) -> None:
+    p = f"w{uuid.uuid4().hex[:6]}"
+    doc = population(p, gateways=1, devices=1)
+    raw = json.loads(doc.model_dump_json())
+    raw["residents"][0]["care_profile"] = {"usual_wake_time": "18:30"}
+    path = tmp_path / "population.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ContractError, match="usual_wake_time 18:30 is not a plausible"):
+        load_provisioning(path)
+    raw["residents"][0]["care_profile"] = {"usual_wake_time": "06:30"}
+    path.write_text(json.dumps(raw))
+    provision(db, load_provisioning(path))
+    row = db.execute(
+        "SELECT care_profile->>'usual_wake_time' FROM residents WHERE id = %s",
+        (raw["residents"][0]["id"],),
+    ).fetchone()
+    assert row == ("06:30",)

@@ -8,9 +8,11 @@ hand for a real deployment.
 
 from __future__ import annotations
 
+import re
+from datetime import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from carecircle.common.contract.config import DeviceBinding
 from carecircle.common.contract.envelope import Ident
@@ -31,6 +33,31 @@ RoomKind = Literal[
 ]
 Lat = Field(ge=-90, le=90)
 Lon = Field(ge=-180, le=180)
+
+
+#: ``care_profile`` key: the usual getting-up time recorded at the intake assessment
+#: (what the resident or the family says, "HH:MM" local time, e.g. ``"06:30"``); the
+#: missed wake-up check's window until the resident's own rises are learned
+#: (docs/alerts.md, "Missed wake-up: a window per resident").
+USUAL_WAKE_KEY = "usual_wake_time"
+#: A stated getting-up time outside this range is refused as a slip (18:30 for 06:30).
+USUAL_WAKE_EARLIEST = time(3, 0)
+USUAL_WAKE_LATEST = time(13, 0)
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def parse_usual_wake(value: object) -> time:
+    """A stated usual wake-up time (``"HH:MM"``, 03:00–13:00); ``ValueError`` otherwise."""
+    m = _HHMM.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise ValueError(f"{USUAL_WAKE_KEY} must be a local time as HH:MM, got {value!r}")
+    t = time(int(m.group(1)), int(m.group(2)))
+    if not USUAL_WAKE_EARLIEST <= t <= USUAL_WAKE_LATEST:
+        raise ValueError(
+            f"{USUAL_WAKE_KEY} {value} is not a plausible getting-up time "
+            f"({USUAL_WAKE_EARLIEST:%H:%M}–{USUAL_WAKE_LATEST:%H:%M})"
+        )
+    return t
 
 
 class _Spec(BaseModel):
@@ -77,7 +104,16 @@ class ResidentSpec(_Spec):
     care_level: Literal["independent", "assisted", "dependent"] = "independent"
     #: e.g. dementia, hypertension, diabetes, limited_mobility, copd, heart_disease
     conditions: list[str] = Field(default_factory=list)
+    #: Free-form care notes and per-resident overrides (``missed_wakeup``: rule fields);
+    #: ``usual_wake_time`` is checked (:func:`parse_usual_wake`).
     care_profile: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("care_profile")
+    @classmethod
+    def _usual_wake(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if v.get(USUAL_WAKE_KEY) is not None:
+            parse_usual_wake(v[USUAL_WAKE_KEY])
+        return v
 
 
 class GatewaySpec(_Spec):

@@ -15,6 +15,9 @@ from typing import Any
 
 from carecircle.common.contract.config import DeviceBinding, DeviceFamily
 from carecircle.common.contract.provisioning import (
+    USUAL_WAKE_EARLIEST,
+    USUAL_WAKE_KEY,
+    USUAL_WAKE_LATEST,
     DeviceSpec,
     FamilyLinkSpec,
     FamilyMemberSpec,
@@ -554,6 +557,7 @@ def generate_population(params: PopulationParams) -> Provisioning:
         _nursing_home(b, i + 1, townships[i % len(townships)])
     if day_cares:
         _assign_day_care(b, day_cares)
+    _intake(b)
     _community_responders(b, townships, villages)
     _families(
         b,
@@ -570,6 +574,49 @@ def generate_population(params: PopulationParams) -> Provisioning:
         responders=b.responders,
         family_members=b.family,
     )
+
+
+#: Share of household residents whose intake assessment records no usual wake-up time.
+INTAKE_UNKNOWN = 0.15
+#: How far what a person says about their usual getting-up time is off (sd, minutes),
+#: before it is rounded to the half hour ("about half past six").
+INTAKE_ERROR_SD_MIN = 15.0
+
+
+def stated_wake_min(seed: int, res: ResidentSpec, true_mean_min: float) -> float | None:
+    """What the resident (or the family) tells the care worker at intake about their
+    usual getting-up time, minutes after midnight: the habit with a person's error,
+    rounded to the half hour; ``None`` for those who record none."""
+    r = rng(seed, "intake", res.id)
+    if r.random() < INTAKE_UNKNOWN:
+        return None
+    said = true_mean_min + r.gauss(0, INTAKE_ERROR_SD_MIN)
+    lo = USUAL_WAKE_EARLIEST.hour * 60 + USUAL_WAKE_EARLIEST.minute
+    hi = USUAL_WAKE_LATEST.hour * 60 + USUAL_WAKE_LATEST.minute
+    return float(min(hi, max(lo, 30 * round(said / 30))))
+
+
+def _intake(b: _Builder) -> None:
+    """Each household resident's intake: the stated usual wake-up time in the care
+    profile (``usual_wake_time``), from the persona of the same seed — so it describes
+    the stream of ``sim generate --seed`` with the population's seed.  Nursing-home
+    residents follow the home's day (no stated time)."""
+    from carecircle.device_sim.routines.persona import persona_for  # imports this module
+
+    updated = []
+    for res in b.residents:
+        said = (
+            stated_wake_min(b.params.seed, res, persona_for(b.params.seed, res).wake_mean_min)
+            if res.site_id.startswith("hh-")
+            else None
+        )
+        if said is not None:
+            hhmm = f"{int(said) // 60:02d}:{int(said) % 60:02d}"
+            res = res.model_copy(
+                update={"care_profile": {**res.care_profile, USUAL_WAKE_KEY: hhmm}}
+            )
+        updated.append(res)
+    b.residents[:] = updated
 
 
 def _assign_day_care(b: _Builder, day_cares: list[str]) -> None:

@@ -215,6 +215,11 @@ class MissedWakeupRule(WindowRule):
     #: A learned window lies within these local times; rises are looked for in them.
     learn_earliest: time = time(4, 0)
     learn_latest: time = time(12, 0)
+    #: The usual wake-up time stated at intake (``care_profile.usual_wake_time``) is the
+    #: window until ``learn_min_days`` own rises are known: from ``learn_lead_s`` before
+    #: it until this long after it (a stated time is rounded and may be off by half an
+    #: hour; a resident varies by 12–30 min a day).
+    prior_margin_s: int = Field(default=120 * 60, gt=0, le=12 * 3600)
 
     @model_validator(mode="after")
     def _rooms(self) -> MissedWakeupRule:

@@ -21,12 +21,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import psycopg
 
 from carecircle.common.clock import Clock, SystemClock
+from carecircle.common.contract.provisioning import USUAL_WAKE_KEY, parse_usual_wake
 from carecircle.platform.alerts import gate as gating
 from carecircle.platform.alerts import repository, store
 from carecircle.platform.alerts.config import (
@@ -57,10 +58,12 @@ from carecircle.platform.alerts.detectors.absence import (
 )
 from carecircle.platform.alerts.detectors.fall import held_fall_draft, judge_held_fall
 from carecircle.platform.alerts.detectors.wakeup import (
+    OUT_LOOKBACK,
     RISE_SPAN,
     Mark,
     WakeWindow,
     activations,
+    presumed_out,
     rise_times,
     wakeup_window,
 )
@@ -94,6 +97,30 @@ class CheckReport:
     falls_dropped: int = 0  #: held fall alarms of a band off the wrist (no alert)
     #: findings a gate withheld (kind, subject) — recorded in ``alert_withheld``
     withheld: list[tuple[str, str]] = field(default_factory=list)
+    #: missed wake-ups not raised: the resident went out and has not come back
+    presumed_out: list[str] = field(default_factory=list)
+
+
+class WakeWant(NamedTuple):
+    """What the wake-up window of one resident needs."""
+
+    rule: MissedWakeupRule
+    own_only: bool  #: lives with others: learned from their own devices
+    fixed: bool  #: window set for the resident (not learned)
+    stated: time | None = None  #: usual wake-up time stated at intake (care profile)
+
+
+def stated_wake(ctx: ResidentCtx) -> time | None:
+    """``care_profile.usual_wake_time`` (checked at provisioning; a stored value that is
+    not valid is ignored, with a warning)."""
+    value = ctx.care_profile.get(USUAL_WAKE_KEY)
+    if value is None:
+        return None
+    try:
+        return parse_usual_wake(value)
+    except ValueError as err:
+        log.warning("resident %s: %s; ignored", ctx.id, err)
+        return None
 
 
 @dataclass
@@ -106,39 +133,53 @@ class WakeupCache:
 
     day: date | None = None
     rises: dict[str, dict[date, time]] = field(default_factory=dict)
+    #: local days on which a missed wake-up alert was raised (left out of the history)
+    alerted: dict[str, set[date]] = field(default_factory=dict)
 
     def windows(
         self,
         conn: Conn,
-        wanted: dict[str, tuple[MissedWakeupRule, bool, bool]],
+        wanted: dict[str, WakeWant],
         now: datetime,
         tz: tzinfo,
     ) -> dict[str, WakeWindow]:
-        """Today's window per resident; ``wanted``: rule, own devices only, set for them."""
+        """Today's window per resident."""
         today = now.astimezone(tz).date()
         if self.day != today:
-            self.day, self.rises = today, {}
+            self.day, self.rises, self.alerted = today, {}, {}
         todo = {
-            rid: v for rid, v in wanted.items() if rid not in self.rises and v[0].learn and not v[2]
+            rid: v
+            for rid, v in wanted.items()
+            if rid not in self.rises and v.rule.learn and not v.fixed
         }
         if todo:
-            back = max(rule.learn_days for rule, _, _ in todo.values())
+            back = max(w.rule.learn_days for w in todo.values())
             since = datetime.combine(today - timedelta(days=back), time(0), tzinfo=tz)
             until = datetime.combine(today, time(0), tzinfo=tz)
             marks = store.wake_marks(conn, sorted(todo), since, until)
+            self.alerted.update(store.wakeup_alert_days(conn, sorted(todo), since, tz))
             days = [today - timedelta(days=i) for i in range(back, 0, -1)]
-            for rid, (rule, own_only, _) in todo.items():
-                acts = activations(marks.get(rid, []), rule, own_only=own_only)
-                self.rises[rid] = rise_times(acts, tz, days, rule.learn_earliest, rule.learn_latest)
+            for rid, w in todo.items():
+                acts = activations(marks.get(rid, []), w.rule, own_only=w.own_only)
+                self.rises[rid] = rise_times(
+                    acts, tz, days, w.rule.learn_earliest, w.rule.learn_latest
+                )
         return {
-            rid: wakeup_window(rule, self.rises.get(rid, {}), today, fixed_for_resident=fixed)
-            for rid, (rule, _, fixed) in wanted.items()
+            rid: wakeup_window(
+                w.rule,
+                self.rises.get(rid, {}),
+                today,
+                fixed_for_resident=w.fixed,
+                stated=w.stated,
+                alerted=self.alerted.get(rid, set()),
+            )
+            for rid, w in wanted.items()
         }
 
 
 def _window_marks(
     conn: Conn,
-    wanted: dict[str, tuple[MissedWakeupRule, bool, bool]],
+    wanted: dict[str, WakeWant],
     wakes: dict[str, WakeWindow],
     now: datetime,
     tz: tzinfo,
@@ -151,12 +192,55 @@ def _window_marks(
     for rid, w in wakes.items():
         start = datetime.combine(local.date(), w.start, tzinfo=tz)
         end = datetime.combine(local.date(), w.end, tzinfo=tz)
-        if end <= local < end + timedelta(seconds=wanted[rid][0].grace_s):
+        if end <= local < end + timedelta(seconds=wanted[rid].rule.grace_s):
             due[rid] = start
     if not due:
         return {}
     since = min(due.values()) - RISE_SPAN
     return store.wake_marks(conn, sorted(due), since, now + timedelta(microseconds=1))
+
+
+def _drop_presumed_out(
+    conn: Conn,
+    findings: list[Finding],
+    wanted: dict[str, WakeWant],
+    now: datetime,
+    report: CheckReport,
+) -> list[Finding]:
+    """Leave out the missed wake-ups of residents who went out of the front door and
+    have not come back (``wakeup.presumed_out``; rule ``skip_if_out``).  Only findings
+    judged on the shared sensors; the home's readings are read for them alone."""
+    due = [
+        f.draft.subject
+        for f in findings
+        if f.draft.kind == K.MISSED_WAKEUP.value
+        and not f.draft.explanation.get("own_devices_only")
+        and f.draft.subject in wanted
+        and wanted[f.draft.subject].rule.skip_if_out
+    ]
+    if not due:
+        return findings
+    marks = store.wake_marks(
+        conn, sorted(due), now - OUT_LOOKBACK, now + timedelta(microseconds=1), with_door=True
+    )
+    out: dict[str, datetime] = {}
+    for rid in due:
+        left = presumed_out(marks.get(rid, []), now)
+        if left is not None:
+            out[rid] = left
+    kept = []
+    for f in findings:
+        left = out.get(f.draft.subject) if f.draft.kind == K.MISSED_WAKEUP.value else None
+        if left is None:
+            kept.append(f)
+            continue
+        report.presumed_out.append(f.draft.subject)
+        log.info(
+            "missed wake-up of %s not raised: went out at %s and not back",
+            f.draft.subject,
+            left.isoformat(),
+        )
+    return kept
 
 
 def _rule(book: RuleBook, kind: AlertKind, report: CheckReport, **where: Any) -> Any:
@@ -242,12 +326,12 @@ def run_absence_checks(
     findings: list[Finding] = []
     per_site = Counter(ctx.site_id for ctx in residents.values())
     home = {rid: ctx for rid, ctx in residents.items() if not ctx.away(now)}
-    wanted: dict[str, tuple[MissedWakeupRule, bool, bool]] = {}
+    wanted: dict[str, WakeWant] = {}
     for rid, ctx in home.items():
         rule = _rule(book, K.MISSED_WAKEUP, report, **ctx.where())
         if isinstance(rule, MissedWakeupRule):
             fixed = book.set_for_resident(K.MISSED_WAKEUP, ("start", "end"), **ctx.where())
-            wanted[rid] = (rule, per_site[ctx.site_id] > 1, fixed)
+            wanted[rid] = WakeWant(rule, per_site[ctx.site_id] > 1, fixed, stated_wake(ctx))
     wakes = (wake_cache or WakeupCache()).windows(conn, wanted, now, tz) if wanted else {}
     today = _window_marks(conn, wanted, wakes, now, tz)
     for rid, ctx in residents.items():
@@ -259,6 +343,7 @@ def run_absence_checks(
         findings += _resident_findings(
             ctx, summary, book, now, tz, report, wakes.get(rid), today.get(rid)
         )
+    findings = _drop_presumed_out(conn, findings, wanted, now, report)
 
     gateways = {g.id: g for g in store.gateway_states(conn, site_ids)}
     devices = {d.id: d for d in store.device_states(conn, site_ids)}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -206,10 +206,20 @@ def activity_entries(
     return out
 
 
+#: Codes the missed wake-up check reads (``with_door``: and the front door's).
+WAKE_CODES = ("motion", "bathroom_presence", "bed_occupancy", "steps")
+
+
 def wake_marks(
-    conn: Conn, resident_ids: Sequence[str], since: datetime, until: datetime
+    conn: Conn,
+    resident_ids: Sequence[str],
+    since: datetime,
+    until: datetime,
+    *,
+    with_door: bool = False,
 ) -> dict[str, list[Mark]]:
-    """Stored readings the missed wake-up check counts, per resident, in ``[since, until)``.
+    """Stored readings the missed wake-up check counts, per resident, in ``[since, until)``
+    (``with_door``: door readings too, for ``wakeup.presumed_out``).
 
     The same devices as :func:`activity_entries`: the resident's own and the site's
     shared sensors (a shared sensor in another resident's own room excepted).  Read by
@@ -232,13 +242,36 @@ def wake_marks(
         SELECT d.rid, x.time, x.code, x.value, d.room_kind, d.device_id, d.own
         FROM d JOIN readings x ON x.device_id = d.device_id
         WHERE x.time >= %(since)s AND x.time < %(until)s
-          AND x.code IN ('motion', 'bathroom_presence', 'bed_occupancy', 'steps')
+          AND x.code = ANY(%(codes)s)
         """,
-        {"res": list(resident_ids), "since": since, "until": until},
+        {
+            "res": list(resident_ids),
+            "since": since,
+            "until": until,
+            "codes": [*WAKE_CODES, "door"] if with_door else list(WAKE_CODES),
+        },
     ).fetchall()
     out: dict[str, list[Mark]] = {rid: [] for rid in resident_ids}
     for rid, at, code, value, room_kind, dev, own in rows:
         out[rid].append(Mark(at, code, value, room_kind, dev, own))
+    return out
+
+
+def wakeup_alert_days(
+    conn: Conn, resident_ids: Sequence[str], since: datetime, tz: tzinfo
+) -> dict[str, set[date]]:
+    """Local days on which a missed wake-up alert of each resident was opened or (an
+    alert left open, refreshed by a later morning's finding) last seen, from ``since``."""
+    rows = conn.execute(
+        "SELECT resident_id, opened_at, last_seen_at FROM alerts "
+        "WHERE kind = 'missed_wakeup' AND resident_id = ANY(%s) AND last_seen_at >= %s",
+        (list(resident_ids), since),
+    ).fetchall()
+    out: dict[str, set[date]] = {}
+    for rid, opened, seen in rows:
+        out.setdefault(rid, set()).update(
+            t.astimezone(tz).date() for t in (opened, seen) if t is not None and t >= since
+        )
     return out
 
 

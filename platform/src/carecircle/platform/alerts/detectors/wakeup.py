@@ -15,10 +15,16 @@ resident and local day:
    ``learn_lead_s`` before it and closes ``learn_spread_k`` robust standard deviations
    (1.4826 × median absolute deviation) after it, but never sooner than
    ``learn_margin_min_s`` nor later than ``learn_margin_max_s`` after it; everything
-   within ``[learn_earliest, learn_latest]``.  With fewer days, the rule's window.
+   within ``[learn_earliest, learn_latest]``.  With fewer days, the window of the
+   usual wake-up time stated at intake (:func:`stated_window`, the prior: from
+   ``learn_lead_s`` before it to ``prior_margin_s`` after it), else the rule's.
    Until ``learn_full_days`` rises are known the window closes no later than the rule's
-   own ``end``: a short history can bring the check forward, not push it back (two late
-   mornings among four — perhaps missed wake-ups themselves — move a median by hours).
+   own ``end`` (or the stated window's, if later): a short history can bring the check
+   forward, not push it back (two late mornings among four — perhaps missed wake-ups
+   themselves — move a median by hours).
+   :func:`usable_rises`: mornings on which a missed wake-up alert was raised are left
+   out of the history — unless they are most of it (then the window, not the
+   resident, is wrong: a stated 06:30 of someone who rises at 08:45).
 3. :func:`rose_by`: today the resident is up only after a rise by the same definition
    (the check's own activations from the window's start), not after any one activation:
    a toilet trip inside the window is not "up".
@@ -31,7 +37,7 @@ once per local day by :mod:`..jobs` (``WakeupCache``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from statistics import median
@@ -64,9 +70,9 @@ class Mark:
 class WakeWindow:
     start: time
     end: time
-    source: Literal["rule", "resident", "learned"]
+    source: Literal["rule", "resident", "learned", "stated"]
     days: int = 0  #: days of history the window was learned from
-    usual: time | None = None  #: median rise time
+    usual: time | None = None  #: median rise time (``stated``: the stated time)
     spread_min: float | None = None  #: robust standard deviation of the rise time
 
     def explanation(self) -> dict[str, object]:
@@ -75,6 +81,9 @@ class WakeWindow:
             out["learned_days"] = self.days
             out["usual_rise"] = self.usual.isoformat(timespec="minutes") if self.usual else None
             out["rise_spread_min"] = round(self.spread_min or 0.0, 1)
+        elif self.source == "stated":
+            out["stated_wake"] = self.usual.isoformat(timespec="minutes") if self.usual else None
+            out["learned_days"] = self.days
         return out
 
 
@@ -164,10 +173,26 @@ def _clock(minutes: float) -> time:
     return time(m // 60, m % 60)
 
 
-def learn_window(rises: Sequence[time], rule: MissedWakeupRule) -> WakeWindow:
-    """The window from past rise times (the rule's own with too few of them)."""
-    if not rule.learn or len(rises) < rule.learn_min_days:
+def stated_window(stated: time, rule: MissedWakeupRule, days: int = 0) -> WakeWindow:
+    """The window of a usual wake-up time stated at intake: ``learn_lead_s`` before it
+    to ``prior_margin_s`` after it, within ``[learn_earliest, learn_latest]``."""
+    lo, hi = _minutes(rule.learn_earliest), _minutes(rule.learn_latest)
+    said = _minutes(stated)
+    end = min(max(said + rule.prior_margin_s / 60, lo + 60), hi)
+    start = max(min(said - rule.learn_lead_s / 60, end - 60), lo)
+    return WakeWindow(_clock(start), _clock(end), "stated", days, usual=stated)
+
+
+def learn_window(
+    rises: Sequence[time], rule: MissedWakeupRule, stated: time | None = None
+) -> WakeWindow:
+    """The window from past rise times; with too few of them the stated time's window
+    (``stated``: ``care_profile.usual_wake_time``), else the rule's own."""
+    if not rule.learn:
         return WakeWindow(rule.start, rule.end, "rule", days=len(rises))
+    prior = stated_window(stated, rule, len(rises)) if stated is not None else None
+    if len(rises) < rule.learn_min_days:
+        return prior or WakeWindow(rule.start, rule.end, "rule", days=len(rises))
     mins = [_minutes(t) for t in rises]
     usual = median(mins)
     spread = 1.4826 * median(abs(m - usual) for m in mins)
@@ -177,10 +202,25 @@ def learn_window(rises: Sequence[time], rule: MissedWakeupRule) -> WakeWindow:
     )
     lo, hi = _minutes(rule.learn_earliest), _minutes(rule.learn_latest)
     if len(rises) < min(rule.learn_full_days, rule.learn_days):
-        hi = min(hi, max(_minutes(rule.end), lo + 60))  # a short history: never later
+        cap = max(_minutes(rule.end), _minutes(prior.end) if prior else 0.0)
+        hi = min(hi, max(cap, lo + 60))  # a short history: never later
     end = min(max(usual + margin, lo + 60), hi)
     start = max(min(usual - rule.learn_lead_s / 60, end - 60), lo)
     return WakeWindow(_clock(start), _clock(end), "learned", len(rises), _clock(usual), spread)
+
+
+def usable_rises(rises: dict[date, time], alerted: Collection[date]) -> dict[date, time]:
+    """The history without the mornings on which a missed wake-up alert was raised.
+
+    Such a morning is not her usual one (she rose at 10:30 because she was unwell) and
+    would pull a short history's median late.  But when most of the mornings raised an
+    alert the window is what was wrong (a stated 06:30 of someone who rises at 08:45
+    every day): then all are kept, so that learning corrects it.
+    """
+    kept = {d: t for d, t in rises.items() if d not in alerted}
+    if 2 * (len(rises) - len(kept)) > len(rises):
+        return dict(rises)
+    return kept
 
 
 def wakeup_window(
@@ -189,11 +229,92 @@ def wakeup_window(
     today: date,
     *,
     fixed_for_resident: bool = False,
+    stated: time | None = None,
+    alerted: Collection[date] = frozenset(),
 ) -> WakeWindow:
     """Today's window: the resident's own if set, else learned from the ``learn_days``
-    before ``today``, else the rule's."""
+    before ``today`` (less the mornings in ``alerted``, :func:`usable_rises`), else the
+    ``stated`` usual wake-up time's, else the rule's."""
     if fixed_for_resident:
         return WakeWindow(rule.start, rule.end, "resident")
     first = today - timedelta(days=rule.learn_days)
-    recent = [t for d, t in sorted(rises.items()) if first <= d < today]
-    return learn_window(recent, rule)
+    recent = usable_rises({d: t for d, t in rises.items() if first <= d < today}, alerted)
+    return learn_window([t for _, t in sorted(recent.items())], rule, stated)
+
+
+#: Someone going out walks to the door: indoor activity this long before it opens ...
+WALK_TO_DOOR = timedelta(minutes=15)
+#: ... and the home stays quiet for this long after it (she left; not the rubbish out).
+LEFT_QUIET = timedelta(minutes=30)
+#: Activations this soon after the door opened are her on the way out (a PIR by the hall).
+LEAVING = timedelta(minutes=2)
+#: The door opened and someone moving inside within this long after it: back home.
+COME_IN = timedelta(minutes=15)
+#: How far back :func:`presumed_out` looks for the resident going out (two nights away).
+OUT_LOOKBACK = timedelta(hours=48)
+
+
+def _goes_on(ordered: Sequence[datetime], i: int) -> bool:
+    """Activity goes on after ``ordered[i]``: at least ``RISE_SLOTS`` of the six
+    10-minute slots of the next hour show some (as :func:`rise_times`)."""
+    t = ordered[i]
+    slots = {int((u - t) / RISE_SLOT) for u in ordered[i:] if u < t + RISE_SPAN}
+    return len(slots) >= RISE_SLOTS
+
+
+def presumed_out(marks: Iterable[Mark], now: datetime) -> datetime | None:
+    """When the resident left through the front door and has not come back, if the
+    devices show it so; ``None`` otherwise.
+
+    ``marks``: the home's readings (the resident's own devices and the shared sensors,
+    front door included) of the last :data:`OUT_LOOKBACK`.  *Went out*: the front door
+    opened after indoor activity (within :data:`WALK_TO_DOOR`) and nothing moved inside
+    for :data:`LEFT_QUIET` after it.  *Came back* (or never left) — any of, after it:
+    the door opened and someone moved inside within :data:`COME_IN`; the bed mat
+    changed; the band's step count rose; indoor activity went on (as a rise: at least
+    ``RISE_SLOTS`` of the six 10-minute slots of an hour).  Single activations — a
+    motion sensor's ghost trigger, a neighbour at the door — are not a return.  Only for
+    a resident the shared sensors judge (living alone, or the housemates' band silent):
+    a partner at home moves the sensors anyway.
+    """
+    ordered = sorted((m for m in marks if m.at <= now), key=lambda m: m.at)
+    opens: list[datetime] = []
+    inside: list[datetime] = []
+    own: list[datetime] = []
+    last: dict[tuple[str, str], float] = {}
+    for m in ordered:
+        key = (m.device_id, m.code)
+        prev = last.get(key)
+        last[key] = m.value
+        if m.code == "door":
+            if m.room_kind == "entrance" and m.value > 0 and not (prev is not None and prev > 0):
+                opens.append(m.at)
+        elif m.code in MOTION_CODES:
+            if m.value > 0 and m.room_kind != "entrance":
+                inside.append(m.at)
+        elif m.code == "bed_occupancy":
+            if prev is not None and m.value != prev:
+                own.append(m.at)
+        elif m.code == "steps" and prev is not None and m.value > prev:
+            own.append(m.at)
+    left = next(
+        (
+            o
+            for o in reversed(opens)
+            if any(o - WALK_TO_DOOR <= t <= o for t in inside)
+            and not any(o + LEAVING < t <= o + LEFT_QUIET for t in inside)
+            and not any(o < t <= o + LEFT_QUIET for t in own)
+        ),
+        None,
+    )
+    if left is None:
+        return None
+    if any(t > left for t in own):
+        return None
+    for o in opens:
+        if o > left and any(o < t <= o + COME_IN for t in inside):
+            return None
+    after = [t for t in inside if t > left + LEAVING]
+    if any(_goes_on(after, i) for i in range(len(after))):
+        return None
+    return left

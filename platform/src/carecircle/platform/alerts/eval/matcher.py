@@ -215,27 +215,28 @@ def score(
     benign = [i for i in incs if i.benign]
     als = [a for a in alerts if since <= a.opened_at < until]
     kinds: dict[str, KindScore] = {}
+    # by position, not ``AlertRecord.id``: alerts of several shard databases share ids
     matched_alerts: set[int] = set()
     for inc in sorted(real, key=lambda i: i.start):
         ks = kinds.setdefault(inc.kind, KindScore(inc.kind))
         ks.incidents += 1
         hits = [
-            a
-            for a in als
+            n
+            for n, a in enumerate(als)
             if kinds_match(a, inc) and same_subject(a, inc) and overlaps(a, inc, lead, grace)
         ]
         if hits:
             ks.detected += 1
-            first = min(a.opened_at for a in hits)
+            first = min(als[n].opened_at for n in hits)
             ks.delays_s.append(max(0.0, (first - inc.start).total_seconds()))
-            matched_alerts.update(a.id for a in hits)
+            matched_alerts.update(hits)
         else:
             ks.missed_ids.append(inc.incident_id)
     for a in als:
         kinds.setdefault(a.kind, KindScore(a.kind)).alerts += 1
     false = related = during_benign = 0
-    for a in als:
-        if a.id in matched_alerts:
+    for n, a in enumerate(als):
+        if n in matched_alerts:
             continue
         if any(explains(a, i) and overlaps(a, i, lead, grace) for i in real):
             related += 1
