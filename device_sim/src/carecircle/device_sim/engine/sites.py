@@ -37,8 +37,9 @@ from carecircle.device_sim.simtime import DAY_MS, DAY_S, HOUR_S, local_date, rng
 #: One message of the stream: (time ms, topic, payload, retain).
 Msg = tuple[int, str, str, bool]
 BAND_INTERVAL_S = 120
-#: Activities of someone lying down in bed: entering the room for one triggers its PIR.
-LIE_DOWN = frozenset({"sleep", "rest"})
+#: Settling down (to sleep, to rest in bed, to doze in the chair): the PIR of the room
+#: sees the person walk in even though the activity itself is still.
+LIE_DOWN = frozenset({"sleep", "rest", "doze"})
 BED_INTERVAL_S = 60
 CHECKIN_S = 3000
 CLIMATE_S = 600
@@ -348,7 +349,7 @@ class SiteSim:
                     and s.start >= 0
                     and self._pir_code(rid, segs[i - 1].room) != code
                 ):
-                    # walked in from another room to lie down: the PIR covering the bed
+                    # walked in from another room to lie down or sit down: the room's PIR
                     # sees it (the first segment of a day is the night going on)
                     lst.append(lo + r.uniform(1, 8))
                 if gap <= 0:
