@@ -539,6 +539,19 @@ def test_the_silence_of_a_band_begins_when_it_is_put_back_on() -> None:
     )
     assert back.personal(local(17, 0))
     assert evaluate_inactivity(back, rule, local(17, 0), TZ) == []  # not 4.5 h, 20 min
+    # the band's clock runs ahead: put on "at 16:59:24" seen by a check at 16:59 is now
+    ahead = ActivitySummary(
+        RES,
+        [
+            partner,
+            band(2000, local(12, 25), local(16, 59) + timedelta(seconds=24)),
+            worn(
+                True, local(16, 59) + timedelta(seconds=24), local(16, 59) + timedelta(seconds=24)
+            ),
+        ],
+        1,
+    )
+    assert evaluate_inactivity(ahead, rule, local(16, 59), TZ) == []
     later = ActivitySummary(
         RES,
         [

@@ -200,12 +200,15 @@ def evaluate_inactivity(
     assert last is not None
     room_kind = best.room_kind
     put_on = summary.worn_since() if personal else None
-    if put_on is not None and last < put_on <= now:
+    if put_on is None or put_on <= last:
+        put_on = None  # the silence began with the person's own activity
+    else:
         # The band was off the wrist after its last step: it saw nothing of that time,
         # and putting it back on was the person's own doing.  The silence the own
         # devices can vouch for begins then (the charged band put on at 22:10 does not
-        # make 19:50–22:10 a silence; nor does an afternoon without it).
-        last, room_kind = put_on, None
+        # make 19:50–22:10 a silence; nor does an afternoon without it).  A band clock
+        # ahead of ours stamps it a little in the future: just now.
+        last, room_kind = min(put_on, now), None
     local = last.astimezone(tz)
     limit = rule.limit_for(room_kind, local.time())
     if personal and room_kind is None:
@@ -235,7 +238,7 @@ def evaluate_inactivity(
                 last_room_kind=room_kind,
                 own_devices_only=personal,
                 last_device_id=best.device_id,
-                band_put_on=put_on.isoformat() if put_on is not None and last == put_on else None,
+                band_put_on=put_on.isoformat() if put_on is not None else None,
                 limit_s=limit,
                 silent_s=silent,
             ),
