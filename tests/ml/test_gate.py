@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -12,8 +13,9 @@ import pytest
 from carecircle.ml.evaluation.compare import compare, rules_alone
 from carecircle.ml.evaluation.records import AlertRecord, Period, TruthIncident
 from carecircle.ml.features.hourly import COL, HourlyMatrix
-from carecircle.ml.gate import AWAY_AFTER, GATE, BandState, judge
+from carecircle.ml.gate import AWAY_AFTER, GATE, BandState, band_state, judge
 from carecircle.ml.models.routine import RoutineModel, away_hours, quiet_runs
+from carecircle.platform.alerts.repository import Conn
 from tests.ml.test_models import START, TZ, matrix, person, quiet
 
 INACT, WAKE = "prolonged_inactivity", "missed_wakeup"
@@ -178,3 +180,28 @@ def test_a_morning_away_with_the_band_is_not_a_missed_routine() -> None:
     assert not away_hours(away).any() and away_hours(away, True)[24 + 4 : i + 1].all()
     # ... the model knows it from the history
     assert not any(f.kind == "missed_routine" for f in model.score(away, i))
+
+
+def test_a_band_off_the_wrist_in_range_is_heard_not_away(db: Conn) -> None:
+    """Off the wrist the band sends no steps, but its worn flag every 2 minutes: in
+    range of the home receiver, so the wearer is not away (a fall with the band on
+    the table must not be withheld as "away")."""
+    rid = f"r-{uuid.uuid4().hex[:8]}"
+    now = local(30, 15)
+    put_down = now - timedelta(hours=2)
+
+    def state(code: str, value: float, at: datetime) -> None:
+        db.execute(
+            "INSERT INTO activity_state (device_id, code, site_id, resident_id, last_value, "
+            "last_value_at, last_change_at) VALUES (%s, %s, 'hh', %s, %s, %s, %s)",
+            (f"{rid}-band", code, rid, value, at, at),
+        )
+
+    assert band_state(db, rid) == BandState(has_band=False)
+    state("steps", 900, put_down)
+    gone = band_state(db, rid)
+    assert gone.has_band and judge(INACT, None, put_down, now, TZ, gone).withhold
+    state("worn", 0, now - timedelta(minutes=1))
+    home = band_state(db, rid)
+    assert home == BandState(has_band=True, last_heard=now - timedelta(minutes=1))
+    assert not judge(INACT, None, put_down, now, TZ, home).withhold

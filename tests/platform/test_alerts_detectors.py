@@ -491,3 +491,110 @@ def test_band_wearer_with_housemate_asleep_early_gets_the_night_limit() -> None:
     day = ActivitySummary(RES, [partner, band(900, local(9, 0), local(13, 4))], housemates=1)
     (f,) = evaluate_inactivity(day, InactivityRule(), local(13, 5), TZ)
     assert f.draft.explanation["own_devices_only"] is True
+
+
+def worn(on: bool, since: datetime, reported: datetime) -> ActivityEntry:
+    """The resident's band's worn flag (``store.WORN``): on/off since, last report."""
+    return ActivityEntry("r1-band", None, "worn", None, 1.0 if on else 0.0, since, True, reported)
+
+
+def test_a_band_off_the_wrist_leaves_the_couple_to_the_shared_sensors() -> None:
+    """In range but off the wrist (charging, put down): the band sees nothing of the
+    person, so their own devices cannot judge; the shared sensors do, as for a couple
+    without a band (a fall with the band off is seen, or not, as it would be then)."""
+    rule = InactivityRule()
+    partner = entry("kitchen", "motion", local(15, 0))
+    # a band that still sends its (unchanged) step count while off the wrist, and says so
+    counting = band(900, local(11, 0), local(15, 2))
+    off = ActivitySummary(RES, [partner, counting, worn(False, local(11, 5), local(15, 2))], 1)
+    assert not off.personal(local(15, 3))
+    assert evaluate_inactivity(off, rule, local(15, 3), TZ) == []  # the kitchen at 15:00
+    (f,) = evaluate_inactivity(off, rule, local(18, 1), TZ)  # nobody in 3 h: raised
+    assert f.draft.explanation["own_devices_only"] is False
+    assert f.episode_start == local(15, 0)
+    # the same band on the wrist: own devices judge (still 4 h since the last step)
+    on = ActivitySummary(RES, [partner, counting, worn(True, local(7, 0), local(15, 2))], 1)
+    (f,) = evaluate_inactivity(on, rule, local(15, 3), TZ)
+    assert f.draft.explanation["own_devices_only"] is True
+    assert f.episode_start == local(11, 0)
+    # an "off" report older than BAND_FRESH is not the band's word now
+    stale = ActivitySummary(RES, [partner, counting, worn(False, local(11, 5), local(14, 0))], 1)
+    assert stale.personal(local(15, 3))
+
+
+def test_the_silence_of_a_band_begins_when_it_is_put_back_on() -> None:
+    """The band's last step before it came off is not the person's last movement: it was
+    put back on (by the wearer) at the start of its run of "worn" reports."""
+    rule = InactivityRule()
+    partner = entry("kitchen", "motion", local(16, 50))
+    # taken off at 12:30 after the last step at 12:25, put back on at 16:40, sitting since
+    back = ActivitySummary(
+        RES,
+        [
+            partner,
+            band(2000, local(12, 25), local(16, 58)),
+            worn(True, local(16, 40), local(16, 58)),
+        ],
+        1,
+    )
+    assert back.personal(local(17, 0))
+    assert evaluate_inactivity(back, rule, local(17, 0), TZ) == []  # not 4.5 h, 20 min
+    # the band's clock runs ahead: put on "at 16:59:24" seen by a check at 16:59 is now
+    ahead = ActivitySummary(
+        RES,
+        [
+            partner,
+            band(2000, local(12, 25), local(16, 59) + timedelta(seconds=24)),
+            worn(
+                True, local(16, 59) + timedelta(seconds=24), local(16, 59) + timedelta(seconds=24)
+            ),
+        ],
+        1,
+    )
+    assert evaluate_inactivity(ahead, rule, local(16, 59), TZ) == []
+    later = ActivitySummary(
+        RES,
+        [
+            partner,
+            band(2000, local(12, 25), local(19, 40)),
+            worn(True, local(16, 40), local(19, 40)),
+        ],
+        1,
+    )
+    (f,) = evaluate_inactivity(later, rule, local(19, 41), TZ)  # 3 h after it went on
+    assert f.episode_start == local(16, 40)
+    assert f.draft.explanation["band_put_on"] == local(16, 40).isoformat()
+    assert f.draft.explanation["own_devices_only"] is True
+
+    # charged 20:00-22:10 after the last step at 19:50, put on asleep: the night's limit
+    # counts from 22:10 (12 h: 10:10), not from 19:50
+    def charged(reported: datetime) -> ActivitySummary:
+        return ActivitySummary(
+            RES,
+            [
+                entry("kitchen", "motion", local(21, 0, 28)),
+                band(4000, local(19, 50, 28), reported),
+                worn(True, local(22, 10, 28), reported),
+            ],
+            1,
+        )
+
+    assert evaluate_inactivity(charged(local(7, 58)), rule, local(8, 0), TZ) == []
+    (f,) = evaluate_inactivity(charged(local(10, 10)), rule, local(10, 11), TZ)
+    assert f.episode_start == local(22, 10, 28)
+    # lying still with the band on: a step after it was put on still starts the silence
+    still = ActivitySummary(
+        RES,
+        [partner, band(2100, local(17, 0), local(20, 2)), worn(True, local(16, 40), local(20, 2))],
+        1,
+    )
+    (f,) = evaluate_inactivity(still, rule, local(20, 1), TZ)
+    assert f.episode_start == local(17, 0)
+    assert f.draft.explanation["band_put_on"] is None
+    # living alone: the shared sensors judge; the band's flag changes nothing
+    alone = ActivitySummary(
+        RES,
+        [entry("living_room", "motion", local(12, 25)), worn(True, local(16, 40), local(16, 58))],
+    )
+    (f,) = evaluate_inactivity(alone, rule, local(17, 0), TZ)
+    assert f.episode_start == local(12, 25)

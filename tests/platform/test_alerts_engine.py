@@ -548,3 +548,31 @@ def test_build_engine_from_settings(db: Conn, database_url: str) -> None:
     finally:
         eng.close()
     assert [r[0] for r in alerts_of(db, w.site)] == ["gas"]
+
+
+def test_the_bands_worn_flag_is_kept_with_since_when(db: Conn, engine: AlertEngine) -> None:
+    """The band's battery status says whether it is on the wrist; ``activity_state``
+    keeps the flag (code ``worn``) and since when, for the absence checks."""
+    w = make_world(db)
+    t = [T0 + timedelta(minutes=2 * m) for m in range(6)]
+
+    def status(at: datetime, worn: bool | None) -> Envelope:
+        e = envelope(w, "band", Code.BATTERY, 80, at)
+        attrs = {} if worn is None else {"worn": worn}
+        return e.model_copy(update={"payload": Payload(code=Code.BATTERY, value=80, attrs=attrs)})
+
+    def row() -> tuple[object, ...] | None:
+        return db.execute(
+            "SELECT last_value, last_change_at, last_value_at, last_active_at FROM activity_state "
+            "WHERE device_id = %s AND code = 'worn'",
+            (w.dev("band"),),
+        ).fetchone()
+
+    hand_off(db, engine, [status(t[0], None)])
+    assert row() is None  # a band that does not say
+    hand_off(db, engine, [status(t[0], True), status(t[1], True)])
+    hand_off(db, engine, [status(t[2], False), status(t[3], False)])
+    assert row() == (0.0, t[2], t[3], None)  # off since t2
+    hand_off(db, engine, [status(t[4], True)])
+    hand_off(db, engine, [status(t[1], True)])  # a late report changes nothing
+    assert row() == (1.0, t[4], t[4], None)  # back on at t4

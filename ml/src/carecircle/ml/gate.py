@@ -6,9 +6,10 @@ ten, or sits still for hours every afternoon, or is out every morning, those ale
 are false.  :func:`judge` (pure) says, from the resident's active routine model and
 their band, whether what the rule found is normal for this person *now*:
 
-* **away** — the resident wears a band and it has sent nothing at all (not even its
-  step counter, which it sends every 2 minutes while in range of the home receiver,
-  worn or not) for :data:`AWAY_AFTER`: they are out, not silent at home;
+* **away** — the resident wears a band and it has sent nothing at all (neither its
+  step counter, sent every 2 minutes while worn, nor its worn flag, sent with the
+  battery every 2 minutes while in range of the home receiver, worn or not) for
+  :data:`AWAY_AFTER`: they are out, not silent at home;
 * **inactivity** — a silence this long (in hours) at this hour happened on at least
   :data:`USUAL_SHARE` of the person's days (the routine model's quiet-run shares);
 * **missed wake-up** — on at least :data:`USUAL_SHARE` of the person's days of this
@@ -112,12 +113,14 @@ def judge(
 
 
 def band_state(conn: Conn, resident_id: str) -> BandState:
-    """The resident's own step counter in ``activity_state`` (a band reports it every
-    2 minutes while in range, worn or not; its clock may run a little ahead).  Not
-    filtered by time: the table keeps only the latest report."""
+    """The resident's own band in ``activity_state``: its step counter (reported every
+    2 minutes while worn and in range) and its worn flag (with the battery, every 2
+    minutes while in range, worn or not: a band off the wrist at home is not away).
+    Its clock may run a little ahead.  Not filtered by time: the table keeps only the
+    latest report."""
     row = conn.execute(
-        "SELECT count(*), max(last_value_at) FROM activity_state "
-        "WHERE resident_id = %s AND code = 'steps'",
+        "SELECT count(*) FILTER (WHERE code = 'steps'), max(last_value_at) FROM activity_state "
+        "WHERE resident_id = %s AND code IN ('steps', 'worn')",
         (resident_id,),
     ).fetchone()
     if row is None or not row[0]:

@@ -37,6 +37,9 @@ from carecircle.device_sim.simtime import DAY_MS, DAY_S, HOUR_S, local_date, rng
 #: One message of the stream: (time ms, topic, payload, retain).
 Msg = tuple[int, str, str, bool]
 BAND_INTERVAL_S = 120
+#: Settling down (to sleep, to rest in bed, to doze in the chair): the PIR of the room
+#: sees the person walk in even though the activity itself is still.
+LIE_DOWN = frozenset({"sleep", "rest", "doze"})
 BED_INTERVAL_S = 60
 CHECKIN_S = 3000
 CLIMATE_S = 600
@@ -329,7 +332,7 @@ class SiteSim:
             return
         dets: dict[str, list[float]] = {code: [] for code in pirs}
         for rid, segs in plans.items():
-            for s in segs:
+            for i, s in enumerate(segs):
                 code = self._pir_code(rid, s.room)
                 if code not in dets:
                     continue
@@ -339,6 +342,15 @@ class SiteSim:
                 gap = MOTION_GAP_S.get(s.act, 0.0)
                 lst = dets[code]
                 if s.act in ("active", "busy", "still"):
+                    lst.append(lo + r.uniform(1, 8))
+                elif (
+                    s.act in LIE_DOWN
+                    and i > 0
+                    and s.start >= 0
+                    and self._pir_code(rid, segs[i - 1].room) != code
+                ):
+                    # walked in from another room to lie down or sit down: the room's PIR
+                    # sees it (the first segment of a day is the night going on)
                     lst.append(lo + r.uniform(1, 8))
                 if gap <= 0:
                     continue

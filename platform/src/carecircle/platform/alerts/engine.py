@@ -361,6 +361,24 @@ class AlertEngine:
                 )
                 for e in items
                 if e.payload.code in ACTIVITY_CODES and e.kind is not Kind.STATUS
+            ]
+            + [
+                # a band's own word on whether it is on the wrist (its battery status
+                # carries ``worn``): since when it is worn, or off (``store.WORN``)
+                store.ActivityUpdate(
+                    e.dev,
+                    store.WORN,
+                    e.site,
+                    e.res,
+                    e.room,
+                    e.ts,
+                    1.0 if worn else 0.0,
+                    False,
+                )
+                for e in items
+                if e.payload.code is Code.BATTERY
+                and e.kind is Kind.STATUS
+                and isinstance(worn := e.payload.attrs.get("worn"), bool)
             ],
         )
         # threshold windows, read from the store

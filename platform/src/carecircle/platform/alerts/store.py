@@ -100,6 +100,11 @@ def device_samples(
     return [Sample(r[0], r[1]) for r in rows]
 
 
+#: ``activity_state`` code of a band's worn flag (1 on the wrist, 0 off; from the
+#: ``attrs.worn`` of its battery status): ``last_change_at`` is since when.
+WORN = "worn"
+
+
 @dataclass(frozen=True)
 class ActivityUpdate:
     device_id: str

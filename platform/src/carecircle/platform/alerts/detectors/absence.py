@@ -34,6 +34,8 @@ K = AlertKind
 BED = "bed_occupancy"
 DOOR = "door"
 STEPS = "steps"
+#: A band's worn flag (``store.WORN``): 1 on the wrist, 0 off; ``last_change_at`` since when.
+WORN = "worn"
 #: A resident's own band counts as reporting when it sent within this long.  It reports
 #: every 2 min while worn and within range of the home's receiver.
 BAND_FRESH = timedelta(minutes=15)
@@ -81,10 +83,12 @@ class ActivitySummary:
 
         Shared room sensors cannot tell housemates apart: a partner's movements would
         hide the resident's missed wake-up or inactivity.  When the resident lives with
-        others and wears a band that is reporting (so they are at home), their own
-        steps and bed are the evidence; otherwise the shared sensors are.
+        others and wears a band that is reporting (so they are at home) and on the
+        wrist, their own steps and bed are the evidence; otherwise the shared sensors
+        are.  A band in range that says it is off the wrist (charging, put down) sees
+        nothing of the person: its silence is its own (:meth:`band_off`).
         """
-        if self.housemates == 0:
+        if self.housemates == 0 or self.band_off(now):
             return False
         return any(
             e.own
@@ -94,6 +98,31 @@ class ActivitySummary:
             and abs(now - e.last_value_at) <= BAND_FRESH
             for e in self.entries
         )
+
+    def _worn(self) -> ActivityEntry | None:
+        return next((e for e in self.entries if e.own and e.code == WORN), None)
+
+    def band_off(self, now: datetime) -> bool:
+        """Does the resident's band, in range, report itself off the wrist?"""
+        w = self._worn()
+        return (
+            w is not None
+            and w.last_value == 0
+            and w.last_value_at is not None
+            and abs(now - w.last_value_at) <= BAND_FRESH
+        )
+
+    def worn_since(self) -> datetime | None:
+        """Since when the band has been on the wrist (``None``: off, or no flag).
+
+        The start of its current run of "worn" reports: after a report off the wrist,
+        the band was put back on, and only the wearer (or a carer at their side) does
+        that: the person moving.  A band that does not report the flag has no such time.
+        """
+        w = self._worn()
+        if w is None or w.last_value != 1:
+            return None
+        return w.last_change_at
 
 
 @dataclass(frozen=True)
@@ -169,8 +198,18 @@ def evaluate_inactivity(
         return []
     last = best.activity_time()
     assert last is not None
-    local = last.astimezone(tz)
     room_kind = best.room_kind
+    put_on = summary.worn_since() if personal else None
+    if put_on is None or put_on <= last:
+        put_on = None  # the silence began with the person's own activity
+    else:
+        # The band was off the wrist after its last step: it saw nothing of that time,
+        # and putting it back on was the person's own doing.  The silence the own
+        # devices can vouch for begins then (the charged band put on at 22:10 does not
+        # make 19:50–22:10 a silence; nor does an afternoon without it).  A band clock
+        # ahead of ours stamps it a little in the future: just now.
+        last, room_kind = min(put_on, now), None
+    local = last.astimezone(tz)
     limit = rule.limit_for(room_kind, local.time())
     if personal and room_kind is None:
         # Where are they?  The household's room sensors cannot say (a housemate moves
@@ -199,6 +238,7 @@ def evaluate_inactivity(
                 last_room_kind=room_kind,
                 own_devices_only=personal,
                 last_device_id=best.device_id,
+                band_put_on=put_on.isoformat() if put_on is not None else None,
                 limit_s=limit,
                 silent_s=silent,
             ),
