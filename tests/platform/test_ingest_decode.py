@@ -124,6 +124,7 @@ def test_fast_envelopes_behave_like_validated_ones() -> None:
     [
         item(payload={"code": "heart_rate", "value": 900}),
         item(payload={"code": "heart_rate"}),
+        item(payload={"code": "motion"}),
         item(payload={"code": "heart_rate", "value": 70, "unit": "bpm"}),
         item(payload={"code": "smoke", "value": 0.5}, kind="event"),
         item(payload={"code": "steps", "value": -3}),
@@ -159,6 +160,23 @@ def test_every_contract_rule_still_refuses(bad: dict[str, Any]) -> None:
     assert len(got.items) + len(got.rejected) <= 2 and got.rejected
 
 
+def test_a_reading_without_a_value_is_refused_with_its_reason_an_event_is_not() -> None:
+    # The readings table has no room for "no value" (value NOT NULL): before this was
+    # refused here, such an item failed its whole batch at COPY, again on every retry.
+    got = check(
+        batch(
+            item(id=str(uuid.UUID(int=9, version=4)), payload={"code": "motion"}),
+            item(id=str(uuid.UUID(int=10, version=4)), kind="event", payload={"code": "sos"}),
+        )
+    )
+    assert [r.reason for r in got.rejected] == [
+        "Value error, motion: a reading needs a value (booleans are 0 or 1)"
+    ]
+    assert [(i.kind, i.payload.code, i.payload.value) for i in got.items] == [
+        (Kind.EVENT, Code.SOS, None)
+    ]
+
+
 @pytest.mark.parametrize(
     "odd",
     [
@@ -187,7 +205,7 @@ def test_legal_forms_the_fast_path_declines_decode_identically(odd: dict[str, An
         item(ts="2026-11-29T08:00:00.5+05:30", gw_ts="2026-11-29T08:00:00-00:00"),
         item(ts="2026-11-29T08:00:00.000001Z", res=None),
         item(id="12345678123456781234567812345678"),
-        item(payload={"code": "motion"}),
+        item(kind="event", payload={"code": "sos"}),
         item(payload={"code": "humidity", "value": 0}),
         item(payload={"code": "heartbeat", "value": 1e300}, kind="heartbeat"),
         item(

@@ -84,6 +84,10 @@ class Envelope(BaseModel):
         if self.payload.unit is not None and self.payload.unit != s.unit:
             raise ValueError(f"unit of {s.code.value} is {s.unit!r}, not {self.payload.unit!r}")
         problem = s.check_value(self.payload.value)
+        if problem is None and self.kind is Kind.READING and self.payload.value is None:
+            # A sampled state with no value says nothing (the readings table has no
+            # room for one): "motion" must be 1 or 0. Events may carry no value.
+            problem = "a reading needs a value (booleans are 0 or 1)"
         if problem:
             raise ValueError(f"{s.code.value}: {problem}")
         return self

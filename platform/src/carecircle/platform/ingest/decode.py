@@ -217,6 +217,8 @@ def fast_decode(
         unit, vtype, lo, hi = rule
         if (p.unit is not None and p.unit != unit) or not _value_ok(vtype, lo, hi, p.value):
             return None
+        if p.value is None and it.kind is Kind.READING:  # refused by the contract
+            return None
         append(Item(it.id, it.kind, gw, dev, res, site, room, ts, gw_ts, p))
     return gw, out
 
