@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 
+from carecircle.common.contract import Provisioning, SiteSpec
 from carecircle.device_sim.engine.stream import Simulation
 from carecircle.device_sim.engine.world import SimConfig, build_world
 from carecircle.device_sim.population.generate import PopulationParams, generate_population
@@ -13,10 +14,11 @@ from carecircle.device_sim.simtime import DAY_MS, parse_time
 DAYS = 60
 
 
-def test_wake_up_time_spread_matches_persona() -> None:
+def _one_person_home() -> tuple[Provisioning, SiteSpec]:
+    """Seed 21's first home of one, alone in its population."""
     pop = generate_population(PopulationParams(3, seed=21))
     home = next(s for s in pop.sites if s.capacity == 1)
-    pop = pop.model_copy(
+    only = pop.model_copy(
         update={
             "sites": [home],
             "residents": [r for r in pop.residents if r.site_id == home.id],
@@ -24,6 +26,11 @@ def test_wake_up_time_spread_matches_persona() -> None:
             "gateways": [g for g in pop.gateways if g.site_id == home.id],
         }
     )
+    return only, home
+
+
+def test_wake_up_time_spread_matches_persona() -> None:
+    pop, home = _one_person_home()
     resident = pop.residents[0]
     persona = persona_for(21, resident)
     assert not persona.day_care_days
@@ -63,16 +70,7 @@ def test_going_to_bed_triggers_the_bedroom_pir() -> None:
     (it misses 2-10 % of triggers); without the entry trigger, only the random turns in
     bed (one per ~90 min) would, on about one evening in twenty.
     """
-    pop = generate_population(PopulationParams(3, seed=21))
-    home = next(s for s in pop.sites if s.capacity == 1)
-    pop = pop.model_copy(
-        update={
-            "sites": [home],
-            "residents": [r for r in pop.residents if r.site_id == home.id],
-            "devices": [d for d in pop.devices if d.binding.site == home.id],
-            "gateways": [g for g in pop.gateways if g.site_id == home.id],
-        }
-    )
+    pop, home = _one_person_home()
     days = 30
     start = parse_time("2026-06-15T00:00:00+08:00")
     world = build_world(pop, SimConfig(seed=21, incident_scale=0))
