@@ -65,13 +65,10 @@ def test_copied_rows_read_back_equal_to_the_items(
         assert out.corrections == 1  # the registry's resident for the item that named none
         assert out.kinds == {"reading": 4, "event": 2}
 
-        readings = db.execute(
-            "SELECT msg_id, time, received_at, gateway_id, device_id, resident_id, site_id, "
-            "code, value FROM readings WHERE gateway_id = %s ORDER BY time",
-            (gw,),
-        ).fetchall()
-        want = [
-            (
+        def shared_columns(d: dict[str, Any]) -> tuple[Any, ...]:
+            """The columns both tables share, as the writer must have stored them."""
+            value = d["payload"]["value"]
+            return (
                 uuid.UUID(d["id"]),
                 datetime.fromisoformat(d["ts"]),
                 RECEIVED,
@@ -79,9 +76,16 @@ def test_copied_rows_read_back_equal_to_the_items(
                 d["dev"],
                 res,
                 site,
-                d["payload"]["code"],
-                None if d["payload"]["value"] is None else float(d["payload"]["value"]),
+                None if value is None else float(value),
             )
+
+        readings = db.execute(
+            "SELECT msg_id, time, received_at, gateway_id, device_id, resident_id, site_id, "
+            "value, code FROM readings WHERE gateway_id = %s ORDER BY time",
+            (gw,),
+        ).fetchall()
+        want = [
+            (*shared_columns(d), d["payload"]["code"])
             for d in sorted(
                 (d for d in docs if d["kind"] == "reading"),
                 key=lambda d: datetime.fromisoformat(d["ts"]),
@@ -90,23 +94,11 @@ def test_copied_rows_read_back_equal_to_the_items(
         assert readings == want
         events = db.execute(
             "SELECT msg_id, time, received_at, gateway_id, device_id, resident_id, site_id, "
-            "kind, code, value, attrs FROM events WHERE gateway_id = %s ORDER BY time",
+            "value, kind, code, attrs FROM events WHERE gateway_id = %s ORDER BY time",
             (gw,),
         ).fetchall()
         assert events == [
-            (
-                uuid.UUID(d["id"]),
-                datetime.fromisoformat(d["ts"]),
-                RECEIVED,
-                gw,
-                d["dev"],
-                res,
-                site,
-                "event",
-                d["payload"]["code"],
-                None if d["payload"]["value"] is None else float(d["payload"]["value"]),
-                d["payload"].get("attrs", {}),
-            )
+            (*shared_columns(d), "event", d["payload"]["code"], d["payload"].get("attrs", {}))
             for d in docs[4:]
         ]
         minutes = {
