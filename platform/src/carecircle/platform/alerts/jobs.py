@@ -273,16 +273,18 @@ def _resident_findings(
     now: datetime,
     tz: tzinfo,
     report: CheckReport,
+    wakeup: MissedWakeupRule | None = None,
     wake: WakeWindow | None = None,
     today_marks: list[Mark] | None = None,
 ) -> list[Finding]:
+    """``wakeup``: the resident's missed wake-up rule, as ``run_absence_checks`` looked
+    it up for the wake windows (``None``: none applies)."""
     out: list[Finding] = []
     where = ctx.where()
     inactivity = _rule(book, K.PROLONGED_INACTIVITY, report, **where)
     if isinstance(inactivity, InactivityRule):
         out += evaluate_inactivity(summary, inactivity, now, tz)
-    wakeup = _rule(book, K.MISSED_WAKEUP, report, **where)
-    if isinstance(wakeup, MissedWakeupRule):
+    if wakeup is not None:
         if wake is not None:
             wakeup = wakeup.model_copy(update={"start": wake.start, "end": wake.end})
         since = None
@@ -340,8 +342,17 @@ def run_absence_checks(
             report.suppressed += 1
             continue
         summary = ActivitySummary(ctx, activity.get(rid, []), per_site[ctx.site_id] - 1)
+        want = wanted.get(rid)
         findings += _resident_findings(
-            ctx, summary, book, now, tz, report, wakes.get(rid), today.get(rid)
+            ctx,
+            summary,
+            book,
+            now,
+            tz,
+            report,
+            want.rule if want is not None else None,
+            wakes.get(rid),
+            today.get(rid),
         )
     findings = _drop_presumed_out(conn, findings, wanted, now, report)
 
