@@ -36,6 +36,7 @@ class BenchConfig:
     quick: bool = False
     ml_residents: int = 1000  #: models section: residents × 30 days (``--ml-residents``)
     memory_rate: float = 20_000  #: ingest_memory section: paced readings/s
+    memory_minutes: float = 10.0  #: ingest_memory section: minutes of paced load
     topic_root: str = field(default_factory=lambda: f"bench{uuid.uuid4().hex[:8]}")
 
 

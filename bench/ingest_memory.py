@@ -35,6 +35,12 @@ GATEWAYS = 50
 DEVICES = 4  #: per gateway
 PER_MESSAGE = 500
 CALM_QUEUE = 32  #: queue depth at or below which a worker is keeping up
+#: the worker's own heap gauges (ingest/metrics.py HeapCollector), sampled beside its RSS
+HEAP_GAUGES = {
+    "python_blocks": "cc_process_python_blocks",
+    "malloc_in_use_mb": "cc_process_malloc_in_use_bytes",
+    "malloc_free_mb": "cc_process_malloc_free_bytes",
+}
 
 
 def slope_per_min(points: list[tuple[float, float]]) -> float:
@@ -50,15 +56,30 @@ def slope_per_min(points: list[tuple[float, float]]) -> float:
     return 60 * sum((t - mx) * (v - my) for t, v in points) / sxx
 
 
-def gauge(port: int, name: str) -> float | None:
+def gauges(port: int, names: list[str]) -> dict[str, float | None]:
+    """The named (unlabelled) gauges of one /metrics page; None where absent."""
+    out: dict[str, float | None] = dict.fromkeys(names)
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
     except OSError:
-        return None
+        return out
     for line in text.decode().splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.split()[-1])
-    return None
+        name = line.split(" ", 1)[0].split("{", 1)[0]
+        if name in out:
+            out[name] = float(line.split()[-1])
+    return out
+
+
+def heap_sample(page: dict[str, float | None]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for key, name in HEAP_GAUGES.items():
+        v = page.get(name)
+        out[key] = None if v is None else (round(v / 2**20, 2) if key.endswith("_mb") else v)
+    return out
+
+
+def heap_points(samples: list[dict[str, Any]], worker: int, key: str) -> list[tuple[float, float]]:
+    return [(s["t"], v) for s in samples if (v := s["heap"][worker][key]) is not None]
 
 
 def run(
@@ -87,6 +108,7 @@ def run(
             args=(mqtt_url, root, messages * rounds, ready, go, len(messages), rate / PER_MESSAGE),
         )
         samples: list[dict[str, Any]] = []
+        names = ["cc_ingest_queue_depth", *HEAP_GAUGES.values()]
         try:
             pub.start()
             ready.wait(30)
@@ -98,11 +120,13 @@ def run(
             # publishing takes `minutes`; then the workers drain (at most 5 more minutes)
             while written < total and time.monotonic() - t0 < minutes * 60 + 300:
                 written = ingest_bench.scrape(ports)
+                pages = [gauges(port, names) for port in ports]
                 samples.append(
                     {
                         "t": round(time.monotonic() - t0, 1),
                         "rss_mb": [round(ingest_bench.rss_mb(p.pid), 1) for p in procs],
-                        "queue": [gauge(port, "cc_ingest_queue_depth") for port in ports],
+                        "queue": [page["cc_ingest_queue_depth"] for page in pages],
+                        "heap": [heap_sample(page) for page in pages],
                         "written": written,
                     }
                 )
@@ -142,6 +166,15 @@ def run(
                 if window
                 else None,
                 "rss_slope_keeping_up_mb_per_min": round(slope_per_min(calm), 3),
+                # the same slope for the worker's own heap: level while RSS rises =
+                # no more memory kept, only more pages held by the allocators
+                "heap_slopes_per_min": {
+                    key: round(slope_per_min(heap_points(window, w, key)), 3) for key in HEAP_GAUGES
+                },
+                "heap_first_last": {
+                    key: (window[0]["heap"][w][key], window[-1]["heap"][w][key]) if window else None
+                    for key in HEAP_GAUGES
+                },
                 "queue_depth_max": max(
                     (q for s in samples if (q := s["queue"][w]) is not None), default=None
                 ),

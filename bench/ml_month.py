@@ -43,7 +43,6 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from carecircle.common.clock import ManualClock
 from carecircle.common.contract import Envelope, Kind
@@ -63,12 +62,7 @@ from carecircle.platform.alerts.jobs import run_absence_checks
 from carecircle.platform.alerts.kinds import TECHNICAL
 from carecircle.platform.alerts.lifecycle import Outcome, Status
 from carecircle.platform.alerts.repository import transition
-from carecircle.platform.ingest.writer import (
-    EVENT_COLUMNS,
-    EVENT_TYPES,
-    READING_COLUMNS,
-    READING_TYPES,
-)
+from carecircle.platform.ingest import copyrows
 from carecircle.platform.registry.service import provision
 from carecircle.platform.rollups import refresh_rollups
 from carecircle.platform.store import connect, migrate
@@ -76,20 +70,6 @@ from carecircle.platform.store.timeseries import Retention
 
 TZ = ZoneInfo("Asia/Shanghai")
 log = logging.getLogger("ml_month")
-
-
-def _copy(
-    conn: Any, table: str, cols: tuple[str, ...], types: tuple[str, ...], rows: list[Any]
-) -> None:
-    if not rows:
-        return
-    with (
-        conn.cursor() as cur,
-        cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN (FORMAT BINARY)") as copy,
-    ):
-        copy.set_types(types)
-        for row in rows:
-            copy.write_row(row)
 
 
 class Store:
@@ -103,26 +83,30 @@ class Store:
         self.events = 0
 
     def write(self, envs: list[Envelope], received: datetime) -> None:
-        readings: list[tuple[Any, ...]] = []
-        events: list[tuple[Any, ...]] = []
+        readings: list[bytes] = []
+        events: list[bytes] = []
         minutes: set[datetime] = set()
         seen: dict[str, datetime] = {}
         gateways: set[str] = set()
+        received_us = copyrows.pg_micros(received)
         for e in envs:
-            res, site = self.res[e.dev], self.site[e.dev]
+            device = copyrows.device_fields(e.gw, e.dev, self.res[e.dev], self.site[e.dev])
             p = e.payload
-            base = (e.ts, received, e.id, e.gw, e.dev, res, site)
+            row = (copyrows.pg_micros(e.ts), received_us, e.id.int, p.value, device, p.code)
             if e.kind is Kind.READING:
-                readings.append((*base, p.code.value, p.value))
+                readings.append(copyrows.reading(*row))
                 minutes.add(e.ts.replace(second=0, microsecond=0))
             else:
-                events.append((*base, e.kind.value, p.code.value, p.value, Jsonb(p.attrs)))
+                events.append(copyrows.event(*row, e.kind, p.attrs))
             if e.kind is not Kind.STATUS or p.code.value != "availability":
                 seen[e.dev] = max(seen.get(e.dev, e.ts), e.ts)
             gateways.add(e.gw)
         with self.conn.transaction():
-            _copy(self.conn, "readings", READING_COLUMNS, READING_TYPES, readings)
-            _copy(self.conn, "events", EVENT_COLUMNS, EVENT_TYPES, events)
+            with self.conn.cursor() as cur:
+                if readings:
+                    copyrows.copy_in(cur, "readings", copyrows.READING_COLUMNS, readings)
+                if events:
+                    copyrows.copy_in(cur, "events", copyrows.EVENT_COLUMNS, events)
             if minutes:
                 self.conn.execute(
                     "INSERT INTO rollup_dirty (bucket) SELECT unnest(%s::timestamptz[]) "

@@ -7,23 +7,25 @@ binary COPY format directly (https://www.postgresql.org/docs/current/sql-copy.ht
 "Binary Format"): a signature, then per row the field count and each field as a
 32-bit length and its binary value (-1 for NULL); psycopg adds the trailer.
 
-The column types are those of the tables (``READING_TYPES``/``EVENT_TYPES`` in
-:mod:`.writer`): ``timestamptz`` is microseconds since 2000-01-01 UTC as int64,
-``uuid`` its 16 bytes, ``text`` UTF-8 (the writer's connection uses client_encoding
-UTF8), ``float8`` an IEEE double, ``jsonb`` a version byte 1 and the JSON text.  The
-four text columns that are the same for every row of a device (gateway, device,
-resident, site) are encoded once per device and registry snapshot
-(:func:`device_fields`).  ``tests/platform/test_ingest_writer_copy.py`` checks
-that rows read back equal what ``write_row`` stores.
+The column types are those of the tables (``store/migrations``): ``timestamptz`` is
+microseconds since 2000-01-01 UTC as int64, ``uuid`` its 16 bytes, ``text`` UTF-8 (the
+writer's connection uses client_encoding UTF8), ``float8`` an IEEE double, ``jsonb`` a
+version byte 1 and the JSON text.  The four text columns that are the same for every
+row of a device (gateway, device, resident, site) are encoded once per device and
+registry snapshot (:func:`device_fields`).  ``tests/platform/test_ingest_writer_copy.py``
+reads every stored field back.  The writer and ``bench/ml_month.py`` both COPY through
+:func:`copy_in`.
 """
 
 from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
+
+import psycopg
 
 from carecircle.common.contract import Code, Kind
 
@@ -55,6 +57,14 @@ _LEN: Final = struct.Struct(">i").pack
 # NULL), each after its length
 _FIXED: Final = struct.Struct(">hiqiqi16sid").pack
 _FIXED_NULL: Final = struct.Struct(">hiqiqi16si").pack
+
+
+def copy_in(
+    cur: psycopg.Cursor[Any], table: str, columns: Sequence[str], rows: Sequence[bytes]
+) -> None:
+    """COPY binary ``rows`` (built by :func:`reading` / :func:`event`) into ``table``."""
+    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(SIGNATURE + b"".join(rows))
 
 
 def pg_micros(ts: datetime) -> int:

@@ -50,33 +50,6 @@ log = logging.getLogger(__name__)
 
 Conn = psycopg.Connection[Any]
 
-#: The tables' columns and their types, for tools that COPY rows with psycopg's
-#: ``write_row`` (bench/ml_month.py); the writer itself sends :mod:`.copyrows`' binary
-#: rows, of exactly these types (in the column order ``copyrows.READING_COLUMNS``).
-READING_COLUMNS = (
-    "time",
-    "received_at",
-    "msg_id",
-    "gateway_id",
-    "device_id",
-    "resident_id",
-    "site_id",
-    "code",
-    "value",
-)
-READING_TYPES = (
-    "timestamptz",
-    "timestamptz",
-    "uuid",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "float8",
-)
-EVENT_COLUMNS = (*READING_COLUMNS[:7], "kind", "code", "value", "attrs")
-EVENT_TYPES = (*READING_TYPES[:7], "text", "text", "float8", "jsonb")
 #: Device/gateway state is written again only when it moved by more than this.
 TOUCH_INTERVAL = timedelta(seconds=30)
 #: Bound of the writer's cache of encoded device fields (cleared when reached).
@@ -424,22 +397,16 @@ class BatchWriter:
         """COPY ``data`` (binary rows) into ``table``; ``None`` = all new, else the new msg_ids."""
         if not data:
             return None
-        cols = ", ".join(columns)
-        buffer = copyrows.SIGNATURE + b"".join(data)
         try:
-            with (
-                conn.transaction(),
-                conn.cursor() as cur,
-                cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)") as copy,
-            ):
-                copy.write(buffer)
+            with conn.transaction(), conn.cursor() as cur:
+                copyrows.copy_in(cur, table, columns, data)
             return None
         except psycopg.errors.UniqueViolation:
             log.info("%s: batch holds already stored message ids; deduplicating", table)
         stage = f"ingest_{table}_stage"
+        cols = ", ".join(columns)
         with conn.cursor() as cur:
-            with cur.copy(f"COPY {stage} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.write(buffer)
+            copyrows.copy_in(cur, stage, columns, data)
             cur.execute(
                 f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} "  # noqa: S608
                 "ON CONFLICT (msg_id, time) DO NOTHING RETURNING msg_id"
