@@ -12,9 +12,10 @@ import pytest
 
 from carecircle.ml.evaluation.compare import compare, rules_alone
 from carecircle.ml.evaluation.records import AlertRecord, Period, TruthIncident
-from carecircle.ml.features.hourly import COL, HourlyMatrix
+from carecircle.ml.features.hourly import COL, HourlyMatrix, band_heard, hourly_features
+from carecircle.ml.features.rows import RollupRow
 from carecircle.ml.gate import AWAY_AFTER, GATE, BandState, band_state, judge
-from carecircle.ml.models.routine import RoutineModel, away_hours, quiet_runs
+from carecircle.ml.models.routine import RoutineModel, away_hours, quiet_runs, wears_band
 from carecircle.platform.alerts.repository import Conn
 from tests.ml.test_models import START, TZ, matrix, person, quiet
 
@@ -205,3 +206,46 @@ def test_a_band_off_the_wrist_in_range_is_heard_not_away(db: Conn) -> None:
     home = band_state(db, rid)
     assert home == BandState(has_band=True, last_heard=now - timedelta(minutes=1))
     assert not judge(INACT, None, put_down, now, TZ, home).withhold
+
+
+def test_a_band_on_the_charger_at_home_is_heard_not_away_in_the_features() -> None:
+    """Off the wrist the band sends no heart rate and no steps, but its worn flag: the
+    features count those hours as heard (``band_reports``, ``off_wrist``), so a morning
+    with the band on the charger and nobody up is a missed routine, and a night away
+    with the band is still away (session 5)."""
+    t = person(napper=False, wake=6.0, bed=21.5, level=12.0)
+    model = RoutineModel.fit(matrix(t), t.profile.profile_key, None)
+    late = quiet(matrix(t, days=2, seed=31), day=1, hours=range(4, 12))
+    i = 24 + 10
+    v = late.values.copy()
+    for c in ("hr_mean", "hr_min", "hr_max", "hr_range"):
+        v[10 : 24 + 11, COL[c]] = np.nan  # no vitals since yesterday 10:00
+    silent = HourlyMatrix(late.resident_id, late.start, v, late.local_hour, late.weekend,
+                          late.local_day)  # fmt: skip
+    assert away_hours(silent, True)[24 + 4 : i + 1].all()
+    assert not any(f.kind == "missed_routine" for f in model.score(silent, i))
+    # the same hours with the band's worn flag: on the charger, in range of the home
+    v = v.copy()
+    v[10 : 24 + 11, COL["band_reports"]] = 30.0
+    v[10 : 24 + 11, COL["off_wrist"]] = 1.0
+    charging = HourlyMatrix(late.resident_id, late.start, v, late.local_hour, late.weekend,
+                            late.local_day)  # fmt: skip
+    assert wears_band(charging) and not wears_band(silent)  # heard in most hours
+    assert not away_hours(charging).any() and not away_hours(charging, True).any()
+    assert (band_heard(charging) == (band_heard(silent) | (v[:, COL["band_reports"]] > 0))).all()
+    found = [f for f in model.score(charging, i) if f.kind == "missed_routine"]
+    assert len(found) == 1
+
+
+def test_worn_flag_rows_become_band_reports_not_rows() -> None:
+    start = local(0, 0)
+    rows = [
+        RollupRow(start + timedelta(hours=1), "r1", "s1", "b1", "worn", 30, 0.0, 0.0, 0.0),
+        RollupRow(start + timedelta(hours=2), "r1", "s1", "b1", "worn", 30, 20.0, 0.0, 1.0),
+        RollupRow(start + timedelta(hours=2), "r1", "s1", "b1", "heart_rate", 30, 2100, 65, 80),
+    ]
+    m = hourly_features("r1", rows, {"b1": None}, start, start + timedelta(hours=3), TZ)
+    assert list(m.column("band_reports")) == [0.0, 30.0, 30.0]
+    assert list(m.column("off_wrist")) == [0.0, 1.0, pytest.approx(1 / 3)]
+    assert list(m.column("rows")) == [0.0, 0.0, 1.0]
+    assert list(band_heard(m)) == [False, True, True]

@@ -249,3 +249,55 @@ def test_missed_wake_up_can_fire_just_past_the_cold_start() -> None:
     # an ordinary morning of the same person raises nothing
     m2 = matrix(t, days=17, seed=8)
     assert not any(f.kind == "missed_routine" for i in day for f in model.score(m2, i))
+
+
+def test_findings_say_when_their_episode_began(
+    active_person: tuple[Traits, RoutineModel, HourlyMatrix],
+) -> None:
+    """One alert per episode (session 5): the quiet run's start, the morning of a missed
+    routine, the first hour of an uninterrupted run of unusual night or vitals hours."""
+    t, model, _ = active_person
+    base = matrix(t, days=2, seed=7)
+    # missed routine: every hour of the same morning belongs to the morning's episode
+    late = quiet(base, day=1, hours=range(4, 12))
+    starts = {
+        f.episode_start
+        for i in range(24 + 6, 24 + 12)
+        for f in model.score(late, i)
+        if f.kind == "missed_routine"
+    }
+    assert starts == {base.time_of(24 + 4)}
+    # unusual inactivity: the quiet run's first hour
+    still = quiet(base, day=1, hours=range(10, 14))
+    [f] = [f for f in model.score(still, 24 + 13) if f.kind == "unusual_inactivity"]
+    assert f.episode_start == still.time_of(24 + 10) and f.episode == f.episode_start
+
+    # night: 01:00 and 02:00 unusual, 03:00 usual, 04:00 unusual again
+    def busy(m: HourlyMatrix, hours: list[int]) -> HourlyMatrix:
+        v = m.values.copy()
+        for i in hours:
+            for c in ("motion_kitchen", "activity", "out_of_bed"):
+                v[i, COL[c]] += 25
+        return HourlyMatrix(m.resident_id, m.start, v, m.local_hour, m.weekend, m.local_day)
+
+    night = busy(base, [24 + 1, 24 + 2, 24 + 4])
+
+    def night_start(i: int) -> datetime | None:
+        found = [f for f in model.score(night, i) if f.kind == "unusual_night_activity"]
+        return found[0].episode_start if found else None
+
+    assert night_start(24 + 1) == night.time_of(24 + 1)
+    assert night_start(24 + 2) == night.time_of(24 + 1)
+    assert night_start(24 + 3) is None
+    assert night_start(24 + 4) == night.time_of(24 + 4)  # cleared and came back: new
+    # vitals: a fever of three hours
+    vitals = VitalsModel.fit(matrix(person(hr=68.0)), "independent", None, seed=1)
+    m = matrix(person(hr=68.0), days=1, seed=77)
+    v = m.values.copy()
+    for i in (14, 15, 16):
+        v[i, COL["hr_mean"]] += 40
+        v[i, COL["hr_max"]] += 40
+        v[i, COL["steps"]] = 0
+    fast = HourlyMatrix(m.resident_id, m.start, v, m.local_hour, m.weekend, m.local_day)
+    assert [f.episode_start for f in vitals.score(fast, 16)] == [m.time_of(14)]
+    assert [f.episode_start for f in vitals.score(fast, 14)] == [m.time_of(14)]

@@ -22,7 +22,7 @@ from carecircle.device_sim.incidents.model import ALERT_KINDS
 from carecircle.device_sim.population.generate import PopulationParams, generate_population
 from carecircle.device_sim.routines.persona import persona_for
 from carecircle.ml.evaluation.compare import MATCHES, detects
-from carecircle.ml.features.hourly import daily_summary
+from carecircle.ml.features.hourly import band_heard, daily_summary
 from carecircle.ml.features.store import read_hourly, residents_with_data
 from carecircle.ml.registry.store import ModelRegistry
 from carecircle.ml.scoring.live import score_hour
@@ -102,6 +102,12 @@ def test_hourly_features_of_simulated_residents_are_sensible(
         if np.isfinite(m.column("hr_mean")).any():
             assert 500 < float(np.median(steps)) < 30_000
             assert np.nanmean(m.column("hr_mean")) == pytest.approx(70, abs=20)
+            # the band's worn flag (battery status, every 2 min in range): heard in
+            # hours without a heart rate too — off the wrist (charging) at home
+            reports = m.column("band_reports")
+            off = band_heard(m) & np.isnan(m.column("hr_mean"))
+            assert (reports > 0).mean() > 0.8
+            assert off.any() and (m.column("off_wrist")[off] > 0).all()
 
 
 def test_training_from_the_store_then_scoring_on_the_simulated_days(

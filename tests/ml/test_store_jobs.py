@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from carecircle.common.cli import cli
 from carecircle.common.errors import Conflict, StoreError
-from carecircle.ml.features.hourly import hourly_features
+from carecircle.ml.features.hourly import HOUR, band_heard, hourly_features
 from carecircle.ml.features.store import load_room_kinds, read_hourly, read_rollups
 from carecircle.ml.models.routine import RoutineModel
 from carecircle.ml.registry.store import ModelRegistry
@@ -22,6 +22,8 @@ from carecircle.ml.synthetic import generate, population
 from carecircle.ml.training.core import TrainConfig, split
 from carecircle.ml.training.jobs import promote_if_not_worse, train
 from carecircle.ml.training.schedule import SCORE_JOB, TRAIN_JOB, register_jobs
+from carecircle.platform.alerts.lifecycle import Status
+from carecircle.platform.alerts.repository import transition
 from carecircle.platform.settings import PlatformSettings
 from carecircle.platform.store import connect, migrate
 from carecircle.platform.store.timeseries import Retention
@@ -333,3 +335,123 @@ def test_job_bodies_train_nightly_and_score_hourly_with_an_injected_clock(
     clock.advance(timedelta(hours=3))
     report = hourly_scoring(settings, clock, registry)
     assert report.scored == 8 and report.hour == UNTIL + timedelta(hours=2)
+
+
+def _band_reports(conn: Conn, rid: str, since: datetime, until: datetime, worn: bool) -> None:
+    """The band's battery status every 2 minutes, with its worn flag, as ingest stores
+    it (``events``, kind ``status``, ``attrs.worn``)."""
+    import uuid
+
+    from psycopg.types.json import Jsonb
+
+    dev, site = conn.execute(
+        "SELECT d.id, d.site_id FROM devices d JOIN rollup_1h r ON r.device_id = d.id "
+        "WHERE r.resident_id = %s AND r.code = 'heart_rate' LIMIT 1",
+        (rid,),
+    ).fetchone()  # type: ignore[misc]
+    at = since
+    while at < until:
+        conn.execute(
+            "INSERT INTO events (time, received_at, msg_id, gateway_id, device_id, resident_id, "
+            "site_id, kind, code, value, attrs) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, 'status', 'battery', 80, %s)",
+            (at, at, uuid.uuid4(), f"gw-{rid}", dev, rid, site, Jsonb({"worn": worn})),
+        )
+        at += timedelta(minutes=2)
+
+
+def test_both_readers_hear_a_band_off_the_wrist_from_its_worn_flag(
+    mldb: Conn, world: dict[str, object]
+) -> None:
+    """The rollups hold no trace of a band off the wrist (the gateway drops its vitals
+    and steps); its battery status every 2 minutes carries ``worn``: the features read
+    it from ``events`` — pure reader and SQL pivot alike."""
+    people = world["people"]
+    who = [p.profile.resident_id for p in people[4:6]]  # type: ignore[index]
+    rid = who[0]
+    off = START + timedelta(days=9, hours=10)
+    _band_reports(mldb, rid, off, off + HOUR, worn=False)
+    _band_reports(mldb, rid, off + HOUR, off + 2 * HOUR, worn=True)
+    since, until = START + timedelta(days=9), START + timedelta(days=10)
+    rows = read_rollups(mldb, since, until, who)
+    rooms = load_room_kinds(mldb, who)
+    pivot = read_hourly(mldb, since, until, who, TZ)
+    for r in who:
+        pure = hourly_features(r, rows[r], rooms, since, until, TZ)
+        assert np.allclose(pure.values, pivot[r].values, equal_nan=True)
+    m = pivot[rid]
+    i = m.index_of(off)
+    assert m.column("band_reports")[i] == 30 and m.column("off_wrist")[i] == 1.0
+    assert m.column("band_reports")[i + 1] == 30 and m.column("off_wrist")[i + 1] == 0.0
+    assert m.column("band_reports").sum() == 60  # nothing else, and not in ``rows``
+    assert band_heard(m)[i] and not pivot[who[1]].column("band_reports").any()
+
+
+def test_a_model_alert_is_not_raised_again_for_the_same_episode(
+    mldb: Conn, world: dict[str, object], registry: ModelRegistry
+) -> None:
+    """A caregiver closes the missed-routine alert; the same morning, still nobody up,
+    raises no second one; the next morning's does (as the rules' absence checks)."""
+    train(mldb, registry, CFG, until=UNTIL)
+    people = world["people"]
+    me = people[5].profile  # type: ignore[index]
+    for d in (1, 2):
+        day = generate(people, UNTIL + timedelta(days=d), 1, 100 + d, TZ)  # type: ignore[arg-type]
+        day.rows[:] = [
+            r
+            for r in day.rows
+            if not (
+                r.resident_id == me.resident_id
+                and r.code in ("motion", "door", "steps")
+                and 4 <= r.bucket.astimezone(TZ).hour < 12
+            )
+        ]
+        load_rollups(mldb, day)
+
+    def missed() -> list[tuple[int, str, datetime]]:
+        rows = mldb.execute(
+            "SELECT id, status, opened_at FROM alerts WHERE resident_id = %s "
+            "AND kind = 'missed_routine' ORDER BY id",
+            (me.resident_id,),
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), r[2]) for r in rows]
+
+    handled = 0
+    for d in (1, 2):
+        morning = UNTIL + timedelta(days=d)
+        for hour in range(5, 12):
+            at = morning + timedelta(hours=hour)
+            report = score_hour(mldb, registry, at, TZ, residents=[me.resident_id])
+            handled += report.already_handled
+            for alert_id, status, _ in missed():
+                if status == "open":  # the caregiver closes it at once
+                    transition(mldb, alert_id, Status.RESOLVED, actor="test:carer", at=at)
+        alerts = missed()
+        assert len(alerts) == d, alerts  # one per morning, however many hours it went on
+        assert alerts[-1][2] > morning
+    assert handled >= 2
+    explanation = mldb.execute(
+        "SELECT explanation FROM alerts WHERE id = %s", (missed()[-1][0],)
+    ).fetchone()
+    assert explanation is not None
+    began = datetime.fromisoformat(explanation[0]["episode_start"])  # type: ignore[index]
+    assert began == UNTIL + timedelta(days=2, hours=4)  # that morning
+
+
+def test_models_trained_on_other_features_are_not_used_and_are_replaced(
+    mldb: Conn, world: dict[str, object], registry: ModelRegistry
+) -> None:
+    train(mldb, registry, CFG, until=UNTIL)
+    old = world["people"][0].profile.resident_id  # type: ignore[index]
+    # as if trained by the code before session 5 (without the band's worn flag)
+    mldb.execute(
+        "UPDATE ml_models SET features = array_remove(array_remove(features, 'band_reports'), "
+        "'off_wrist') WHERE owner = %s",
+        (old,),
+    )
+    report = score_hour(mldb, registry, UNTIL + timedelta(hours=3), TZ)
+    assert report.scored == 7
+    nightly = train(mldb, registry, CFG, until=UNTIL, incremental=True)
+    assert nightly.trained == 1 and old not in nightly.skipped
+    assert f"{old}/routine@2" in nightly.promoted  # no comparison with the stale one
+    assert score_hour(mldb, registry, UNTIL + timedelta(hours=4), TZ).scored == 8

@@ -21,6 +21,7 @@ from carecircle.platform.alerts.jobs import (
     CheckReport,
     WakeupCache,
     WakeWant,
+    episode_action,
     register_jobs,
     run_absence_checks,
 )
@@ -574,3 +575,19 @@ def test_missed_wakeup_not_raised_for_a_resident_who_went_out_and_is_not_back(db
     assert report.presumed_out == [away.res]
     report = check(db, home, at(20, 9, 35))
     assert ("missed_wakeup", home.res) in report.opened and report.presumed_out == []
+
+
+def test_episode_action_refreshes_an_open_alert_and_opens_one_per_episode() -> None:
+    """The decision the absence checks and the models' scoring share (pure)."""
+    began = datetime(2026, 3, 2, 8, tzinfo=ZoneInfo("Asia/Shanghai"))
+    later = began + timedelta(hours=2)
+
+    def mark(status: str, opened: datetime) -> store.AlertMark:
+        return store.AlertMark(1, status, opened, opened)
+
+    assert episode_action(None, began) == "open"
+    assert episode_action(mark("open", began - timedelta(days=1)), began) == "refresh"
+    assert episode_action(mark("acknowledged", later), began) == "refresh"
+    assert episode_action(mark("resolved", later), began) == "handled"
+    assert episode_action(mark("resolved", began), began) == "handled"
+    assert episode_action(mark("resolved", began - timedelta(minutes=1)), began) == "open"

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from carecircle.ml.features.hourly import FEATURES
 from carecircle.ml.models.routine import QMAX, RoutineModel
 from carecircle.ml.registry.store import ModelRegistry
 from carecircle.platform.alerts.gate import GATED_KINDS, PASS, Verdict
@@ -143,7 +144,7 @@ class RoutineGate:
         rid = draft.resident_id
         if rid is None:
             return PASS
-        record = self.registry.active(conn, "routine", [rid]).get(rid)
+        record = self.registry.active(conn, "routine", [rid], features=FEATURES).get(rid)
         model = self.registry.load(record) if record is not None else None
         if model is not None and not isinstance(model, RoutineModel):
             return PASS

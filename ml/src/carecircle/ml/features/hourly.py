@@ -18,7 +18,14 @@ Hourly columns (``FEATURES``):
   variability proxy), ``spo2_mean``, ``spo2_min``, ``skin_temp_mean`` — NaN when absent;
 * ``activity`` — all motion plus door openings; ``out_of_bed`` — the same without
   the bedroom (what a person up and about produces);
-* ``rows`` — rollup rows seen in the hour (0 = no data at all from the home).
+* ``rows`` — rollup rows seen in the hour (0 = no data at all from the home);
+* ``band_reports`` — the resident's band's worn-flag reports in the hour (its battery
+  status carries ``worn``, every 2 minutes while in range of the home receiver, on the
+  wrist or not; read from ``events``, not the rollups: the gateway drops the vitals
+  and steps of a band off the wrist, so nothing else says it is there) and
+  ``off_wrist`` — the share of them saying off the wrist (0 without reports).  An
+  hour with a report is an hour the band was *heard* (:func:`band_heard`): at home,
+  even without a heart rate.  Not counted in ``rows``.
 """
 
 from __future__ import annotations
@@ -68,6 +75,8 @@ FEATURES: tuple[str, ...] = (
     *VITAL_FEATURES,
     *ACTIVITY_CHANNELS,
     "rows",
+    "band_reports",
+    "off_wrist",
 )
 COL: dict[str, int] = {name: i for i, name in enumerate(FEATURES)}
 NIGHT_HOURS = frozenset({22, 23, 0, 1, 2, 3, 4, 5})
@@ -85,6 +94,10 @@ FEATURE_CODES: tuple[str, ...] = (
     "spo2",
     "skin_temperature",
 )
+#: Rows of this code carry a band's worn-flag reports of one hour (``n`` reports,
+#: ``sum`` of them saying "on the wrist"); the store builds them from the battery
+#: statuses in ``events`` (the code of ``activity_state``'s worn flag, session 4).
+WORN_CODE = "worn"
 
 
 def floor_hour(when: datetime) -> datetime:
@@ -147,6 +160,8 @@ ACCUMULATORS: tuple[str, ...] = (
     "skin_sum",
     "skin_n",
     "rows",
+    "worn_n",
+    "worn_sum",
 )
 ACC: dict[str, int] = {name: i for i, name in enumerate(ACCUMULATORS)}
 
@@ -183,9 +198,15 @@ def hourly_features(
             continue
         i = int((row.bucket - start) / HOUR)
         code = row.code
-        if i < 0 or i >= hours or code not in FEATURE_CODES:
+        if i < 0 or i >= hours:
             continue
         a = acc[i]
+        if code == WORN_CODE:
+            a[ACC["worn_n"]] += row.n
+            a[ACC["worn_sum"]] += row.sum
+            continue
+        if code not in FEATURE_CODES:
+            continue
         a[ACC["rows"]] += 1
         if code == "motion":
             kind = room_kinds.get(row.device_id) or "other"
@@ -226,6 +247,11 @@ def from_accumulators(
         out[:, COL[f"motion_{g}"]] = acc[:, ACC[f"motion_{g}"]]
     out[:, COL["door_open"]] = acc[:, ACC["door_open"]]
     out[:, COL["rows"]] = acc[:, ACC["rows"]]
+    worn_n = acc[:, ACC["worn_n"]]
+    out[:, COL["band_reports"]] = worn_n
+    out[:, COL["off_wrist"]] = np.where(
+        worn_n > 0, (worn_n - acc[:, ACC["worn_sum"]]) / np.maximum(worn_n, 1), 0.0
+    )
     local_hour, weekend, local_day = _calendar(start, hours, tz)
     out[:, COL["steps"]] = hourly_steps(acc, local_hour, local_day)
 
@@ -259,6 +285,13 @@ def from_accumulators(
     out[:, COL["activity"]] = motion + out[:, COL["door_open"]]
     out[:, COL["out_of_bed"]] = out[:, COL["activity"]] - out[:, COL["motion_bedroom"]]
     return HourlyMatrix(resident_id, start, out, local_hour, weekend, local_day)
+
+
+def band_heard(m: HourlyMatrix) -> npt.NDArray[np.bool_]:
+    """Hours in which the resident's band was heard: a heart rate (worn), or a worn-flag
+    report (in range of the home receiver, on the wrist or not)."""
+    heard: npt.NDArray[np.bool_] = ~np.isnan(m.column("hr_mean")) | (m.column("band_reports") > 0)
+    return heard
 
 
 def hourly_steps(acc: FloatArray, local_hour: IntArray, local_day: IntArray) -> FloatArray:

@@ -1,7 +1,9 @@
 """The thin SQL side of feature extraction: rollups, rooms and residents from the store.
 
 Reads the pinned ``rollup_1h`` table (``bucket, resident_id, site_id, device_id, code,
-n, sum, min, max``) — never raw readings — and ``devices.room_id`` → ``rooms.kind``.
+n, sum, min, max``) — never raw readings — and ``devices.room_id`` → ``rooms.kind``;
+and, since session 5, the bands' worn flags from their battery statuses in ``events``
+(the rollups hold readings only; nothing else says a band off the wrist is in range).
 
 Whose rows are whose: a rollup row carries the ``resident_id`` of its device at the
 time (a wearable, a nursing-home bed mat).  A home's room sensors (PIR, door) belong to
@@ -28,6 +30,7 @@ from carecircle.ml.features.hourly import (
     HOUR,
     ROOM_GROUP,
     ROOMS,
+    WORN_CODE,
     HourlyMatrix,
     empty_accumulators,
     floor_hour,
@@ -62,7 +65,10 @@ def load_room_kinds(conn: Conn, residents: Sequence[str] | None = None) -> dict[
     return {str(r[0]): (str(r[1]) if r[1] is not None else None) for r in conn.execute(query, args)}
 
 
-#: Rollup rows of the residents in %(res)s, own and shared, as (rid, row columns…).
+#: Rollup rows of the residents in %(res)s, own and shared, as (rid, row columns…),
+#: and their bands' worn-flag reports (battery statuses in ``events`` carrying
+#: ``attrs.worn``, as the alert engine and the gate read them) as rows of code
+#: ``worn`` per bucket: ``n`` reports, ``sum`` of them on the wrist.
 _ROWS_SQL = """
 WITH who AS (
     SELECT id, site_id, room_id FROM residents WHERE id = ANY(%(res)s)
@@ -88,7 +94,21 @@ WHERE r.bucket >= %(since)s AND r.bucket < %(until)s AND r.resident_id = ANY(%(r
 UNION ALL
 SELECT s.rid, r.bucket, r.device_id, r.code, r.n, r.sum, r.min, r.max, r.site_id
 FROM site_rows r JOIN shared s ON s.device_id = r.device_id
+UNION ALL
+SELECT e.resident_id,
+       date_trunc('{unit}', e.time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+       e.device_id, 'worn', count(*),
+       count(*) FILTER (WHERE (e.attrs->>'worn')::boolean),
+       min(CASE WHEN (e.attrs->>'worn')::boolean THEN 1 ELSE 0 END),
+       max(CASE WHEN (e.attrs->>'worn')::boolean THEN 1 ELSE 0 END),
+       e.site_id
+FROM events e
+WHERE e.resident_id = ANY(%(res)s) AND e.time >= %(since)s AND e.time < %(until)s
+  AND e.code = 'battery' AND e.kind = 'status' AND jsonb_typeof(e.attrs->'worn') = 'boolean'
+GROUP BY 1, 2, 3, 9
 """
+
+_UNIT = {"rollup_1h": "hour", "rollup_1m": "minute"}
 
 
 def _rows_args(since: datetime, until: datetime, residents: Sequence[str]) -> dict[str, Any]:
@@ -110,7 +130,10 @@ def read_rollups(
     out: dict[str, list[RollupRow]] = {r: [] for r in residents}
     try:
         with conn.cursor() as cur:
-            cur.execute(_ROWS_SQL.format(table=table), _rows_args(since, until, residents))
+            cur.execute(
+                _ROWS_SQL.format(table=table, unit=_UNIT[table]),
+                _rows_args(since, until, residents),
+            )
             for rid, bucket, device, code, n, total, lo, hi, site in cur:
                 out[rid].append(
                     RollupRow(
@@ -193,13 +216,15 @@ def _pivot_sql() -> str:
         "spo2_min": "min(r.min) FILTER (WHERE r.code = 'spo2')",
         "skin_sum": "sum(r.sum) FILTER (WHERE r.code = 'skin_temperature')",
         "skin_n": "sum(r.n) FILTER (WHERE r.code = 'skin_temperature')",
-        "rows": "count(*)",
+        "rows": f"count(*) FILTER (WHERE r.code <> '{WORN_CODE}')",
+        "worn_n": f"sum(r.n) FILTER (WHERE r.code = '{WORN_CODE}')",
+        "worn_sum": f"sum(r.sum) FILTER (WHERE r.code = '{WORN_CODE}')",
     }
     assert tuple(exprs) == ACCUMULATORS
     columns = ", ".join(f"({e})::float8" for e in exprs.values())
     return (
         f"SELECT r.rid, r.bucket, {columns} "  # noqa: S608
-        f"FROM ({_ROWS_SQL.format(table='rollup_1h')}) r "
+        f"FROM ({_ROWS_SQL.format(table='rollup_1h', unit='hour')}) r "
         "LEFT JOIN devices d ON d.id = r.device_id "
         "LEFT JOIN rooms rm ON rm.id = d.room_id "
         "GROUP BY r.rid, r.bucket"

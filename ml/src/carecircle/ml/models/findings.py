@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from statistics import NormalDist
 from typing import Any
 
@@ -24,6 +24,15 @@ class Finding:
     z: float
     message: str
     detail: dict[str, Any] = field(default_factory=dict)
+    #: Start of the condition: the first hour of the run of anomalous hours it belongs
+    #: to, the start of the quiet run, the morning (04:00) of a missed routine.  At most
+    #: one alert is opened per (resident, kind, episode); ``None``: the scored hour.
+    episode_start: datetime | None = None
+
+    @property
+    def episode(self) -> datetime:
+        """:attr:`episode_start`, or the start of the scored hour."""
+        return self.episode_start or self.at - timedelta(hours=1)
 
     def explanation(self, model: str, version: int) -> dict[str, Any]:
         return {
@@ -33,6 +42,7 @@ class Finding:
             "observed": self.observed,
             "expected": self.expected,
             "z": round(self.z, 2),
+            "episode_start": self.episode.isoformat(),
             **self.detail,
         }
 

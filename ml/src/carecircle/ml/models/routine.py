@@ -41,6 +41,7 @@ from carecircle.ml.features.hourly import (
     HOUR,
     FloatArray,
     HourlyMatrix,
+    band_heard,
     daily_summary,
 )
 from carecircle.ml.models.findings import Finding, nb_logpmf, nb_sf_ge, z_of_tail
@@ -103,32 +104,36 @@ def _wake_hist(first: FloatArray, weekend: np.ndarray) -> FloatArray:
     return hist
 
 
-#: A resident whose band gave a heart rate in at least this share of the hours with
-#: data wears one; an hour of theirs without any heart rate is an hour away from home
-#: (the band out of range of the home receiver), not a quiet hour at home.
+#: A resident whose band was heard (a heart rate, or its worn flag) in at least this
+#: share of the hours with data wears one; an hour of theirs in which the band was not
+#: heard at all is an hour away from home (the band out of range of the home
+#: receiver), not a quiet hour at home.
 WEARER_SHARE = 0.5
 
 
 def wears_band(m: HourlyMatrix) -> bool:
-    """Heart rate in at least :data:`WEARER_SHARE` of the hours with data."""
+    """The band heard (:func:`band_heard`) in at least :data:`WEARER_SHARE` of the hours
+    with data."""
     seen = m.column("rows") > 0
     if not seen.any():
         return False
-    return float(np.mean(~np.isnan(m.column("hr_mean")[seen]))) >= WEARER_SHARE
+    return float(np.mean(band_heard(m)[seen])) >= WEARER_SHARE
 
 
 def away_hours(m: HourlyMatrix, wearer: bool | None = None) -> np.ndarray:
-    """Hours in which a band wearer's band sent no heart rate at all (out of range).
+    """Hours in which a band wearer's band was not heard at all (out of range).
 
     Empty (all False) for a resident who does not wear a band.  ``wearer``: known from
     the training history (a scoring window of 26 h can be almost all away, e.g. a
-    night at the family's); ``None`` judges it from ``m``.  A band taken off to charge
-    at home also sends no heart rate; those hours count as away too (the models then
-    say nothing about them rather than something wrong).
+    night at the family's); ``None`` judges it from ``m``.  A band off the wrist at
+    home (charging, on the table) sends no heart rate and no steps but its worn flag
+    (``band_reports``): heard, so *not* away — the home's sensors judge those hours
+    (before session 5 they counted as away, so a morning with the band on the charger
+    could not be a missed routine, nor an afternoon without it unusual inactivity).
     """
     if not (wears_band(m) if wearer is None else wearer):
         return np.zeros(m.hours, dtype=bool)
-    return np.asarray(np.isnan(m.column("hr_mean")), dtype=bool)
+    return np.asarray(~band_heard(m), dtype=bool)
 
 
 def quiet_runs(m: HourlyMatrix) -> np.ndarray:
@@ -352,9 +357,12 @@ class RoutineModel:
                 "p_value": p,
                 "learning": self.learning,
             },
+            episode_start=m.time_of(first_quiet),
         )
 
-    def _night(self, m: HourlyMatrix, i: int) -> Finding | None:
+    def _night(self, m: HourlyMatrix, i: int, episode: bool = True) -> Finding | None:
+        """``episode``: find where the run of unusual night hours this one belongs to
+        began (else the hour itself)."""
         hour = int(m.local_hour[i])
         if self.learning or hour not in NIGHT_SCORED:
             return None
@@ -367,6 +375,9 @@ class RoutineModel:
         p = nb_sf_ge(x, a, b)
         if p >= self.thresholds.p_night:
             return None
+        j = i
+        while episode and j > 0 and self._night(m, j - 1, episode=False) is not None:
+            j -= 1
         return Finding(
             kind="unusual_night_activity",
             resident_id=self.resident_id,
@@ -378,6 +389,7 @@ class RoutineModel:
             z=z_of_tail(p),
             message=f"{x:.0f} activations out of bed at {hour:02d}:00, usually {a / b:.1f}",
             detail={"hour": hour, "p_value": p},
+            episode_start=m.time_of(j),
         )
 
     def _missed(self, m: HourlyMatrix, i: int) -> Finding | None:
@@ -421,6 +433,7 @@ class RoutineModel:
             z=z_of_tail(max(survival, 1e-12)),
             message=f"not up by {hour + 1:02d}:00; usually up around {usual:02d}:00",
             detail={"quantile": round(1.0 - survival, 4), "routine": "wake_up"},
+            episode_start=m.time_of(int(today[0])),  # this morning (DAY_START_HOUR)
         )
 
     def _drift(self, m: HourlyMatrix, i: int) -> Finding | None:

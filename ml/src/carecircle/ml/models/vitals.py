@@ -14,6 +14,7 @@ activity or steps): getting up for the toilet at night widens it, as it should.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -156,6 +157,17 @@ class VitalsModel:
         return float(np.minimum(z, 10.0).mean()) if len(z) else float("nan")
 
     def score(self, m: HourlyMatrix, i: int) -> list[Finding]:
+        """The finding of hour ``i``, with the start of its episode: the first hour of
+        the uninterrupted run of anomalous hours it belongs to (within ``m``)."""
+        found = self._hour(m, i)
+        if not found:
+            return []
+        j = i
+        while j > 0 and self._hour(m, j - 1):
+            j -= 1
+        return [dataclasses.replace(f, episode_start=m.time_of(j)) for f in found]
+
+    def _hour(self, m: HourlyMatrix, i: int) -> list[Finding]:
         z = self.zrow(m, i)
         if np.isnan(z).all():
             return []

@@ -21,6 +21,7 @@ import json
 import logging
 import platform as _platform
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -236,14 +237,26 @@ class ModelRegistry:
         return ModelRecord.from_row(row)
 
     def active(
-        self, conn: Conn, model: str, owners: list[str] | None = None
+        self,
+        conn: Conn,
+        model: str,
+        owners: list[str] | None = None,
+        *,
+        features: Sequence[str] | None = None,
     ) -> dict[str, ModelRecord]:
-        """Active versions of ``model`` by owner."""
+        """Active versions of ``model`` by owner.
+
+        ``features``: only versions trained on exactly this feature list (the feature
+        list each version was saved with is its format version: a model trained on
+        other features is not used, and the nightly training replaces it)."""
         query = f"SELECT {_COLUMNS} FROM ml_models WHERE status = 'active' AND model = %s"  # noqa: S608
         args: list[Any] = [model]
         if owners is not None:
             query += " AND owner = ANY(%s)"
             args.append(owners)
+        if features is not None:
+            query += " AND features = %s::text[]"
+            args.append(list(features))
         with conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(query, args).fetchall()
         return {r["owner"]: ModelRecord.from_row(r) for r in rows}

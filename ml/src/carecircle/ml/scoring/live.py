@@ -5,6 +5,13 @@ Runs as an hourly scheduler job (``ml-score``): it scores the last complete hour
 finding with :func:`carecircle.platform.alerts.repository.open_or_refresh` as
 ``source="model"``, ``detector="ml:<model>@<version>"``, with the explanation (which
 feature, observed vs expected, how far) stored on the alert.
+
+Episodes, as the rules' absence checks keep them (:func:`.alerts.jobs.episode_action`
+over :func:`.alerts.store.latest_alerts`): every finding carries the start of its
+condition (``Finding.episode``: the quiet run, the morning, the run of anomalous
+hours); a finding whose episode already had an alert, closed since by a caregiver,
+opens no other.  A still-open alert is refreshed as before; a new alert opens only
+once the condition cleared and came back.
 """
 
 from __future__ import annotations
@@ -20,12 +27,15 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import psycopg
 
-from carecircle.ml.features.hourly import HOUR, HourlyMatrix, floor_hour
+from carecircle.ml.features.hourly import FEATURES, HOUR, HourlyMatrix, floor_hour
 from carecircle.ml.features.store import load_profiles, read_hourly
 from carecircle.ml.models.findings import Finding
 from carecircle.ml.models.routine import DRIFT_HOUR, RoutineModel
 from carecircle.ml.models.vitals import VitalsModel
 from carecircle.ml.registry.store import ModelRecord, ModelRegistry
+from carecircle.platform.alerts import store as alert_store
+from carecircle.platform.alerts.jobs import EPISODE_MEMORY, episode_action
+from carecircle.platform.alerts.kinds import AlertKind
 from carecircle.platform.alerts.lifecycle import Severity
 from carecircle.platform.alerts.repository import AlertDraft, open_or_refresh
 
@@ -33,6 +43,17 @@ log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
 CONTEXT = timedelta(hours=26)
 DRIFT_CONTEXT = timedelta(days=22)
+#: The kinds the models raise (their episodes are remembered across hours).
+MODEL_KINDS: tuple[str, ...] = tuple(
+    k.value
+    for k in (
+        AlertKind.UNUSUAL_INACTIVITY,
+        AlertKind.UNUSUAL_NIGHT_ACTIVITY,
+        AlertKind.MISSED_ROUTINE,
+        AlertKind.VITALS_ANOMALY,
+        AlertKind.ROUTINE_DRIFT,
+    )
+)
 
 
 def score_matrix(
@@ -69,6 +90,8 @@ class ScoreReport:
     scored: int = 0
     findings: list[Finding] = field(default_factory=list)
     alerts: list[int] = field(default_factory=list)
+    #: findings of an episode whose alert a caregiver closed already: no second alert
+    already_handled: int = 0
     #: per resident: both models on the newest hour, milliseconds (the DB read and the
     #: hourly aggregation in PostgreSQL are shared by all residents: ``read_ms``)
     latency_ms: list[float] = field(default_factory=list)
@@ -81,6 +104,7 @@ class ScoreReport:
             "scored": self.scored,
             "findings": len(self.findings),
             "alerts": len(self.alerts),
+            "already_handled": self.already_handled,
             "latency_ms_p50": round(float(np.percentile(lat, 50)), 3),
             "latency_ms_p95": round(float(np.percentile(lat, 95)), 3),
             "read_ms": round(self.read_ms, 1),
@@ -98,8 +122,10 @@ def score_hour(
     end = floor_hour(at)
     hour = end - HOUR
     report = ScoreReport(hour=hour)
-    routines = registry.active(conn, "routine", list(residents) if residents else None)
-    vitals = registry.active(conn, "vitals", list(residents) if residents else None)
+    owners = list(residents) if residents else None
+    # versions trained on other features (older code) are not used: retrained nightly
+    routines = registry.active(conn, "routine", owners, features=FEATURES)
+    vitals = registry.active(conn, "vitals", owners, features=FEATURES)
     who = sorted(set(routines) | set(vitals))
     if not who:
         return report
@@ -108,6 +134,7 @@ def score_hour(
     profiles = load_profiles(conn, who)
     matrices = read_hourly(conn, end - context, end, who, tz)
     report.read_ms = (time.perf_counter() - started) * 1000
+    marks = alert_store.latest_alerts(conn, MODEL_KINDS, at - EPISODE_MEMORY)
     for rid in who:
         if rid not in profiles:
             continue
@@ -125,8 +152,18 @@ def score_hour(
         for name, finding in found:
             record = r_rec if name == "routine" else v_rec
             assert record is not None
-            change = open_or_refresh(conn, draft_for(finding, record, profiles[rid].site_id))
             report.findings.append(finding)
+            mark = marks.get((finding.resident_id, finding.kind))
+            if episode_action(mark, finding.episode) == "handled":
+                report.already_handled += 1
+                log.debug(
+                    "%s of %s since %s: its alert was closed already",
+                    finding.kind,
+                    rid,
+                    finding.episode.isoformat(),
+                )
+                continue
+            change = open_or_refresh(conn, draft_for(finding, record, profiles[rid].site_id))
             report.alerts.append(change.id)
     log.info("ml scoring %s", report.summary())
     return report

@@ -111,8 +111,17 @@ def _covered_until(record: ModelRecord) -> datetime:
 
 
 def _load_or_none(registry: ModelRegistry, record: ModelRecord | None) -> Any:
-    """The active model, or None when its file is missing or fails its checksum."""
+    """The active model, or None when its file is missing or fails its checksum, or it
+    was trained on other features than today's (``FEATURES``; it does not compete
+    with a candidate: the candidate replaces it)."""
     if record is None:
+        return None
+    if list(record.features) != list(FEATURES):
+        log.info(
+            "active %s of %s was trained on other features; replacing it",
+            record.model,
+            record.owner,
+        )
         return None
     try:
         return registry.load(record)
@@ -153,6 +162,9 @@ def train(
     incremental: bool = False,
     actor: str = "system:ml",
 ) -> TrainReport:
+    """Fit and register candidates for ``residents`` (default: all with data in the
+    window); ``incremental``: skip those whose active routine model, trained on
+    today's ``FEATURES``, already covers the window."""
     started = time.perf_counter()
     until = floor_hour(until)
     since = floor_hour(since) if since else until - timedelta(days=cfg.window_days)
@@ -160,7 +172,7 @@ def train(
     holdout = timedelta(days=cfg.holdout_days)
     who = list(residents) if residents is not None else residents_with_data(conn, since, until)
     if incremental:
-        current = registry.active(conn, "routine", who)
+        current = registry.active(conn, "routine", who, features=FEATURES)
         fresh = [r for r in who if r not in current or _covered_until(current[r]) < until]
         for r in set(who) - set(fresh):
             report.skipped[r] = "active model already covers the window"

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -391,12 +391,12 @@ def run_absence_checks(
         d = f.draft
         key = (d.subject, d.kind)
         current.add(key)
-        mark = marks.get(key)
+        action = episode_action(marks.get(key), f.episode_start)
         try:
-            if mark is not None and Status(mark.status) in ACTIVE:
+            if action == "refresh":
                 repository.open_or_refresh(conn, d, notify_refresh=False)
                 report.refreshed += 1
-            elif mark is not None and mark.opened_at >= f.episode_start:
+            elif action == "handled":
                 report.already_handled += 1
             elif gates and d.kind in gating.GATED_KINDS:
                 _open_gated(conn, f, gates, report)
@@ -411,6 +411,22 @@ def run_absence_checks(
     _clear_technical(conn, marks, current, devices, gateways, book, now, report)
     _judge_held_falls(conn, residents, book, now, report)
     return report
+
+
+def episode_action(
+    mark: store.AlertMark | None, episode_start: datetime
+) -> Literal["refresh", "handled", "open"]:
+    """Pure: what a finding of the episode that began at ``episode_start`` does, given
+    the latest alert of its (subject, kind) (:func:`.store.latest_alerts` over
+    :data:`EPISODE_MEMORY`): ``refresh`` the active one; ``handled`` when an alert
+    opened since the episode began was closed since (the same condition, still
+    running: no second alert); else ``open`` a new one.  Shared with the models' own
+    alerts (``carecircle.ml.scoring.live``)."""
+    if mark is not None and Status(mark.status) in ACTIVE:
+        return "refresh"
+    if mark is not None and mark.opened_at >= episode_start:
+        return "handled"
+    return "open"
 
 
 def _judge_held_falls(
