@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from carecircle.common.cli import cli
 from carecircle.common.errors import Conflict, StoreError
-from carecircle.ml.features.hourly import HOUR, band_heard, hourly_features
+from carecircle.ml.features.hourly import HOUR, HourlyMatrix, band_heard, hourly_features
 from carecircle.ml.features.store import load_room_kinds, read_hourly, read_rollups
 from carecircle.ml.models.routine import RoutineModel
 from carecircle.ml.registry.store import ModelRegistry
@@ -224,19 +224,27 @@ def test_cli_trains_and_lists_models(
     assert bad.exit_code != 0
 
 
+def both_readers(
+    conn: Conn, since: datetime, until: datetime, who: list[str]
+) -> dict[str, HourlyMatrix]:
+    """The SQL pivot's hourly features, checked equal to the pure function's on the
+    same rollup rows; returns the pivot's."""
+    rows = read_rollups(conn, since, until, who)
+    rooms = load_room_kinds(conn, who)
+    pivot = read_hourly(conn, since, until, who, TZ)
+    for rid in who:
+        pure = hourly_features(rid, rows[rid], rooms, since, until, TZ)
+        assert np.allclose(pure.values, pivot[rid].values, equal_nan=True)
+        assert (pure.local_hour == pivot[rid].local_hour).all()
+    return pivot
+
+
 def test_sql_pivot_reader_gives_the_same_features_as_the_pure_function(
     mldb: Conn, world: dict[str, object]
 ) -> None:
     people = world["people"]
     who = [p.profile.resident_id for p in people[:3]]  # type: ignore[index]
-    since, until = START + timedelta(days=3), START + timedelta(days=5)
-    rows = read_rollups(mldb, since, until, who)
-    rooms = load_room_kinds(mldb, who)
-    pivot = read_hourly(mldb, since, until, who, TZ)
-    for rid in who:
-        pure = hourly_features(rid, rows[rid], rooms, since, until, TZ)
-        assert np.allclose(pure.values, pivot[rid].values, equal_nan=True)
-        assert (pure.local_hour == pivot[rid].local_hour).all()
+    pivot = both_readers(mldb, START + timedelta(days=3), START + timedelta(days=5), who)
     assert pivot[who[0]].column("activity").sum() > 0
 
 
@@ -372,13 +380,7 @@ def test_both_readers_hear_a_band_off_the_wrist_from_its_worn_flag(
     off = START + timedelta(days=9, hours=10)
     _band_reports(mldb, rid, off, off + HOUR, worn=False)
     _band_reports(mldb, rid, off + HOUR, off + 2 * HOUR, worn=True)
-    since, until = START + timedelta(days=9), START + timedelta(days=10)
-    rows = read_rollups(mldb, since, until, who)
-    rooms = load_room_kinds(mldb, who)
-    pivot = read_hourly(mldb, since, until, who, TZ)
-    for r in who:
-        pure = hourly_features(r, rows[r], rooms, since, until, TZ)
-        assert np.allclose(pure.values, pivot[r].values, equal_nan=True)
+    pivot = both_readers(mldb, START + timedelta(days=9), START + timedelta(days=10), who)
     m = pivot[rid]
     i = m.index_of(off)
     assert m.column("band_reports")[i] == 30 and m.column("off_wrist")[i] == 1.0
