@@ -57,6 +57,10 @@ def test_compare_counts_recall_precision_delay_and_false_alerts_per_resident_day
     assert table.models["missed_wakeup"].false_alerts == 0
     text = table.render()
     assert "rules+models" in text and "prolonged_inactivity" in text and "30 resident-days" in text
+    # timely recall (within 2 h): the rule's 4 h detection does not count, the model's 2 h does
+    assert pi_rules.timely_recall == 0.0 and pi_both.timely_recall == 1.0
+    assert table.models["prolonged_inactivity"].timely == 2
+    assert "<= 2 h" in text
 
 
 def test_truth_file_round_trip_and_malformed_lines(tmp_path: Path) -> None:
