@@ -6,15 +6,22 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from carecircle.ml.evaluation.compare import compare, rules_alone
 from carecircle.ml.evaluation.records import AlertRecord, Period, TruthIncident
-from carecircle.ml.features.hourly import COL, HourlyMatrix, band_heard, hourly_features
+from carecircle.ml.features.hourly import (
+    COL,
+    FEATURES,
+    HourlyMatrix,
+    band_heard,
+    hourly_features,
+)
 from carecircle.ml.features.rows import RollupRow
-from carecircle.ml.gate import AWAY_AFTER, GATE, BandState, band_state, judge
+from carecircle.ml.gate import AWAY_AFTER, GATE, BandState, RoutineGate, band_state, judge
 from carecircle.ml.models.routine import (
     RoutineModel,
     away_hours,
@@ -22,7 +29,8 @@ from carecircle.ml.models.routine import (
     quiet_runs,
     wears_band,
 )
-from carecircle.platform.alerts.repository import Conn
+from carecircle.ml.registry.store import ModelRegistry
+from carecircle.platform.alerts.repository import AlertDraft, Conn
 from tests.ml.test_models import START, TZ, matrix, person, quiet
 
 INACT, WAKE = "prolonged_inactivity", "missed_wakeup"
@@ -359,3 +367,46 @@ def test_own_quiet_runs_end_with_a_step_a_band_off_the_wrist_or_the_bed_mat() ->
     bed = v.copy()
     bed[24 + 13, COL["in_bed"]] = 0.4  # on the bed 13:20–13:45: the mat changed twice
     assert list(runs(bed)[24 + 10 : 24 + 17]) == [0, 1, 2, 3, 0, 0, 1]
+
+
+def test_the_gate_reads_own_devices_only_from_the_rules_draft(
+    db: Conn, tmp_path: Path, housemate_napper: RoutineModel
+) -> None:
+    """``RoutineGate.review`` (PostgreSQL, a registry on disk): the draft's
+    ``explanation.own_devices_only`` picks the own devices' table."""
+    rid = f"r-{uuid.uuid4().hex[:8]}"
+    model = dataclasses.replace(housemate_napper, resident_id=rid)
+    registry = ModelRegistry(tmp_path)
+    record = registry.save(
+        db,
+        owner=rid,
+        resident_id=None,  # no row in residents: the gate looks models up by owner
+        model="routine",
+        obj=model,
+        params=model.parameters(),
+        data_since=START,
+        data_until=START + timedelta(days=28),
+        features=list(FEATURES),
+        metrics={},
+        seed=1,
+    )
+    registry.promote(db, record.id, at=local(29, 0), actor="test")
+    gate = RoutineGate(registry, TZ)
+    now, last_step = local(30, 16, 0), local(30, 13, 50)
+
+    def draft(own: bool) -> AlertDraft:
+        return AlertDraft(
+            subject=rid,
+            site_id="hh",
+            kind=INACT,
+            severity="high",
+            detector="rule:prolonged_inactivity",
+            at=now,
+            resident_id=rid,
+            explanation={"own_devices_only": own},
+        )
+
+    v = gate.review(db, draft(True), last_step, now)
+    assert v.withhold and v.explanation["own_devices"] is True
+    assert v.explanation["model"] == record.detector
+    assert not gate.review(db, draft(False), last_step, now).withhold
