@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -63,11 +63,13 @@ def _local(now: datetime, tz: tzinfo) -> tuple[int, int]:
 
 def _whole_hours(episode_start: datetime, now: datetime) -> int:
     """Whole clock hours from the first full hour of the silence to the start of the
-    current hour (13:40 → 16:41 is 2: 14:00–16:00), as the hourly history counts them."""
-    first = episode_start.replace(minute=0, second=0, microsecond=0)
-    if first < episode_start:
+    current hour (13:40 → 16:41 is 2: 14:00–16:00), as the hourly history counts them
+    (its rows are UTC hours)."""
+    start = episode_start.astimezone(UTC)
+    first = start.replace(minute=0, second=0, microsecond=0)
+    if first < start:
         first += timedelta(hours=1)
-    last = now.replace(minute=0, second=0, microsecond=0)
+    last = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     return max(0, int((last - first).total_seconds() // 3600))
 
 
