@@ -7,7 +7,7 @@ import ctypes.util
 import logging
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -37,7 +37,7 @@ class _MallInfo2(ctypes.Structure):
     ]
 
 
-def _load_mallinfo2() -> ctypes._CFuncPtr | None:
+def _load_mallinfo2() -> Callable[[], _MallInfo2] | None:
     """glibc's ``mallinfo2`` or None (musl, macOS, older glibc)."""
     name = ctypes.util.find_library("c")
     if not name:
@@ -48,7 +48,8 @@ def _load_mallinfo2() -> ctypes._CFuncPtr | None:
         return None
     fn.restype = _MallInfo2
     fn.argtypes = []
-    return fn  # type: ignore[no-any-return]
+    mallinfo2: Callable[[], _MallInfo2] = fn
+    return mallinfo2
 
 
 class HeapCollector(Collector):
