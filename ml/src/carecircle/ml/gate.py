@@ -1,19 +1,23 @@
 """The routine models as a gate on the rules' inactivity and missed wake-up alerts.
 
-A fixed rule raises ``prolonged_inactivity`` after 3 h of silence by day and
-``missed_wakeup`` when nobody is up by 09:30.  For a person who routinely sleeps until
-ten, or sits still for hours every afternoon, or is out every morning, those alerts
-are false.  :func:`judge` (pure) says, from the resident's active routine model and
-their band, whether what the rule found is normal for this person *now*:
+A fixed rule raises ``prolonged_inactivity`` after 3 h of silence by day.  For a
+person who sits still for hours every afternoon, or is out every morning, those
+alerts are false.  :func:`judge` (pure) says, from the resident's active routine
+model and their band, whether what the rule found is normal for this person *now*:
 
-* **away** — the resident wears a band and it has sent nothing at all (neither its
-  step counter, sent every 2 minutes while worn, nor its worn flag, sent with the
-  battery every 2 minutes while in range of the home receiver, worn or not) for
-  :data:`AWAY_AFTER`: they are out, not silent at home;
-* **inactivity** — a silence this long (in hours) at this hour happened on at least
-  :data:`USUAL_SHARE` of the person's days (the routine model's quiet-run shares);
-* **missed wake-up** — on at least :data:`USUAL_SHARE` of the person's days of this
-  type they were not yet up at this hour.
+* **away** (both kinds) — the resident wears a band and it has sent nothing at all
+  (neither its step counter, sent every 2 minutes while worn, nor its worn flag, sent
+  with the battery every 2 minutes while in range of the home receiver, worn or not)
+  for :data:`AWAY_AFTER`: they are out, not silent at home;
+* **routine** (inactivity only) — a silence this long (in hours) at this hour happened
+  on at least :data:`USUAL_SHARE` of the person's days.  A finding the rule judged on
+  the resident's own devices (``own_devices_only``: a band wearer with housemates) is
+  compared with the quiet history of those devices (``RoutineModel.quiet_own``),
+  any other with the home's (``RoutineModel.quiet``).
+
+A ``missed_wakeup`` finding gets the away check only: the rule itself judges against
+the resident's own learned wake-up window (docs/alerts.md, *Missed wake-up: a window
+per resident*), so a second, laxer "usual" bar here only withheld real ones (session 5).
 
 Then the finding is withheld (recorded with this explanation in ``alert_withheld``);
 the rule asks again at its next check, and once the silence is no longer usual the
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -57,6 +61,18 @@ def _local(now: datetime, tz: tzinfo) -> tuple[int, int]:
     return (1 if local.weekday() >= 5 else 0), local.hour
 
 
+def _whole_hours(episode_start: datetime, now: datetime) -> int:
+    """Whole clock hours from the first full hour of the silence to the start of the
+    current hour (13:40 → 16:41 is 2: 14:00–16:00), as the hourly history counts them
+    (its rows are UTC hours)."""
+    start = episode_start.astimezone(UTC)
+    first = start.replace(minute=0, second=0, microsecond=0)
+    if first < start:
+        first += timedelta(hours=1)
+    last = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return max(0, int((last - first).total_seconds() // 3600))
+
+
 def judge(
     kind: str,
     model: RoutineModel | None,
@@ -65,10 +81,14 @@ def judge(
     tz: tzinfo,
     band: BandState,
     *,
+    own_devices: bool = False,
     usual_share: float = USUAL_SHARE,
     model_ref: str = "",
 ) -> Verdict:
-    """Pure: withhold the rule's ``kind`` finding for this resident at ``now``, or not."""
+    """Pure: withhold the rule's ``kind`` finding for this resident at ``now``, or not.
+
+    ``own_devices``: the rule judged the finding on the resident's own devices only
+    (its draft's ``explanation.own_devices_only``)."""
     if kind not in GATED_KINDS:
         return PASS
     if band.has_band and (band.last_heard is None or now - band.last_heard > AWAY_AFTER):
@@ -79,36 +99,39 @@ def judge(
             reason="away: the band has been out of range of the home receiver",
             explanation={"check": "away", "band_last_heard": heard},
         )
+    if kind != AlertKind.PROLONGED_INACTIVITY.value:
+        return PASS  # missed_wakeup: the rule's own learned window decides
     if model is None or model.learning:
         return PASS
     wk, hour = _local(now, tz)
     base = {"model": model_ref, "weekend": bool(wk), "hour": hour, "usual_share": usual_share}
-    if kind == AlertKind.PROLONGED_INACTIVITY.value:
+    if own_devices:
+        table = getattr(model, "quiet_own", None)
+        if table is None:
+            return PASS  # a model without the own devices' history: the rule decides
+        k = min(_whole_hours(episode_start, now), QMAX)
+        share = float(table[wk, hour, k])
+        where = "on their own devices (band, bed)"
+    else:
         quiet_h = max(0.0, (now - episode_start).total_seconds() / 3600)
         k = min(int(quiet_h), QMAX)
         share = float(model.quiet[wk, hour, k])
-        if share >= usual_share:
-            return Verdict(
-                withhold=True,
-                gate=GATE,
-                reason=(
-                    f"usual for this person: quiet at home for {k} h or more at "
-                    f"{hour:02d}:00 on {100 * share:.0f}% of days"
-                ),
-                explanation={**base, "check": "routine", "quiet_hours": k, "share": share},
-            )
-        return PASS
-    hist = model.wake[wk]
-    total = float(hist.sum())
-    share = float(hist[hour:].sum()) / total if total > 0 else 0.0
+        where = "at home"
     if share >= usual_share:
         return Verdict(
             withhold=True,
             gate=GATE,
             reason=(
-                f"usual for this person: not up yet at {hour:02d}:00 on {100 * share:.0f}% of days"
+                f"usual for this person: quiet {where} for {k} h or more at "
+                f"{hour:02d}:00 on {100 * share:.0f}% of days"
             ),
-            explanation={**base, "check": "wake_up", "share": share},
+            explanation={
+                **base,
+                "check": "routine",
+                "quiet_hours": k,
+                "share": share,
+                "own_devices": own_devices,
+            },
         )
     return PASS
 
@@ -155,6 +178,7 @@ class RoutineGate:
             now,
             self.tz,
             band_state(conn, rid),
+            own_devices=bool(draft.explanation.get("own_devices_only")),
             model_ref=record.detector if record is not None else "",
         )
 

@@ -164,6 +164,55 @@ def quiet_runs(m: HourlyMatrix) -> np.ndarray:
     return runs
 
 
+def own_quiet_runs(m: HourlyMatrix) -> np.ndarray:
+    """For every hour, how many whole hours (capped at QMAX) the resident's *own*
+    devices had seen nothing of them by the hour's start (h:00).
+
+    What the rule judges a band wearer with housemates on (docs/alerts.md,
+    *Housemates*): their band's steps and their bed mat, not the shared sensors a
+    housemate keeps busy.  An own-quiet hour: the band heard (:func:`band_heard`) and
+    never off the wrist (``off_wrist`` 0; the rule's silence restarts when a band is
+    put back on), no steps, and the bed mat unchanged (not fractional, the same as the
+    hour before).  Anything else ends the run.  Indexed by the hour the run is looked
+    at from, so a nap 14:00–16:30 counts 2 at 16:00 (hours 14 and 15) and 0 at 17:00.
+    """
+    heard = band_heard(m)
+    off = np.nan_to_num(m.column("off_wrist"), nan=0.0)
+    steps = np.nan_to_num(m.column("steps"), nan=0.0)
+    bed = m.column("in_bed")
+    runs = np.zeros(m.hours, dtype=np.int64)
+    k = 0
+    for i in range(m.hours):
+        runs[i] = min(k, QMAX)  # the run by this hour's start
+        b, prev = bed[i], bed[i - 1] if i > 0 else bed[i]
+        bed_moved = not math.isnan(b) and (0.0 < b < 1.0 or (not math.isnan(prev) and b != prev))
+        if heard[i] and off[i] <= 0 and steps[i] <= 0 and not bed_moved:
+            k += 1
+        else:
+            k = 0
+    return runs
+
+
+def own_quiet_shares(m: HourlyMatrix) -> FloatArray:
+    """Per (day type, hour h): the share of the resident's days on which their own
+    devices had seen nothing of them for at least k whole hours by h:00 (k = 0…QMAX;
+    :func:`own_quiet_runs`), over the hours with data; shrunk towards the resident's
+    all-days pattern like the home's table (no population prior: the priors are the
+    home's)."""
+    seen = m.column("rows") > 0
+    idx = np.nonzero(seen)[0]
+    runs = own_quiet_runs(m)[idx]
+    wk, hr = m.weekend[idx], m.local_hour[idx]
+    ns = np.zeros((2, 24, 1))
+    q = np.zeros((2, 24, QMAX + 1))
+    np.add.at(ns, (wk, hr), 1.0)
+    at_least = (np.arange(QMAX + 1)[None, :] <= runs[:, None]).astype(np.float64)
+    np.add.at(q, (wk, hr), at_least)
+    q_all, n_all = q.sum(axis=0), ns.sum(axis=0)
+    base_all = (q_all + EPS_BETA * 1.0) / (n_all + EPS_BETA)
+    return np.asarray((q + W_DAYTYPE * base_all[None]) / (ns + W_DAYTYPE), dtype=np.float64)
+
+
 def cell_moments(m: HourlyMatrix) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Per (day type, hour): sums and squared sums of the activity channels, hours seen,
     and how many of those hours ended a quiet run of >= k hours."""
@@ -206,6 +255,11 @@ class RoutineModel:
     thresholds: Thresholds = field(default_factory=Thresholds)
     #: wears a band (from the training history); ``None`` in models saved before it
     wearer: bool | None = None
+    #: (2, 24, QMAX + 1): P(own devices quiet for >= k whole hours by h:00)
+    #: (:func:`own_quiet_shares`); ``None`` for a non-wearer, and absent from models
+    #: saved before session 5's gate change (the gate then has no opinion on a finding
+    #: judged on the resident's own devices)
+    quiet_own: FloatArray | None = None
 
     # ---- training ---------------------------------------------------------------
     @classmethod
@@ -239,6 +293,7 @@ class RoutineModel:
         )
         var = np.maximum(second - mean**2, mean)
         q = shrink(quiet, ns, prior.quiet if prior else None, 1.0)
+        wearer = wears_band(m)
         summary = daily_summary(m)
         ok = summary.complete
         wake = _wake_hist(summary.first_activity_hour[ok], summary.weekend[ok])
@@ -256,7 +311,8 @@ class RoutineModel:
             wake=wake,
             trained_until=m.start + m.hours * HOUR,
             thresholds=thresholds or Thresholds(),
-            wearer=wears_band(m),
+            wearer=wearer,
+            quiet_own=own_quiet_shares(m) if wearer else None,
         )
 
     @property
@@ -279,6 +335,7 @@ class RoutineModel:
             "wake": self.wake,
             "trained_until": self.trained_until.isoformat(),
             "wearer": getattr(self, "wearer", None),
+            "quiet_own": getattr(self, "quiet_own", None),
         }
 
     # ---- evaluation ---------------------------------------------------------------
