@@ -7,6 +7,12 @@ With ``--db`` (an admin URL) the bench creates a scratch database, migrates it, 
 the synthetic rollups into ``rollup_1h`` with COPY, runs the real ``train()`` from the
 store (registry files + ml_models rows + promotion) and ``score_hour()`` for every
 resident, then drops the database.  Results are printed as JSON.
+
+``--band-statuses`` also stores what a band sends beside its readings since session 5
+reads it: a battery status with the ``worn`` flag every 2 minutes (off the wrist
+20:00–21:00 local, charging) for every resident whose rows hold a heart rate, in
+``events`` — 720 rows per band per day, which ``train()`` and ``score_hour()`` now
+aggregate (features ``band_reports`` / ``off_wrist``).
 """
 
 from __future__ import annotations
@@ -100,14 +106,29 @@ def _shared(device_id: str) -> bool:
     return "-pir-" in device_id or device_id.endswith("-door")
 
 
-def with_db(admin_url: str, residents: int, days: int, seed: int) -> dict[str, object]:
+#: A band's battery status with its worn flag every 2 minutes (generated in PostgreSQL).
+BAND_STATUSES = """
+INSERT INTO events (time, received_at, msg_id, gateway_id, device_id, resident_id, site_id,
+                    kind, code, value, attrs)
+SELECT t, t, gen_random_uuid(), d.gateway_id, d.id, d.resident_id, d.site_id,
+       'status', 'battery', 80,
+       jsonb_build_object('worn', extract(hour FROM t AT TIME ZONE %(tz)s) <> 20)
+FROM devices d
+CROSS JOIN generate_series(%(since)s::timestamptz, %(until)s::timestamptz, '2 minutes') AS t
+WHERE d.id IN (SELECT DISTINCT device_id FROM rollup_1h WHERE code = 'heart_rate')
+"""
+
+
+def with_db(
+    admin_url: str, residents: int, days: int, seed: int, band_statuses: bool = False
+) -> dict[str, object]:
     name = f"cc_mlbench_{uuid.uuid4().hex[:8]}"
     base = admin_url.rsplit("/", 1)[0]
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = f"{base}/{name}"
     try:
-        return _with_db(url, residents, days, seed)
+        return _with_db(url, residents, days, seed, band_statuses)
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(
@@ -115,7 +136,9 @@ def with_db(admin_url: str, residents: int, days: int, seed: int) -> dict[str, o
             )
 
 
-def _with_db(url: str, residents: int, days: int, seed: int) -> dict[str, object]:
+def _with_db(
+    url: str, residents: int, days: int, seed: int, band_statuses: bool
+) -> dict[str, object]:
     traits = population(residents, seed)
     end = START + timedelta(days=days)
     with connect(url, autocommit=True) as conn:
@@ -181,6 +204,13 @@ def _with_db(url: str, residents: int, days: int, seed: int) -> dict[str, object
             rows_total += len(data.rows)
         conn.execute("CREATE INDEX ON rollup_1h (resident_id, bucket)")
         conn.execute("ANALYZE rollup_1h")
+        events = 0
+        if band_statuses:
+            cur = conn.execute(
+                BAND_STATUSES, {"tz": str(TZ), "since": START, "until": end + timedelta(days=1)}
+            )
+            events = cur.rowcount
+            conn.execute("ANALYZE events")
         load_s = time.perf_counter() - l0
         with tempfile.TemporaryDirectory() as tmp:
             registry = ModelRegistry(Path(tmp))
@@ -201,6 +231,7 @@ def _with_db(url: str, residents: int, days: int, seed: int) -> dict[str, object
         "residents": residents,
         "days": days,
         "rollup_rows": rows_total,
+        "band_status_events": events,
         "load_s": round(load_s, 1),
         "train_s": round(train_s, 1),
         "train_report": report.summary(),
@@ -218,11 +249,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--db", help="admin PostgreSQL URL: also run training from the store")
     ap.add_argument("--skip-pure", action="store_true", help="only the store path")
+    ap.add_argument(
+        "--band-statuses",
+        action="store_true",
+        help="store path: also a band's worn-flag status every 2 min in events (session 5)",
+    )
     args = ap.parse_args()
     if not args.skip_pure:
         print(json.dumps(pure(args.residents, args.days, args.seed), indent=2))
     if args.db:
-        print(json.dumps(with_db(args.db, args.residents, args.days, args.seed), indent=2))
+        out = with_db(args.db, args.residents, args.days, args.seed, args.band_statuses)
+        print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
