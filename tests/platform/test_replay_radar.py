@@ -31,9 +31,7 @@ def test_a_bathroom_fall_seen_only_by_the_radar_raises_a_fall_alert(
     # no band and no SOS button: the radar is the only device that can tell of the fall
     pop = pop.model_copy(
         update={
-            "devices": [
-                d for d in pop.devices if d.binding.type not in ("wearable", "sos_button")
-            ]
+            "devices": [d for d in pop.devices if d.binding.type not in ("wearable", "sos_button")]
         }
     )
     assert any(d.binding.type == "radar_fall_sensor" for d in pop.devices)

@@ -44,9 +44,7 @@ BED = DeviceType("bed_sensor", DeviceFamily.BED_SENSOR, Power.MAINS, "SleepMat M
 #: mmWave radar fall sensor on a ceiling or wall (zigbee2mqtt: ``fall_status``,
 #: ``occupancy``).  Mains powered (a radar draws power continuously), so it reports no
 #: ``battery``; it checks in every 15 min like the mains gas detector.
-RADAR = DeviceType(
-    "radar_fall_sensor", DeviceFamily.ZIGBEE2MQTT, Power.MAINS, "HEIMAN HS2FD", 1200
-)
+RADAR = DeviceType("radar_fall_sensor", DeviceFamily.ZIGBEE2MQTT, Power.MAINS, "HEIMAN HS2FD", 1200)
 #: Probability that the radar raises ``fall_alarm`` for a fall in its own room.  An
 #: ASSUMPTION, not a measured fact (see docs/simulator.md "Radar fall sensor").
 RADAR_FALL_DETECTION = 0.9

@@ -678,9 +678,9 @@ class SiteSim:
                 for seg in segs:
                     if self._pir_code(rid, seg.room) != dev.room_code:
                         continue
-                    lo, hi = max(0, seg.start), min(DAY_S, seg.end)
-                    if lo < hi:
-                        spans.append((lo, hi))
+                    s_lo, s_hi = max(0, seg.start), min(DAY_S, seg.end)
+                    if s_lo < s_hi:
+                        spans.append((s_lo, s_hi))
             occupied: list[tuple[float, float]] = []
             for lo, hi in sorted(spans):
                 a = lo + (r.uniform(1, 4) if lo > 0 else 0.0)

@@ -279,7 +279,9 @@ def _household(b: _Builder, index: int, village: PlaceSpec) -> None:
             b.device(gw, f"{person.id}-band", catalog.BAND, b.mac(r), site, None, person.id)
     share = b.params.radar_bathroom_share
     if share > 0 and b.r("radar", index).random() < share:
-        b.device(gw, f"{site}-radar-bath", catalog.RADAR, name + "bathroom_radar", site, f"{site}-bath")
+        b.device(
+            gw, f"{site}-radar-bath", catalog.RADAR, name + "bathroom_radar", site, f"{site}-bath"
+        )
 
 
 FACILITY_ROOMS = (
