@@ -101,7 +101,7 @@ def _in_the_bathroom(pop: Provisioning) -> int:
     s = sim.site_for(rid, None, None)
     plans, _ = s.plans(s.ctx(0))
     for seg in plans[rid]:
-        if seg.room == "bath" and seg.end - seg.start >= 600 and 5 * HOUR_S < seg.start:
+        if seg.room == "bath" and seg.end - seg.start >= 600 and seg.start > 5 * HOUR_S:
             return sim.first_day_ms + (seg.start + 10) * 1000
     raise AssertionError("no bathroom visit of 10 min yesterday")
 
