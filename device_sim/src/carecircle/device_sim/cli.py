@@ -101,16 +101,30 @@ def sim() -> None:
 @click.option("--day-care", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--nursing-homes", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--seed", type=int, default=None, help="master seed [CARECIRCLE_SEED, 1]")
+@click.option(
+    "--radar-bathroom-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="share of households with a radar fall sensor (HEIMAN HS2FD) in the bathroom",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @pass_cli
 def population_cmd(
-    cli: CliContext, households: int, day_care: int, nursing_homes: int, seed: int | None, out: Path
+    cli: CliContext,
+    households: int,
+    day_care: int,
+    nursing_homes: int,
+    seed: int | None,
+    radar_bathroom_share: float,
+    out: Path,
 ) -> None:
     """Write a reproducible population as a provisioning document (population.json)."""
     from carecircle.device_sim.population.generate import PopulationParams, generate_population
 
     s = _settings(cli, seed=seed)
-    pop = generate_population(PopulationParams(households, day_care, nursing_homes, s.seed))
+    params = PopulationParams(households, day_care, nursing_homes, s.seed, radar_bathroom_share)
+    pop = generate_population(params)
     out.write_text(pop.model_dump_json(indent=1) + "\n", encoding="utf-8")
     click.echo(
         f"wrote {out}: {len(pop.sites)} sites, {len(pop.residents)} residents, "

@@ -41,10 +41,17 @@ SOS_TUYA = DeviceType(
 SOS_HEIMAN = DeviceType("sos_button", DeviceFamily.ZIGBEE2MQTT, Power.BATTERY, "HEIMAN HS1EB", 7200)
 BAND = DeviceType("wearable", DeviceFamily.WEARABLE, Power.BATTERY, "CareBand B2", 1800)
 BED = DeviceType("bed_sensor", DeviceFamily.BED_SENSOR, Power.MAINS, "SleepMat M1", 300)
+#: mmWave radar fall sensor on a ceiling or wall (zigbee2mqtt: ``fall_status``,
+#: ``occupancy``).  Mains powered (a radar draws power continuously), so it reports no
+#: ``battery``; it checks in every 15 min like the mains gas detector.
+RADAR = DeviceType("radar_fall_sensor", DeviceFamily.ZIGBEE2MQTT, Power.MAINS, "HEIMAN HS2FD", 1200)
+#: Probability that the radar raises ``fall_alarm`` for a fall in its own room.  An
+#: ASSUMPTION, not a measured fact (see docs/simulator.md "Radar fall sensor").
+RADAR_FALL_DETECTION = 0.9
 
 BY_MODEL = {
     t.model: t
-    for t in (MOTION, DOOR, CLIMATE, SMOKE, GAS, CO, LEAK, SOS_TUYA, SOS_HEIMAN, BAND, BED)
+    for t in (MOTION, DOOR, CLIMATE, SMOKE, GAS, CO, LEAK, SOS_TUYA, SOS_HEIMAN, BAND, BED, RADAR)
 }
 ZIGBEE_ALARM_FIELD = {
     "smoke_detector": "smoke",

@@ -46,6 +46,9 @@ CLIMATE_S = 600
 #: How long after a device falls silent its bridge publishes ``offline``.
 Z2M_AVAILABILITY_S = {"mains": 600, "battery": 7200}
 BAND_AWAY_OFFLINE_S = 300
+RADAR_TYPE = "radar_fall_sensor"
+#: A mains radar's regular state report (its offline timeout is 1200 s, catalog.RADAR).
+RADAR_CHECKIN_S = 900
 
 
 @dataclass
@@ -224,6 +227,17 @@ class SiteSim:
         msgs = out.msgs
         if self.world.config.imperfect:
             msgs = self._imperfect(msgs, rng(self.seed, "imperfect", self.m.id, d))
+        # Radars draw from their own random streams: a home with one renders every other
+        # device exactly as the same home without it.
+        radar_out = Emitter(down)
+        self._radars(c, plans, active, radar_out)
+        if radar_out.msgs:
+            radar_msgs = radar_out.msgs
+            if self.world.config.imperfect:
+                radar_msgs = self._imperfect(
+                    radar_msgs, rng(self.seed, "imperfect-radar", self.m.id, d)
+                )
+            msgs.extend(radar_msgs)
         msgs.extend(self.state.carry)
         msgs.sort(key=lambda m: m[0])
         cut = bisect.bisect_left([m[0] for m in msgs], day_end)
@@ -303,10 +317,12 @@ class SiteSim:
             if inc.kind == "device_offline" and inc.device_id:
                 down.setdefault(inc.device_id, []).append((inc.start_ms, inc.end_ms))
         if self.world.config.imperfect:
+            radar_r = rng(self.seed, "radar-links", self.m.id, c.d)
             for dev in self.m.devices:
-                if r.random() < 0.04:  # a dropped zigbee/BLE link for a while, no notice
-                    lo = c.day0 + int(r.uniform(0, DAY_S)) * 1000
-                    down.setdefault(dev.id, []).append((lo, lo + r.randint(300, 2400) * 1000))
+                dr = radar_r if dev.type == RADAR_TYPE else r
+                if dr.random() < 0.04:  # a dropped zigbee/BLE link for a while, no notice
+                    lo = c.day0 + int(dr.uniform(0, DAY_S)) * 1000
+                    down.setdefault(dev.id, []).append((lo, lo + dr.randint(300, 2400) * 1000))
         return down
 
     # -- motion ---------------------------------------------------------------------------
@@ -643,6 +659,59 @@ class SiteSim:
                     action = "emergency" if "TuYa" in dev.model else "single"
                     t = (press - c.day0) / 1000
                     out.dev(dev, press, self._z2m(c, dev, t, action=action))
+
+    # -- radar fall sensors ----------------------------------------------------------------
+    def _radars(
+        self, c: DayCtx, plans: dict[str, list[Seg]], active: list[Incident], out: Emitter
+    ) -> None:
+        """HEIMAN HS2FD-style radars: ``occupancy`` while someone is in the room (it
+        holds presence 20-60 s after they leave), ``fall_status`` ``fall_alarm`` from a
+        fall it detected (``_radar`` in the fall's detail) until the person is helped up
+        or gets up, else ``normal``; a state message on every change and every ~15 min."""
+        radars = self.m.devices_of(RADAR_TYPE)
+        if not radars:
+            return
+        r = rng(self.seed, "radar-render", self.m.id, c.d)
+        for dev in radars:
+            spans: list[tuple[float, float]] = []
+            for rid, segs in plans.items():
+                for seg in segs:
+                    if self._pir_code(rid, seg.room) != dev.room_code:
+                        continue
+                    s_lo, s_hi = max(0, seg.start), min(DAY_S, seg.end)
+                    if s_lo < s_hi:
+                        spans.append((s_lo, s_hi))
+            occupied: list[tuple[float, float]] = []
+            for lo, hi in sorted(spans):
+                a = lo + (r.uniform(1, 4) if lo > 0 else 0.0)
+                b = hi + (r.uniform(20, 60) if hi < DAY_S else 0.0)
+                if occupied and a <= occupied[-1][1]:
+                    occupied[-1] = (occupied[-1][0], max(occupied[-1][1], b))
+                else:
+                    occupied.append((a, b))
+            alarms: list[tuple[float, float]] = []
+            for inc in active:
+                at_ms = inc.detail.get("_radar_fall_ms")
+                if inc.detail.get("_radar") != dev.id or not isinstance(at_ms, int):
+                    continue
+                end_s = self._rel(c, inc.end_ms) + r.uniform(5, 30)
+                alarms.append(((at_ms - c.day0) / 1000, end_s))
+            changes = [t for span in (*occupied, *alarms) for t in span if 0 < t < DAY_S]
+            times = set(changes)
+            t = dev.phase_s % RADAR_CHECKIN_S
+            while t < DAY_S:
+                times.add(t)
+                t += RADAR_CHECKIN_S * r.uniform(0.95, 1.05)
+            for t in sorted(times):
+                fall = any(lo <= t < hi for lo, hi in alarms)
+                occ = fall or any(lo <= t < hi for lo, hi in occupied)
+                out.dev(
+                    dev,
+                    c.day0 + int(t * 1000),
+                    self._z2m(
+                        c, dev, t, fall_status="fall_alarm" if fall else "normal", occupancy=occ
+                    ),
+                )
 
     # -- wearable -------------------------------------------------------------------------
     def _bands(

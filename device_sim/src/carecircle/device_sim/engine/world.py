@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from carecircle.common.contract.config import DeviceFamily, Power
 from carecircle.common.contract.provisioning import Provisioning, ResidentSpec, SiteSpec
-from carecircle.device_sim.devices.catalog import HA_BATTERY, HA_ENTITIES
+from carecircle.device_sim.devices.catalog import HA_BATTERY, HA_ENTITIES, RADAR_FALL_DETECTION
 from carecircle.device_sim.devices.formats import HaEntity, TopicBases, ha_entities
 from carecircle.device_sim.incidents.model import DEFAULT_RATES
 from carecircle.device_sim.routines.persona import Persona, persona_for
@@ -23,6 +23,9 @@ class SimConfig:
     rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_RATES))
     #: Missed PIR triggers, duplicates, delays, link drops.  Off only for unit tests.
     imperfect: bool = True
+    #: Probability that a radar fall sensor detects a fall in its own room (an
+    #: assumption, docs/simulator.md "Radar fall sensor").
+    radar_fall_detection: float = RADAR_FALL_DETECTION
 
 
 @dataclass

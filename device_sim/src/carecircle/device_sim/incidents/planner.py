@@ -33,6 +33,21 @@ ZIGBEE_SITE_DEVICE = {
 }
 
 
+RADAR_TYPE = "radar_fall_sensor"
+
+
+def radar_detects(
+    r: random.Random, radars: list[tuple[str, str | None]], fall_room: str, p: float
+) -> str | None:
+    """The id of the radar (id, room code) that raises ``fall_alarm`` for a fall in
+    ``fall_room``, or ``None``: only a radar in the fall's own room can see it, and it
+    does with probability ``p``."""
+    for dev_id, room in radars:
+        if room == fall_room and r.random() < p:
+            return dev_id
+    return None
+
+
 class Unplaceable(ValueError):
     """The incident cannot happen here now (resident away, no such device, …)."""
 
@@ -142,6 +157,7 @@ class Builder:
             if sos and not self._press(detail, rid, band, start + r.uniform(30, 300)):
                 detail["sos_pressed"] = False
             detail["helper_arrives"] = self.household and alone
+            self._radar(detail, iid, seg.room, start)
         elif kind == "sos":
             if at_s is None:
                 picked = _pick_time(r, segs, f.wake + 600, f.bed, ("active", "busy", "still"))
@@ -298,6 +314,20 @@ class Builder:
             return True
         return False
 
+    def _radar(self, detail: dict[str, Any], iid: str, room: str, start: int) -> None:
+        """Whether the site's radar fall sensor saw the fall (only sites with a radar get
+        ``detected_by_radar``; its draw has its own random stream)."""
+        radars = [d for d in self.sim.m.devices if d.type == RADAR_TYPE]
+        if not radars:
+            return
+        r = rng(self.sim.seed, "radar-fall", iid)
+        p = self.sim.world.config.radar_fall_detection
+        dev = radar_detects(r, [(d.id, d.room_code) for d in radars], room, p)
+        detail["detected_by_radar"] = dev is not None
+        if dev is not None:
+            detail["_radar"] = dev
+            detail["_radar_fall_ms"] = self.ms(start + r.uniform(5, 30))
+
     # -- site and device incidents --------------------------------------------------------
     def _site(
         self, kind: str, iid: str, at_s: int | None, dur: int | None, device_id: str | None
@@ -342,7 +372,9 @@ class Builder:
                 window, (lo, hi) = (11.0, 14.0), (4 * 3600, 7 * 3600)
                 detail = {"cause": "heat_wave", "outdoor_mean": round(c.mean, 1)}
         elif kind == "device_offline":
-            dev = dev or r.choice(m.devices)
+            # radars are left out of the draw so that equipping a home with one does not
+            # change which of its other devices go offline
+            dev = dev or r.choice([d for d in m.devices if d.type != RADAR_TYPE])
             window, (lo, hi) = (0.0, 23.9), (3 * 3600, 20 * 3600)
             detail = {"type": dev.type, "native_id": dev.native_id}
         elif kind == "low_battery":

@@ -55,6 +55,10 @@ class PopulationParams:
     day_care: int = 0
     nursing_homes: int = 0
     seed: int = 1
+    #: Share of households (0..1) equipped with a radar fall sensor in the bathroom.
+    #: Drawn from its own random stream, so 0 leaves every other draw (and the file)
+    #: exactly as before.
+    radar_bathroom_share: float = 0.0
 
 
 @dataclass
@@ -273,6 +277,11 @@ def _household(b: _Builder, index: int, village: PlaceSpec) -> None:
     for person in people:
         if r.random() < 0.9:
             b.device(gw, f"{person.id}-band", catalog.BAND, b.mac(r), site, None, person.id)
+    share = b.params.radar_bathroom_share
+    if share > 0 and b.r("radar", index).random() < share:
+        b.device(
+            gw, f"{site}-radar-bath", catalog.RADAR, name + "bathroom_radar", site, f"{site}-bath"
+        )
 
 
 FACILITY_ROOMS = (
@@ -548,6 +557,8 @@ def generate_population(params: PopulationParams) -> Provisioning:
     """Build the whole population for ``params``; the same params give the same document."""
     if params.households < 0 or params.day_care < 0 or params.nursing_homes < 0:
         raise ValueError("counts of households, day-care centres and nursing homes must be >= 0")
+    if not 0.0 <= params.radar_bathroom_share <= 1.0:
+        raise ValueError("radar_bathroom_share must be within 0..1")
     b = _Builder(params)
     townships, villages = _places(b)
     for i in range(params.households):
