@@ -180,15 +180,18 @@ def test_a_bathroom_fall_seen_only_by_the_radar_opens_a_fall_alert(
     sup, env = radar_pipeline
     _wait_for(
         "first device data stored",
-        lambda: _query(radar_db, "SELECT count(*) FROM readings"),
+        lambda: _query(
+            radar_db, "SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM events)"
+        ),
         60,
     )
     fall = _scenario(sup, env, "fall", "--resident", "r-000001")
     assert fall["kind"] == "fall"
     detail = fall["detail"]
     assert isinstance(detail, dict) and detail["room_code"] == "bath", detail
-    if not detail["detected_by_radar"]:  # p = 0.9: the radar missed this one
-        pytest.skip("the radar missed this fall (detection probability 0.9)")
+    # p = 0.9, drawn from the radar's own seeded stream: the first fall of this world is
+    # detected; if a change to the simulator moves that draw, pick another seed
+    assert detail["detected_by_radar"], "the seeded radar draw missed this fall"
     event = _wait_for(
         "the radar's fall event stored",
         lambda: _query(
