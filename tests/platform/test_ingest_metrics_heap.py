@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import sys
 
 import pytest
@@ -22,11 +23,17 @@ def page(metrics: IngestMetrics) -> dict[str, float]:
 
 def test_python_blocks_rise_with_kept_objects_and_fall_when_freed() -> None:
     metrics = IngestMetrics()
-    before = page(metrics)["cc_process_python_blocks"]
-    kept = [[i] for i in range(100_000)]  # 100k small lists, each a block of its own
-    during = page(metrics)["cc_process_python_blocks"]
-    del kept
-    after = page(metrics)["cc_process_python_blocks"]
+    # earlier tests' cyclic garbage would be freed by a collection the 100k lists trigger
+    gc.collect()
+    gc.disable()
+    try:
+        before = page(metrics)["cc_process_python_blocks"]
+        kept = [[i] for i in range(100_000)]  # 100k small lists, each a block of its own
+        during = page(metrics)["cc_process_python_blocks"]
+        del kept
+        after = page(metrics)["cc_process_python_blocks"]
+    finally:
+        gc.enable()
     assert during - before >= 100_000
     assert during - after >= 100_000
 
