@@ -10,9 +10,6 @@ Incidents are injected with ``carecircle sim scenario``, as the demo does.
 
 from __future__ import annotations
 
-import json
-import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,11 +19,9 @@ import psycopg
 import pytest
 
 from carecircle.device_sim.population.generate import PopulationParams, generate_population
-from carecircle.platform.demo.supervisor import ProcessSpec, Supervisor
+from carecircle.platform.demo.supervisor import Supervisor
+from tests.e2e.pipeline_support import SITE, migrated, scenario, start_household, wait_for
 
-CARECIRCLE = str(Path(sys.executable).parent / "carecircle")
-SITE = "hh-000001"
-GATEWAY = "gw-hh-000001"
 RESIDENT = "r-000001"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -40,31 +35,10 @@ def _this_morning() -> datetime:
     return start if start <= now else start - timedelta(days=1)
 
 
-def _wait_for(
-    what: str,
-    check: Callable[[], object],
-    timeout_s: float,
-    explain: Callable[[], object] = lambda: "",
-) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not within {timeout_s:.0f} s; {explain()}")
-
-
 @pytest.fixture(scope="module")
 def pipeline_db(fresh_database: Callable[[], str]) -> str:
     """A database of its own: the simulator's ids (hh-000001, r-000001) are fixed."""
-    from carecircle.platform.store import connect, migrate
-    from carecircle.platform.store.timeseries import Retention
-
-    url = fresh_database()
-    with connect(url, autocommit=True) as conn:
-        migrate(conn, now=datetime.now(UTC), retention=Retention.days(90, 730))
-    return url
+    return migrated(fresh_database())
 
 
 @pytest.fixture
@@ -74,80 +48,29 @@ def pipeline(
     population = tmp_path / "population.json"
     doc = generate_population(PopulationParams(1, 0, 0, 4))
     population.write_text(doc.model_dump_json(), encoding="utf-8")
-    bases = {f: f"{topic_root}/site/{{gw}}/{f}" for f in ("zigbee2mqtt", "careband", "bedsensor")}
-    bases["homeassistant"] = f"{topic_root}/site/{{gw}}/homeassistant"
-    env = {
-        "CARECIRCLE_DATABASE_URL": pipeline_db,
-        "CARECIRCLE_MQTT_URL": mqtt_url,
-        "CARECIRCLE_TOPIC_ROOT": topic_root,
-        "CARECIRCLE_DEMO_MODE": "true",  # password-less test servers
-    }
     sup = Supervisor(tmp_path / "logs", grace_s=5)
     try:
-        sup.run_oneshot(
-            ProcessSpec(
-                "provision",
-                [CARECIRCLE, "platform", "provision", "--file", str(population)],
-                env=env,
-                oneshot=True,
-            ),
-            timeout_s=60,
-        )
-        gw_env = {
-            **env,
-            "CARECIRCLE_GATEWAY_ID": GATEWAY,
-            "CARECIRCLE_SITE_ID": SITE,
-            "CARECIRCLE_LOCAL_MQTT_URL": mqtt_url,
-            "CARECIRCLE_QUEUE_PATH": str(tmp_path / "gw.sqlite3"),
-            "CARECIRCLE_QUEUE_SYNCHRONOUS": "NORMAL",
-            **{
-                f"CARECIRCLE_{f.upper()}_BASE": b.replace("{gw}", GATEWAY) for f, b in bases.items()
-            },
-        }
-        sup.start(ProcessSpec("ingest", [CARECIRCLE, "platform", "ingest"], env=env))
-        sup.start(ProcessSpec("dispatcher", [CARECIRCLE, "platform", "dispatcher"], env=env))
-        sup.start(ProcessSpec("gateway", [CARECIRCLE, "gateway", "run"], env=gw_env))
-        sim_args = [f"--{f}-base={b}" for f, b in bases.items()]
-        sup.start(
-            ProcessSpec(
-                "sim",
-                [
-                    CARECIRCLE,
-                    "sim",
-                    "run",
-                    "--population",
-                    str(population),
-                    "--local-mqtt-url",
-                    mqtt_url,
-                    "--incident-scale",
-                    "0",  # only the incidents this test injects
-                    # a morning, when the household is up and its sensors speak within
-                    # seconds (at real evening time a lone resident can be silent for
-                    # minutes, and the test would depend on the hour it runs at)
-                    "--start",
-                    _this_morning().isoformat(),
-                    *sim_args,
-                ],
-                env=env,
-            )
+        env = start_household(
+            sup,
+            tmp_path,
+            population,
+            pipeline_db,
+            mqtt_url,
+            topic_root,
+            [
+                "--incident-scale",
+                "0",  # only the incidents this test injects
+                # a morning, when the household is up and its sensors speak within
+                # seconds (at real evening time a lone resident can be silent for
+                # minutes, and the test would depend on the hour it runs at)
+                "--start",
+                _this_morning().isoformat(),
+            ],
+            dispatcher=True,
         )
         yield sup, env, tmp_path
     finally:
         sup.close()
-
-
-def _scenario(sup: Supervisor, env: dict[str, str], name: str, *args: str) -> dict[str, object]:
-    out = sup.run_oneshot(
-        ProcessSpec(
-            name,
-            [CARECIRCLE, "sim", "scenario", *args, "--local-mqtt-url", env["CARECIRCLE_MQTT_URL"]],
-            env=env,
-            oneshot=True,
-        ),
-        timeout_s=60,
-    )
-    incident: dict[str, object] = json.loads(out[-1])
-    return incident
 
 
 def _alert(url: str, kind: str, **where: str) -> tuple[int, str | None, str] | None:
@@ -168,35 +91,35 @@ def test_injected_incidents_open_alerts_and_dispatch_offers_a_task(
     # first depends on the seeded household's morning (a resident still in the chair
     # trips no sensor for minutes); every device announces itself (availability,
     # battery: status rows), so wait for stored rows of any kind.
-    _wait_for(
+    wait_for(
         "first device data stored",
         lambda: _count(pipeline_db, "readings") + _count(pipeline_db, "events"),
         60,
     )
-    smoke = _scenario(sup, env, "smoke", "smoke", "--site", SITE)
+    smoke = scenario(sup, env, "smoke", "smoke", "--site", SITE)
     assert smoke["site_id"] == SITE
-    got = _wait_for(
+    got = wait_for(
         "smoke alert",
         lambda: _alert(pipeline_db, "smoke", site_id=SITE),
         60,
         lambda: _codes(pipeline_db),
     )
     assert isinstance(got, tuple)
-    fall = _scenario(sup, env, "fall", "fall", "--resident", RESIDENT)
+    fall = scenario(sup, env, "fall", "fall", "--resident", RESIDENT)
     assert fall["kind"] == "fall" and fall["resident_id"] == RESIDENT
 
-    fall_alert = _wait_for(
+    fall_alert = wait_for(
         "fall alert", lambda: _alert(pipeline_db, "fall", resident_id=RESIDENT), 60
     )
     assert isinstance(fall_alert, tuple) and fall_alert[2] == SITE
 
-    leak = _scenario(sup, env, "leak", "water_leak", "--site", SITE)
+    leak = scenario(sup, env, "leak", "water_leak", "--site", SITE)
     assert leak["device_id"] == f"{SITE}-leak-bath"
-    _wait_for("leak alert", lambda: _alert(pipeline_db, "water_leak", site_id=SITE), 60)
+    wait_for("leak alert", lambda: _alert(pipeline_db, "water_leak", site_id=SITE), 60)
 
     # The dispatcher (LISTEN cc_alert) offers the fall to a responder.
     alert_id = fall_alert[0]
-    task = _wait_for(
+    task = wait_for(
         "a task offered for the fall",
         lambda: _query(pipeline_db, "SELECT responder_id FROM tasks WHERE alert_id = %s", alert_id),
         60,
@@ -209,7 +132,7 @@ def test_absence_checks_with_a_moved_clock_see_the_silence(
 ) -> None:
     from carecircle.platform.alerts.jobs import run_absence_checks
 
-    _wait_for(
+    wait_for(
         "devices seen",
         lambda: _query(
             pipeline_db,

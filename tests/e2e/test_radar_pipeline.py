@@ -11,11 +11,8 @@ in the bathroom.
 
 from __future__ import annotations
 
-import json
-import sys
-import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -27,24 +24,12 @@ from carecircle.device_sim.engine.stream import Simulation
 from carecircle.device_sim.engine.world import SimConfig, build_world
 from carecircle.device_sim.population.generate import PopulationParams, generate_population
 from carecircle.device_sim.simtime import HOUR_S, iso_utc
-from carecircle.platform.demo.supervisor import ProcessSpec, Supervisor
+from carecircle.platform.demo.supervisor import Supervisor
+from tests.e2e.pipeline_support import SITE, migrated, scenario, start_household, wait_for
 
-CARECIRCLE = str(Path(sys.executable).parent / "carecircle")
 SEED = 4471
-SITE = "hh-000001"
-GATEWAY = "gw-hh-000001"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-
-
-def _wait_for(what: str, check: Callable[[], object], timeout_s: float) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
 
 
 def _query(url: str, sql: str, *params: object) -> object:
@@ -53,29 +38,9 @@ def _query(url: str, sql: str, *params: object) -> object:
     return None if row is None else row[0]
 
 
-def _scenario(sup: Supervisor, env: dict[str, str], *args: str) -> dict[str, object]:
-    out = sup.run_oneshot(
-        ProcessSpec(
-            "scenario",
-            [CARECIRCLE, "sim", "scenario", *args, "--local-mqtt-url", env["CARECIRCLE_MQTT_URL"]],
-            env=env,
-            oneshot=True,
-        ),
-        timeout_s=60,
-    )
-    incident: dict[str, object] = json.loads(out[-1])
-    return incident
-
-
 @pytest.fixture
 def radar_db(fresh_database: Callable[[], str]) -> str:
-    from carecircle.platform.store import connect, migrate
-    from carecircle.platform.store.timeseries import Retention
-
-    url = fresh_database()
-    with connect(url, autocommit=True) as conn:
-        migrate(conn, now=datetime.now(UTC), retention=Retention.days(90, 730))
-    return url
+    return migrated(fresh_database())
 
 
 def _population() -> Provisioning:
@@ -114,60 +79,16 @@ def radar_pipeline(
     start_ms = _in_the_bathroom(pop)
     population = tmp_path / "population.json"
     population.write_text(pop.model_dump_json(), encoding="utf-8")
-    bases = {f: f"{topic_root}/site/{{gw}}/{f}" for f in ("zigbee2mqtt", "careband", "bedsensor")}
-    bases["homeassistant"] = f"{topic_root}/site/{{gw}}/homeassistant"
-    env = {
-        "CARECIRCLE_DATABASE_URL": radar_db,
-        "CARECIRCLE_MQTT_URL": mqtt_url,
-        "CARECIRCLE_TOPIC_ROOT": topic_root,
-        "CARECIRCLE_DEMO_MODE": "true",
-    }
     sup = Supervisor(tmp_path / "logs", grace_s=5)
     try:
-        sup.run_oneshot(
-            ProcessSpec(
-                "provision",
-                [CARECIRCLE, "platform", "provision", "--file", str(population)],
-                env=env,
-                oneshot=True,
-            ),
-            timeout_s=60,
-        )
-        gw_env = {
-            **env,
-            "CARECIRCLE_GATEWAY_ID": GATEWAY,
-            "CARECIRCLE_SITE_ID": SITE,
-            "CARECIRCLE_LOCAL_MQTT_URL": mqtt_url,
-            "CARECIRCLE_QUEUE_PATH": str(tmp_path / "gw.sqlite3"),
-            "CARECIRCLE_QUEUE_SYNCHRONOUS": "NORMAL",
-            **{
-                f"CARECIRCLE_{f.upper()}_BASE": b.replace("{gw}", GATEWAY) for f, b in bases.items()
-            },
-        }
-        sup.start(ProcessSpec("ingest", [CARECIRCLE, "platform", "ingest"], env=env))
-        sup.start(ProcessSpec("gateway", [CARECIRCLE, "gateway", "run"], env=gw_env))
-        sim_args = [f"--{f}-base={b}" for f, b in bases.items()]
-        sup.start(
-            ProcessSpec(
-                "sim",
-                [
-                    CARECIRCLE,
-                    "sim",
-                    "run",
-                    "--population",
-                    str(population),
-                    "--seed",
-                    str(SEED),
-                    "--local-mqtt-url",
-                    mqtt_url,
-                    "--incident-scale",
-                    "0",
-                    "--start",
-                    iso_utc(start_ms),
-                    *sim_args,
-                ],
-                env=env,
-            )
+        env = start_household(
+            sup,
+            tmp_path,
+            population,
+            radar_db,
+            mqtt_url,
+            topic_root,
+            ["--seed", str(SEED), "--incident-scale", "0", "--start", iso_utc(start_ms)],
         )
         yield sup, env
     finally:
@@ -178,21 +99,21 @@ def test_a_bathroom_fall_seen_only_by_the_radar_opens_a_fall_alert(
     radar_pipeline: tuple[Supervisor, dict[str, str]], radar_db: str
 ) -> None:
     sup, env = radar_pipeline
-    _wait_for(
+    wait_for(
         "first device data stored",
         lambda: _query(
             radar_db, "SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM events)"
         ),
         60,
     )
-    fall = _scenario(sup, env, "fall", "--resident", "r-000001")
+    fall = scenario(sup, env, "fall", "fall", "--resident", "r-000001")
     assert fall["kind"] == "fall"
     detail = fall["detail"]
     assert isinstance(detail, dict) and detail["room_code"] == "bath", detail
     # p = 0.9, drawn from the radar's own seeded stream: the first fall of this world is
     # detected; if a change to the simulator moves that draw, pick another seed
     assert detail["detected_by_radar"], "the seeded radar draw missed this fall"
-    event = _wait_for(
+    event = wait_for(
         "the radar's fall event stored",
         lambda: _query(
             radar_db,
@@ -202,7 +123,7 @@ def test_a_bathroom_fall_seen_only_by_the_radar_opens_a_fall_alert(
         90,
     )
     assert event
-    alert = _wait_for(
+    alert = wait_for(
         "fall alert",
         lambda: _query(radar_db, "SELECT site_id FROM alerts WHERE kind = 'fall'"),
         60,
