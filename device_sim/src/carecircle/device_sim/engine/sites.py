@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from carecircle.device_sim.devices import formats
-from carecircle.device_sim.devices.catalog import ZIGBEE_ALARM_FIELD
+from carecircle.device_sim.devices.catalog import RADAR, ZIGBEE_ALARM_FIELD
 from carecircle.device_sim.engine.world import SimDevice, SiteModel, World, outdoor, outdoor_at
 from carecircle.device_sim.incidents.model import Incident
 from carecircle.device_sim.routines.persona import Persona
@@ -46,7 +46,7 @@ CLIMATE_S = 600
 #: How long after a device falls silent its bridge publishes ``offline``.
 Z2M_AVAILABILITY_S = {"mains": 600, "battery": 7200}
 BAND_AWAY_OFFLINE_S = 300
-RADAR_TYPE = "radar_fall_sensor"
+RADAR_TYPE = RADAR.type
 #: A mains radar's regular state report (its offline timeout is 1200 s, catalog.RADAR).
 RADAR_CHECKIN_S = 900
 

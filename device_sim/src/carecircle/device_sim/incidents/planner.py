@@ -12,6 +12,7 @@ import math
 import random
 from typing import TYPE_CHECKING, Any
 
+from carecircle.device_sim.devices.catalog import RADAR
 from carecircle.device_sim.incidents.model import (
     BENIGN_KINDS,
     DEVICE_KINDS,
@@ -33,7 +34,7 @@ ZIGBEE_SITE_DEVICE = {
 }
 
 
-RADAR_TYPE = "radar_fall_sensor"
+RADAR_TYPE = RADAR.type
 
 
 def radar_detects(
@@ -317,7 +318,7 @@ class Builder:
     def _radar(self, detail: dict[str, Any], iid: str, room: str, start: int) -> None:
         """Whether the site's radar fall sensor saw the fall (only sites with a radar get
         ``detected_by_radar``; its draw has its own random stream)."""
-        radars = [d for d in self.sim.m.devices if d.type == RADAR_TYPE]
+        radars = self.sim.m.devices_of(RADAR_TYPE)
         if not radars:
             return
         r = rng(self.sim.seed, "radar-fall", iid)
