@@ -172,7 +172,9 @@ def run(
                     key: round(slope_per_min(heap_points(window, w, key)), 3) for key in HEAP_GAUGES
                 },
                 "heap_first_last": {
-                    key: (window[0]["heap"][w][key], window[-1]["heap"][w][key]) if window else None
+                    key: (window[0]["heap"][w][key], window[-1]["heap"][w][key])
+                    if window
+                    else (None, None)
                     for key in HEAP_GAUGES
                 },
                 "queue_depth_max": max(

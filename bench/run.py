@@ -256,9 +256,7 @@ def ingest_memory_section(cfg: BenchConfig) -> dict[str, Any]:
         )
         out[f"worker_{w}_heap"] = ", ".join(
             f"{key} {first} -> {last} ({r['heap_slopes_per_min'][key]:+} /min)"
-            for key, (first, last) in (
-                (k, v or (None, None)) for k, v in r["heap_first_last"].items()
-            )
+            for key, (first, last) in r["heap_first_last"].items()
         )
     return out
 
