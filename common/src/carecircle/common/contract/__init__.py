@@ -3,6 +3,7 @@
 from carecircle.common.contract.config import (
     MOTION_TYPES,
     PRESENCE_TYPES,
+    SOS_TYPES,
     DeviceBinding,
     DeviceFamily,
     GatewayConfig,
@@ -49,6 +50,7 @@ __all__ = [
     "MOTION_TYPES",
     "PRESENCE_TYPES",
     "SCHEMA_VERSION",
+    "SOS_TYPES",
     "VOCABULARY",
     "Batch",
     "Category",

@@ -22,6 +22,8 @@ PRESENCE_TYPES = frozenset({"presence_sensor", "bathroom_presence_sensor", "rada
 #: Device types whose activations mean "someone moved here" (``motion`` /
 #: ``bathroom_presence`` readings).
 MOTION_TYPES = frozenset({"motion_sensor"}) | PRESENCE_TYPES
+#: Device types whose every button action means "help" (an ``sos`` event).
+SOS_TYPES = frozenset({"sos_button", "panic_button", "emergency_button", "sos"})
 
 
 class Power(StrEnum):

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from carecircle.common.contract import Code, DeviceBinding, DeviceFamily, Kind
+from carecircle.common.contract import SOS_TYPES, Code, DeviceBinding, DeviceFamily, Kind
 from carecircle.gateway.adapters.base import (
     AdapterResult,
     AttrValue,
@@ -38,8 +38,7 @@ ALARM_FIELDS = {
     "carbon_monoxide": Code.CARBON_MONOXIDE,
     "gas": Code.GAS,
 }
-#: Device types whose every button action means "help".
-SOS_TYPES = frozenset({"sos_button", "panic_button", "emergency_button", "sos"})
+#: Device types whose every button action means "help": ``SOS_TYPES`` (the contract's).
 SOS_ACTIONS = frozenset({"emergency", "sos", "panic"})
 VIBRATION_ACTIONS = frozenset({"vibration", "tilt", "drop"})
 #: Sub-topics that are commands *to* devices, not reports from them.
