@@ -99,7 +99,7 @@ def test_partner_with_a_band_hides_her_inactivity_and_wakeup() -> None:
     for kind in (K.PROLONGED_INACTIVITY, K.MISSED_WAKEUP):
         status, why, fix = detection(her, kind)
         assert status is N
-        assert "lives with 1 other resident" in why and "no band of her own" in why
+        assert "lives with 1 other resident" in why and "no band of their own" in why
         assert fix is not None and "band" in fix
         assert detection(him, kind)[0] is W  # judged on his own band
     # her vitals: nobody measures them; his band does

@@ -16,8 +16,9 @@ import click
 from carecircle.common.cli import CliContext, pass_cli
 from carecircle.common.clock import utcnow
 from carecircle.common.errors import ConfigError
-from carecircle.platform.alerts import service
+from carecircle.platform.alerts import coverage, service
 from carecircle.platform.alerts.config import Scope
+from carecircle.platform.alerts.coverage_store import MonitoringReport, monitoring_report
 from carecircle.platform.alerts.jobs import run_absence_checks
 from carecircle.platform.settings import PlatformSettings
 from carecircle.platform.store import connect
@@ -191,3 +192,107 @@ def list_cmd(
             f"{r['id']:>7}  {r['opened_at']:%Y-%m-%d %H:%M:%S}  {r['status']:<12} "
             f"{r['severity']:<8} {r['kind']:<22} {r['subject']}  {r['message']}"
         )
+
+
+#: Column heads of the coverage table, in the order of ``coverage.KINDS``.
+_COVERAGE_HEADS = {
+    "sos": "sos",
+    "fall": "fall",
+    "smoke": "smoke",
+    "gas": "gas",
+    "carbon_monoxide": "co",
+    "water_leak": "leak",
+    "tachycardia": "tachy",
+    "bradycardia": "brady",
+    "low_spo2": "spo2",
+    "fever": "fever",
+    "cold_room": "cold",
+    "heat": "heat",
+    "prolonged_inactivity": "inact",
+    "missed_wakeup": "wake",
+    "night_wandering": "night",
+    "bed_exit_not_returned": "bedx",
+}
+_MARKS = {"watched": "+", "partial": "~", "not_watched": "X", "off": "."}
+
+
+def coverage_lines(report: MonitoringReport, *, gaps: bool = True) -> list[str]:
+    """The monitoring-coverage report as text: a table (one row per resident, one
+    column per detection), the gaps with why and fix, and the summary per township and
+    site (residents not watched / partly watched per kind)."""
+    heads = [_COVERAGE_HEADS[k.value] for k in coverage.KINDS]
+    width = max([len(r.resident_id) for r in report.residents] + [8])
+    swidth = max([len(r.site_id) for r in report.residents] + [4])
+    out = [
+        f"monitoring coverage at {report.at.isoformat()}: {len(report.residents)} residents",
+        "  + watched   ~ partial   X not watched   . rule off",
+        f"{'resident':<{width}}  {'site':<{swidth}}  " + " ".join(f"{h:>5}" for h in heads),
+    ]
+    for r in report.residents:
+        marks = " ".join(f"{_MARKS[d.status.value]:>5}" for d in r.detections)
+        out.append(f"{r.resident_id:<{width}}  {r.site_id:<{swidth}}  {marks}")
+    if gaps:
+        out.append("gaps:")
+        for r in report.residents:
+            found = r.gaps()
+            if found:
+                out.append(f"  {r.resident_id} ({r.site_id}, housemates {r.housemates}):")
+            for d in found:
+                fix = f" -> fix: {d.fix}" if d.fix else ""
+                mark = _MARKS[d.status.value]
+                out.append(f"    {mark} {_COVERAGE_HEADS[d.kind.value]:<5} {d.why}{fix}")
+    out.append("summary (residents not watched X / partly watched ~, per kind):")
+    for g in report.summary:
+        kinds = [
+            f"{_COVERAGE_HEADS[k]} {g.not_watched.get(k, 0)}X/{g.partial.get(k, 0)}~"
+            for k in _COVERAGE_HEADS
+            if g.not_watched.get(k) or g.partial.get(k)
+        ]
+        out.append(
+            f"  {g.level:<8} {g.id:<{swidth}} {g.residents:>4} residents  " + " ".join(kinds)
+        )
+    return out
+
+
+@alerts_cli.command("coverage")
+@click.option("--site", "sites", multiple=True, help="only these sites (repeatable)")
+@click.option("--at", "at_time", help="judge device health at this time (RFC 3339); default now")
+@click.option("--no-gaps", is_flag=True, help="only the table and the summary")
+@click.option("--json", "as_json", is_flag=True, help="the full report as JSON")
+@db_option
+@pass_cli
+def coverage_cmd(
+    cli: CliContext,
+    sites: tuple[str, ...],
+    at_time: str | None,
+    no_gaps: bool,
+    as_json: bool,
+    database_url: str | None,
+) -> None:
+    """Which detections each resident's devices can support, and the gaps to fix."""
+    s = _settings(cli, database_url)
+    now = utcnow()
+    if at_time:
+        try:
+            now = datetime.fromisoformat(at_time)
+        except ValueError as err:
+            raise click.BadParameter(f"{at_time!r} is not an RFC 3339 time") from err
+        if now.tzinfo is None:
+            raise ConfigError("--at needs a UTC offset")
+    with connect(s.database_url, timeout_s=s.db_connect_timeout_s, autocommit=True) as conn:
+        if sites:
+            known = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM sites WHERE id = ANY(%s)", (list(sites),)
+                ).fetchall()
+            }
+            missing = sorted(set(sites) - known)
+            if missing:
+                raise click.BadParameter(f"no such site: {', '.join(missing)}", param_hint="--site")
+        report = monitoring_report(conn, now, site_ids=list(sites) or None)
+    if as_json:
+        _echo(report.as_dict())
+        return
+    for line in coverage_lines(report, gaps=not no_gaps):
+        click.echo(line)

@@ -117,11 +117,11 @@ TYPE_CODES: Final[dict[str, frozenset[Code]]] = {
     "temperature_humidity_sensor": frozenset({Code.ROOM_TEMPERATURE, Code.HUMIDITY}),
 }
 _BATHROOMS: Final = frozenset({"bathroom", "toilet"})
-_HAZARDS: Final[dict[AlertKind, tuple[Code, str]]] = {
-    K.SMOKE: (Code.SMOKE, "a smoke detector"),
-    K.GAS: (Code.GAS, "a gas detector (where the home has a gas supply)"),
-    K.CARBON_MONOXIDE: (Code.CARBON_MONOXIDE, "a CO detector"),
-    K.WATER_LEAK: (Code.WATER_LEAK, "a water leak sensor"),
+_HAZARDS: Final[dict[AlertKind, tuple[Code, str, str]]] = {
+    K.SMOKE: (Code.SMOKE, "smoke detector", "a smoke detector"),
+    K.GAS: (Code.GAS, "gas detector", "a gas detector (where the home has a gas supply)"),
+    K.CARBON_MONOXIDE: (Code.CARBON_MONOXIDE, "CO detector", "a CO detector"),
+    K.WATER_LEAK: (Code.WATER_LEAK, "water leak sensor", "a water leak sensor"),
 }
 
 
@@ -297,7 +297,7 @@ def _sos(v: _View, rule: _Rule) -> _Verdict:
         return _Verdict(Watch.WATCHED, f"SOS: {_labels(src)}", devices=_ids(src))
     return _Verdict(
         Watch.NOT_WATCHED,
-        "no SOS button of hers or shared in the home, and no band",
+        "no SOS button of the resident's or shared in the home, and no band",
         "an SOS button (or a band, which has one)",
     )
 
@@ -317,22 +317,22 @@ def _fall(v: _View, rule: _Rule) -> _Verdict:
     if bands:
         return _Verdict(
             Watch.PARTIAL,
-            f"band fall alarm only ({BAND_FALL_SENSITIVITY} of falls; the rest only if she "
-            "presses SOS)",
+            f"band fall alarm only ({BAND_FALL_SENSITIVITY} of falls; the rest only by an "
+            "SOS press)",
             "a radar fall sensor (HS2FD) in the bathroom",
             _ids(bands),
         )
     if radars:
         return _Verdict(
             Watch.PARTIAL,
-            f"radar fall sensor in {where} only; a fall elsewhere only if she presses SOS",
+            f"radar fall sensor in {where} only; a fall elsewhere only if SOS is pressed",
             "a band (fall alarm)",
             _ids(radars),
         )
     if sos:
         return _Verdict(
             Watch.NOT_WATCHED,
-            "no fall detector: only an SOS press, if she can make one",
+            "no fall detector: only an SOS press, if the resident can make one",
             "a band (fall alarm) or a radar fall sensor (HS2FD) in the bathroom",
             _ids(sos),
         )
@@ -344,13 +344,13 @@ def _fall(v: _View, rule: _Rule) -> _Verdict:
 
 
 def _hazard(kind: AlertKind) -> Any:
-    code, device = _HAZARDS[kind]
+    code, noun, device = _HAZARDS[kind]
 
     def judge(v: _View, rule: _Rule) -> _Verdict:
         src = [d for d in v.site if code in d.codes()]
         if src:
             return _Verdict(Watch.WATCHED, f"{_labels(src)} in the home", devices=_ids(src))
-        return _Verdict(Watch.NOT_WATCHED, f"no {code.value} detector in the home", device)
+        return _Verdict(Watch.NOT_WATCHED, f"no {noun} in the home", device)
 
     return judge
 
@@ -358,24 +358,26 @@ def _hazard(kind: AlertKind) -> Any:
 def _heart(v: _View, rule: _Rule) -> _Verdict:
     bands = [d for d in v.mine(Code.HEART_RATE) if d.is_band]
     if bands:
-        return _Verdict(Watch.WATCHED, "heart rate from her band", devices=_ids(bands))
+        return _Verdict(Watch.WATCHED, "heart rate from the resident's band", devices=_ids(bands))
     beds = v.mine(Code.HEART_RATE)
     if beds:
         return _Verdict(
             Watch.PARTIAL,
-            "heart rate from her bed mat only: while she is in bed",
+            "heart rate from the resident's bed mat only: while in bed",
             "a band",
             _ids(beds),
         )
-    return _Verdict(Watch.NOT_WATCHED, "no band or bed mat of hers measures heart rate", "a band")
+    return _Verdict(
+        Watch.NOT_WATCHED, "no band or bed mat of the resident's measures heart rate", "a band"
+    )
 
 
 def _band_signal(code: Code, what: str) -> Any:
     def judge(v: _View, rule: _Rule) -> _Verdict:
         src = v.mine(code)
         if src:
-            return _Verdict(Watch.WATCHED, f"{what} from her band", devices=_ids(src))
-        return _Verdict(Watch.NOT_WATCHED, f"no band of hers measures {what}", "a band")
+            return _Verdict(Watch.WATCHED, f"{what} from the resident's band", devices=_ids(src))
+        return _Verdict(Watch.NOT_WATCHED, f"no band of the resident's measures {what}", "a band")
 
     return judge
 
@@ -387,11 +389,11 @@ def _fever(v: _View, rule: _Rule) -> _Verdict:
         why = (
             "body temperature"
             if body
-            else "band skin temperature against her own median of the last day (needs a day "
+            else "band skin temperature against the wearer's own median of the last day (needs a day "
             "of wear)"
         )
         return _Verdict(Watch.WATCHED, why, devices=_ids([*body, *skin]))
-    return _Verdict(Watch.NOT_WATCHED, "no band of hers measures temperature", "a band")
+    return _Verdict(Watch.NOT_WATCHED, "no band of the resident's measures temperature", "a band")
 
 
 def _climate(v: _View, rule: _Rule) -> _Verdict:
@@ -400,8 +402,8 @@ def _climate(v: _View, rule: _Rule) -> _Verdict:
         return _Verdict(Watch.WATCHED, f"room temperature: {_labels(src)}", devices=_ids(src))
     return _Verdict(
         Watch.NOT_WATCHED,
-        "no room temperature sensor in her home or room",
-        "a temperature sensor in her bedroom or living room",
+        "no room temperature sensor in the home or the resident's room",
+        "a temperature sensor in the bedroom or living room",
     )
 
 
@@ -413,15 +415,15 @@ def _not_apart(v: _View, what: str) -> _Verdict:
     sensors, which see the others too (``ActivitySummary.personal`` is false)."""
     n = v.resident.housemates
     bed = (
-        " (a bed mat alone does not switch the rule to her own devices)"
+        " (a bed mat alone does not switch the checks to own devices)"
         if v.mine(Code.BED_OCCUPANCY)
         else ""
     )
     return _Verdict(
         Watch.NOT_WATCHED,
-        f"lives with {_housemates(n)} and has no band of her own: the shared sensors see "
-        f"them too, so her {what} cannot be seen{bed}",
-        "a band for her (the checks then judge her on her own steps and bed)",
+        f"lives with {_housemates(n)} and has no band of their own: the shared sensors see "
+        f"the others too, so the resident's {what} cannot be seen{bed}",
+        "a band for this resident (the checks then judge them on their own steps and bed)",
     )
 
 
@@ -430,8 +432,8 @@ def _apart(v: _View, what: str) -> _Verdict:
     bands = v.band()
     return _Verdict(
         Watch.WATCHED,
-        f"judged on her own band while it is worn (lives with {_housemates(n)}); with the "
-        f"band off the wrist the shared sensors decide and her {what} is hidden",
+        f"judged on their own band while it is worn (lives with {_housemates(n)}); with the "
+        f"band off the wrist the shared sensors decide and their {what} is hidden",
         devices=_ids([*bands, *v.mine(Code.BED_OCCUPANCY)]),
     )
 
@@ -463,13 +465,13 @@ def _inactivity(v: _View, rule: _Rule) -> _Verdict:
         return _Verdict(
             Watch.PARTIAL,
             f"no motion sensor: only {_labels(others)} (nothing while a band is off the "
-            "wrist or charging; the room of her last activity unknown)",
+            "wrist or charging; the room of the last activity unknown)",
             "motion sensors in the living room and the bathroom",
             _ids(others),
         )
     return _Verdict(
         Watch.NOT_WATCHED,
-        "no motion sensor, band or bed mat counts for her",
+        "no motion sensor, band or bed mat counts for the resident",
         "motion sensors in the living room and the bathroom",
     )
 
@@ -495,7 +497,7 @@ def _wakeup(v: _View, rule: _Rule) -> _Verdict:
     why = (
         "only a bedroom sensor: getting up is seen outside the bedroom"
         if bedroom
-        else "nothing counts as getting up for her"
+        else "nothing counts as getting up for the resident"
     )
     return _Verdict(
         Watch.NOT_WATCHED,
@@ -528,16 +530,16 @@ def _night_door(v: _View, rule: _Rule) -> _Verdict:
 def _bed_exit(v: _View, rule: _Rule) -> _Verdict:
     own = v.mine(Code.BED_OCCUPANCY)
     if own:
-        return _Verdict(Watch.WATCHED, "her bed mat", devices=_ids(own))
+        return _Verdict(Watch.WATCHED, "the resident's own bed mat", devices=_ids(own))
     shared = v.any(Code.BED_OCCUPANCY)
     if shared:
         return _Verdict(
             Watch.PARTIAL,
-            "a bed sensor not bound to her: whoever's bed it is counts",
-            "bind the bed sensor to her (devices.resident_id)",
+            "a bed sensor not bound to the resident: whoever's bed it is counts",
+            "bind the bed sensor to the resident (devices.resident_id)",
             _ids(shared),
         )
-    return _Verdict(Watch.NOT_WATCHED, "no bed sensor", "a bed sensor (mat) bound to her")
+    return _Verdict(Watch.NOT_WATCHED, "no bed sensor", "a bed sensor (mat) bound to the resident")
 
 
 _JUDGES: Final[dict[AlertKind, Any]] = {
@@ -605,7 +607,11 @@ def assess(
             out.append(Detection(kind, Watch.OFF, "stored rule is invalid (the checks skip it)"))
             continue
         if rule is None:
-            out.append(Detection(kind, Watch.OFF, "rule switched off for her", installed=Watch.OFF))
+            out.append(
+                Detection(
+                    kind, Watch.OFF, "rule switched off for this resident", installed=Watch.OFF
+                )
+            )
             continue
         judge = _JUDGES[kind]
         ideal: _Verdict = judge(full, rule)
