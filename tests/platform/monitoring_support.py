@@ -55,7 +55,7 @@ def seed_township(db: psycopg.Connection[Any], p: str, now: datetime) -> dict[st
         ("sos", "sos_button", "liv"),
     ):
         _device(db, f"{p}-{name}", gw, site, type_, f"{p}-{room}")
-    ids["band"] = f"{p}-band"
+    ids["sos"], ids["band"] = f"{p}-sos", f"{p}-band"
     _device(db, ids["band"], gw, site, "wearable", None, resident=ids["him"], family="wearable")
 
     ids["hh2"], ids["solo"] = f"{p}-hh2", f"{p}-solo"

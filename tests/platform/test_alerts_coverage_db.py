@@ -11,13 +11,13 @@ from click.testing import CliRunner
 
 from carecircle.common.cli import cli
 from carecircle.platform.alerts import store
+from carecircle.platform.alerts.config import RuleBook
 from carecircle.platform.alerts.coverage import Watch, counts_for
 from carecircle.platform.alerts.coverage_store import (
     load_devices,
     load_residents,
     monitoring_report,
 )
-from carecircle.platform.alerts.config import RuleBook
 from carecircle.platform.alerts.kinds import AlertKind as K
 from tests.platform.monitoring_support import seed_township
 

@@ -335,6 +335,11 @@ MATRIX: dict[tuple[str, str], Spec | str] = {
         "alert", STAFFISH, role_denied=frozenset({"responder", "family"})
     ),
     ("GET", "/api/v1/coverage"): Spec("self", STAFFISH, role_denied=RULES),
+    # monitoring coverage: the report like /coverage; one resident's like /status
+    ("GET", "/api/v1/monitoring-coverage"): Spec("self", STAFFISH, role_denied=RULES),
+    ("GET", "/api/v1/residents/{resident_id}/monitoring-coverage"): Spec(
+        "resident", STAFFISH | {"family"}, own_denied=403
+    ),
     # alert rules: admins and staff on the sites and residents in their scope
     ("GET", "/api/v1/rules"): Spec("self", STAFFISH, role_denied=RULES),
     ("GET", "/api/v1/rules/sites/{site_id}"): Spec("site", STAFFISH, role_denied=RULES),

@@ -389,8 +389,8 @@ def _fever(v: _View, rule: _Rule) -> _Verdict:
         why = (
             "body temperature"
             if body
-            else "band skin temperature against the wearer's own median of the last day (needs a day "
-            "of wear)"
+            else "band skin temperature against the wearer's own median of the last day "
+            "(needs a day of wear)"
         )
         return _Verdict(Watch.WATCHED, why, devices=_ids([*body, *skin]))
     return _Verdict(Watch.NOT_WATCHED, "no band of the resident's measures temperature", "a band")

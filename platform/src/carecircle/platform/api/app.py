@@ -22,6 +22,7 @@ from carecircle.platform.api.routers import (
     directory,
     fhir,
     live,
+    monitoring,
     residents,
     rules,
     tasks,
@@ -40,7 +41,18 @@ API_PREFIX = "/api/v1"
 
 def api_router() -> APIRouter:
     api = APIRouter(prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
-    for module in (auth, directory, residents, alerts, tasks, coverage, rules, fhir, live):
+    for module in (
+        auth,
+        directory,
+        residents,
+        alerts,
+        tasks,
+        coverage,
+        monitoring,
+        rules,
+        fhir,
+        live,
+    ):
         api.include_router(module.router)
     return api
 

@@ -472,3 +472,49 @@ class RetiredOut(_Out):
     gateways: list[str]
     #: Device-offline / low-battery / gateway-offline alerts cancelled with it.
     alerts_cancelled: list[int]
+
+
+# --- monitoring coverage (which detections the devices can support) ----------------------
+
+WatchStatus = Literal["watched", "partial", "not_watched", "off"]
+
+
+class DetectionOut(_Out):
+    kind: str
+    #: Now: ``watched``, ``partial`` (a known blind spot), ``not_watched`` or ``off``
+    #: (the rule is switched off for the resident).
+    status: WatchStatus
+    #: With every installed device working.
+    installed: WatchStatus
+    why: str
+    #: What would close the gap (install, bind or repair a device); null if nothing.
+    fix: str | None
+    #: Working devices the detection relies on (empty for callers who may not read devices).
+    devices: list[str]
+    #: Devices that would feed it but are offline now (same visibility).
+    offline: list[str]
+
+
+class ResidentMonitoringOut(_Out):
+    resident_id: str
+    site_id: str
+    #: Other residents of the site (the shared sensors see them too).
+    housemates: int
+    detections: list[DetectionOut]
+    #: Device types of the resident's devices that the report does not know.
+    unknown_types: list[str]
+
+
+class MonitoringGroupOut(_Out):
+    level: Literal["site", "township"]
+    id: str
+    residents: int
+    #: Residents each kind leaves not watched / partly watched (kinds with none omitted).
+    not_watched: dict[str, int]
+    partial: dict[str, int]
+
+
+class MonitoringOut(_Out):
+    at: datetime
+    residents: list[ResidentMonitoringOut]
+    summary: list[MonitoringGroupOut]
