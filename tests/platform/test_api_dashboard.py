@@ -107,6 +107,9 @@ def test_language_switch(browser: TestClient, world: Any) -> None:
     zh = browser.get("/board?lang=zh").text
     assert "当前告警" in zh and "紧急呼叫" in zh
     assert "15分钟内有可用响应人员到达的老人" in browser.get("/map").text
+    # the monitoring-gaps panel: the world's residents have a band each, no smoke detector
+    panel = browser.get("/map?lang=en").text.split('id="monitoring"')[1]
+    assert "<td>Smoke</td><td>" in panel and "Monitoring gaps" in browser.get("/map").text
     resident = browser.get(f"/residents/{world['r1']}?lang=en").text
     assert "<polyline" in resident and "Heart rate" in resident
 

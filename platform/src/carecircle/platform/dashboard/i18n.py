@@ -44,6 +44,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "facilities": "Facilities",
         "responders": "Responders on duty",
         "coverage": "Residents an available responder reaches within 15 minutes",
+        "monitoring": "Monitoring gaps",
+        "monitoring_note": "Residents whose devices cannot support a detection, by kind "
+        "(details: carecircle alerts coverage); residents in scope",
+        "not_watched": "Not watched",
+        "partly_watched": "Partly watched",
         "legend_alert": "household with an active alert",
         "presence": "Presence",
         "care_level": "Care level",
@@ -129,6 +134,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "facilities": "服务机构",
         "responders": "在岗响应人员",
         "coverage": "15分钟内有可用响应人员到达的老人",
+        "monitoring": "监测缺口",
+        "monitoring_note": "设备无法支持某项检测的老人人数（按类型；详情见 carecircle alerts "
+        "coverage）；范围内老人",
+        "not_watched": "未监测",
+        "partly_watched": "部分监测",
         "legend_alert": "有告警的住户",
         "presence": "在家状态",
         "care_level": "照护等级",

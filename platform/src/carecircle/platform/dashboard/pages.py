@@ -21,10 +21,13 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from carecircle.common.errors import NotFound
+from carecircle.platform.alerts.coverage import KINDS, Watch
+from carecircle.platform.alerts.coverage_store import MonitoringReport
 from carecircle.platform.api.deps import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, AppState
 from carecircle.platform.api.repo import alerts as alerts_repo
 from carecircle.platform.api.repo import audit, directory, vitals
 from carecircle.platform.api.repo import coverage as coverage_repo
+from carecircle.platform.api.repo import monitoring as monitoring_repo
 from carecircle.platform.auth import scope, users
 from carecircle.platform.auth.policy import Action, Principal, Role, require
 from carecircle.platform.auth.service import LoginRefused, Session
@@ -259,6 +262,17 @@ def board_rows(request: Request) -> Response:
     return _render(request, "board_rows.html", p, pending, **_board_data(_st(request), p))
 
 
+def monitoring_rows(report: MonitoringReport) -> list[tuple[str, int, int]]:
+    """Per detection kind with a gap: (kind, residents not watched, partly watched)."""
+    rows = []
+    for kind in KINDS:
+        found = [r.status(kind) for r in report.residents]
+        missing, partial = found.count(Watch.NOT_WATCHED), found.count(Watch.PARTIAL)
+        if missing or partial:
+            rows.append((kind.value, missing, partial))
+    return rows
+
+
 @router.get("/map")
 def map_page(request: Request) -> Response:
     try:
@@ -275,6 +289,8 @@ def map_page(request: Request) -> Response:
         )
         # the same computation as GET /api/v1/coverage
         cov = coverage_repo.scoped(conn, p, st.dispatch, st.clock.now())
+        # the same computation as GET /api/v1/monitoring-coverage
+        mon = monitoring_repo.scoped(conn, p, st.clock.now())
     alerting = {a["site_id"] for a in active}
     for s in sites:
         kind = "household" if s["kind"] == "household" else "facility"
@@ -299,6 +315,8 @@ def map_page(request: Request) -> Response:
         pending,
         svg=Markup(charts.map_svg(items)),  # noqa: S704 (built from escaped parts)
         coverage=cov,
+        monitoring=monitoring_rows(mon),
+        monitored=len(mon.residents),
         n_households=sum(1 for i in items if i.kind == "household"),
         n_facilities=sum(1 for i in items if i.kind == "facility"),
         n_on_duty=sum(1 for i in items if i.kind == "responder" and i.on_duty),
