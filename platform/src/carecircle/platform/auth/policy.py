@@ -55,7 +55,7 @@ class Action(StrEnum):
     LIVE = "live"  # the live stream of alert changes
     TASK_READ = "task.read"  # dispatch tasks of alerts in scope
     TASK_ACT = "task.act"  # a responder's own tasks: accept, decline, ..., availability
-    COVERAGE_READ = "coverage.read"  # coverage of the 15-minute circle
+    COVERAGE_READ = "coverage.read"  # coverage of the 15-minute circle; monitoring coverage
     RULE_READ = "rule.read"  # effective alert rules
     RULE_WRITE = "rule.write"  # store or delete alert rules
 
