@@ -158,6 +158,11 @@ def test_sos_needs_a_button_or_a_band() -> None:
     # a housemate's band does not help her
     r = one(assess_site([res("r"), res("o")], [*no_button, band("b", "o")], NOW), "r")
     assert detection(r, K.SOS)[0] is N
+    # a housemate's button does, partly: the alert names the housemate
+    button = dev("sos-o", "sos_button", "bedroom", resident="o")
+    r = one(assess_site([res("r"), res("o")], [*no_button, button], NOW), "r")
+    status, why, fix = detection(r, K.SOS)
+    assert status is P and "housemate" in why and fix is not None and "own" in fix
 
 
 def test_home_hazards_need_their_detector_whoever_it_belongs_to() -> None:

@@ -295,6 +295,15 @@ def _sos(v: _View, rule: _Rule) -> _Verdict:
     src = v.any(Code.SOS)
     if src:
         return _Verdict(Watch.WATCHED, f"SOS: {_labels(src)}", devices=_ids(src))
+    theirs = [d for d in v.site if Code.SOS in d.codes() and not d.is_band and d.resident_id]
+    if theirs:
+        return _Verdict(
+            Watch.PARTIAL,
+            f"only a housemate's SOS button ({_labels(theirs)}): a press raises an alert "
+            "that names the housemate",
+            "an SOS button of their own (or a band, which has one)",
+            _ids(theirs),
+        )
     return _Verdict(
         Watch.NOT_WATCHED,
         "no SOS button of the resident's or shared in the home, and no band",
@@ -421,8 +430,8 @@ def _not_apart(v: _View, what: str) -> _Verdict:
     )
     return _Verdict(
         Watch.NOT_WATCHED,
-        f"lives with {_housemates(n)} and has no band of their own: the shared sensors see "
-        f"the others too, so the resident's {what} cannot be seen{bed}",
+        f"lives with {_housemates(n)} and no band of their own is reporting: the shared "
+        f"sensors see the others too, so the resident's {what} cannot be seen{bed}",
         "a band for this resident (the checks then judge them on their own steps and bed)",
     )
 
