@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from carecircle.common.contract import Code, Kind
+from carecircle.common.contract import Code, GatewayConfig, Kind
 from carecircle.gateway.adapters import Bases
 from carecircle.gateway.adapters import zigbee2mqtt as z2m
 from carecircle.gateway.pipeline import Normaliser
 from carecircle.gateway.registry import Registry
 
-from .conftest import T0
+from .conftest import SITE, T0, binding
 
 BASE = "zigbee2mqtt"
 
@@ -57,6 +57,19 @@ def test_last_seen_epoch_ms_and_absent(registry: Registry) -> None:
 def test_presence_sensor_in_bathroom_is_bathroom_presence(registry: Registry) -> None:
     r = adapt(registry, "bathroom_radar", {"occupancy": True, "linkquality": 120})
     assert codes(r)[0] == ("reading", "bathroom_presence", 1.0)
+
+
+def test_radar_fall_sensor_occupancy_is_presence_by_room() -> None:
+    """The simulator's radar (type ``radar_fall_sensor``, as provisioned): its
+    ``occupancy`` in a bathroom is ``bathroom_presence``, elsewhere ``motion``."""
+    devices = [
+        binding("dev-rb", "zigbee2mqtt", "radar_bath", "radar_fall_sensor", room="hh-0001-bath"),
+        binding("dev-rl", "zigbee2mqtt", "radar_liv", "radar_fall_sensor"),
+    ]
+    reg = Registry.from_config(GatewayConfig(gw="gw-0001", site=SITE, version=1, devices=devices))
+    doc = {"fall_status": "normal", "occupancy": True, "linkquality": 150}
+    assert codes(adapt(reg, "radar_bath", doc))[0] == ("reading", "bathroom_presence", 1.0)
+    assert codes(adapt(reg, "radar_liv", doc))[0] == ("reading", "motion", 1.0)
 
 
 def test_contact_true_means_closed(registry: Registry) -> None:

@@ -52,6 +52,13 @@ def test_bathroom_presence_rules() -> None:
     assert not is_bathroom_presence(
         binding("d", "zigbee2mqtt", "n", "presence_sensor", room="hh-1-bathtub-lounge")
     )
+    # the HEIMAN HS2FD radar fall sensor (device_sim catalog.RADAR) is a presence type
+    assert is_bathroom_presence(
+        binding("d", "zigbee2mqtt", "n", "radar_fall_sensor", room="hh-1-bath")
+    )
+    assert not is_bathroom_presence(
+        binding("d", "zigbee2mqtt", "n", "radar_fall_sensor", room="hh-1-living")
+    )
 
 
 def test_silent_sensor_reported_once_and_back_online() -> None:

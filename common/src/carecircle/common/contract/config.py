@@ -17,8 +17,12 @@ class DeviceFamily(StrEnum):
 
 
 #: Device types (``DeviceBinding.type``) that sense a person's presence rather than
-#: movement: a gateway maps them in a bathroom to ``bathroom_presence``.
-PRESENCE_TYPES = frozenset({"presence_sensor", "bathroom_presence_sensor", "radar"})
+#: movement: a gateway maps them in a bathroom to ``bathroom_presence``.  Their
+#: ``occupancy`` is a held state, re-sent while someone is there (a radar fall sensor
+#: every ~15 min), not a trigger: the platform counts only its changes as activity.
+PRESENCE_TYPES = frozenset(
+    {"presence_sensor", "bathroom_presence_sensor", "radar", "radar_fall_sensor"}
+)
 #: Device types whose activations mean "someone moved here" (``motion`` /
 #: ``bathroom_presence`` readings).
 MOTION_TYPES = frozenset({"motion_sensor"}) | PRESENCE_TYPES
