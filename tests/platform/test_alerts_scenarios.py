@@ -43,9 +43,12 @@ DEVICES = {  # device -> (room, code, belongs to the resident)
     "pir-liv": ("liv", Code.MOTION, False),
     "pir-kit": ("kit", Code.MOTION, False),
     "door": ("ent", Code.DOOR, False),
-    "radar": ("bath", Code.FALL, False),
+    "radar": ("bath", Code.FALL, False),  # and its occupancy: Code.BATHROOM_PRESENCE
+    "presence-liv": ("liv", Code.MOTION, False),
     "temp": ("liv", Code.ROOM_TEMPERATURE, False),
 }
+#: ``devices.type`` where it matters (the engine tells presence from PIR motion by it).
+TYPES = {"radar": "radar_fall_sensor", "presence-liv": "presence_sensor"}
 
 
 class Home:
@@ -77,7 +80,7 @@ class Home:
             db.execute(
                 "INSERT INTO devices (id, gateway_id, site_id, room_id, resident_id, family, "
                 "native_id, type, offline_timeout_s) "
-                "VALUES (%s, %s, %s, %s, %s, 'zigbee2mqtt', %s, 'sensor', 3600)",
+                "VALUES (%s, %s, %s, %s, %s, 'zigbee2mqtt', %s, %s, 3600)",
                 (
                     f"{p}-{name}",
                     self.gw,
@@ -85,6 +88,7 @@ class Home:
                     f"{p}-{room}" if room else None,
                     self.res if own else None,
                     name,
+                    TYPES.get(name, "sensor"),
                 ),
             )
 

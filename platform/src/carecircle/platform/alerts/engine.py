@@ -64,6 +64,7 @@ from carecircle.platform.alerts.kinds import (
     IMMEDIATE,
     SEVERITY,
     AlertKind,
+    is_presence,
 )
 from carecircle.platform.alerts.lifecycle import Severity
 from carecircle.platform.alerts.repository import AlertDraft, Conn
@@ -123,11 +124,18 @@ def is_flapping(closures: Sequence[datetime], now: datetime, policy: FlapPolicy)
     return sum(1 for c in closures if c >= since) >= policy.count
 
 
-def is_activation(env: EnvelopeView) -> bool:
-    """Does this activity reading show someone moving?"""
+def is_activation(env: EnvelopeView, *, presence: bool = False) -> bool:
+    """Does this activity reading show someone moving?
+
+    ``presence``: the reading is a presence sensor's held state (``kinds.is_presence``).
+    """
     code, value = env.payload.code, env.payload.value
     if code is Code.BUTTON:
         return True
+    if presence:
+        # a presence sensor re-sends "occupied" while someone is there, also someone
+        # lying on the floor: only its changes are activity (last_change_at, like a bed)
+        return False
     if code is Code.DOOR:
         # opening and closing both need a person, but a contact sensor also re-reports
         # "closed" every ~50 min: a door counts by its changes (last_change_at)
@@ -246,6 +254,12 @@ class AlertEngine:
         rooms = self._lookup(
             "room", {e.room for e in doors if e.room}, lambda ids: store.room_kinds(conn, ids)
         )
+        # device types of the motion sensors: a presence sensor's motion is a state
+        types = self._lookup(
+            "device_type",
+            {e.dev for e in items if e.payload.code is Code.MOTION},
+            lambda ids: store.device_types(conn, ids),
+        )
         site_res = self._lookup(
             "site_residents",
             {e.site for e in doors if not e.res},
@@ -357,7 +371,9 @@ class AlertEngine:
                     e.room,
                     e.ts,
                     e.payload.value,
-                    is_activation(e),
+                    is_activation(
+                        e, presence=is_presence(e.payload.code._value_, types.get(e.dev))
+                    ),
                 )
                 for e in items
                 if e.payload.code in ACTIVITY_CODES and e.kind is not Kind.STATUS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-from carecircle.common.contract import Code
+from carecircle.common.contract import PRESENCE_TYPES, Code
 from carecircle.platform.alerts.lifecycle import Severity
 
 
@@ -96,3 +96,16 @@ TECHNICAL: Final[frozenset[AlertKind]] = frozenset(
 ACTIVITY_CODES: Final[frozenset[Code]] = frozenset(
     {Code.MOTION, Code.DOOR, Code.BED_OCCUPANCY, Code.BATHROOM_PRESENCE, Code.STEPS, Code.BUTTON}
 )
+
+
+def is_presence(code: str, device_type: str | None) -> bool:
+    """Is this activity code of this device a held presence state, not a trigger?
+
+    ``bathroom_presence`` always is (a gateway sends it only for a presence sensor);
+    ``motion`` is when the device's type (``devices.type``) is a presence type
+    (``PRESENCE_TYPES``: a presence sensor or radar outside a bathroom).  A PIR's
+    ``motion`` is a trigger: each ``occupancy: true`` is someone moving.
+    """
+    if code == Code.BATHROOM_PRESENCE.value:
+        return True
+    return code == Code.MOTION.value and device_type in PRESENCE_TYPES

@@ -12,13 +12,14 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from carecircle.common.contract import MOTION_TYPES
+from carecircle.common.contract import MOTION_TYPES, PRESENCE_TYPES
 from carecircle.platform.alerts.config import RuleRow
 from carecircle.platform.alerts.context import ResidentCtx
 from carecircle.platform.alerts.detectors.absence import ActivityEntry, DeviceState, GatewayState
 from carecircle.platform.alerts.detectors.fall import HeldFall, WornReport
 from carecircle.platform.alerts.detectors.threshold import Sample
 from carecircle.platform.alerts.detectors.wakeup import Mark
+from carecircle.platform.alerts.kinds import is_presence
 from carecircle.platform.alerts.repository import Conn
 
 _RESIDENT_COLS = "id, site_id, presence, presence_until, care_level, conditions, care_profile"
@@ -68,6 +69,13 @@ def residents_of_sites(conn: Conn, site_ids: Iterable[str]) -> dict[str, list[st
     ).fetchall():
         out.setdefault(site, []).append(rid)
     return out
+
+
+def device_types(conn: Conn, device_ids: Iterable[str]) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT id, type FROM devices WHERE id = ANY(%s)", (list(device_ids),)
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
 
 
 def room_kinds(conn: Conn, room_ids: Iterable[str]) -> dict[str, str]:
@@ -125,11 +133,16 @@ def upsert_activity(conn: Conn, updates: Sequence[ActivityUpdate]) -> None:
     latest: dict[tuple[str, str], ActivityUpdate] = {}
     active: dict[tuple[str, str], datetime] = {}
     run_start: dict[tuple[str, str], datetime] = {}  # first time of the final equal-value run
+    # keys whose value changed inside the batch: a change even when the batch ends on
+    # the stored value (a bathroom visit in and out within one batch)
+    changed: set[str] = set()
     for u in sorted(updates, key=lambda u: u.at):
         key = (u.device_id, u.code)
         prev = latest.get(key)
         if prev is None or prev.value != u.value:
             run_start[key] = u.at
+            if prev is not None:
+                changed.add(f"{u.device_id}|{u.code}")
         latest[key] = u
         if u.activation:
             active[key] = u.at
@@ -149,7 +162,7 @@ def upsert_activity(conn: Conn, updates: Sequence[ActivityUpdate]) -> None:
         )
         for key, u in sorted(latest.items())
     ]
-    cols = list(zip(*rows, strict=True))
+    cols = [list(c) for c in zip(*rows, strict=True)]
     conn.execute(
         """
         INSERT INTO activity_state AS s (device_id, code, site_id, resident_id, room_id,
@@ -164,13 +177,15 @@ def upsert_activity(conn: Conn, updates: Sequence[ActivityUpdate]) -> None:
             last_active_at = GREATEST(s.last_active_at, EXCLUDED.last_active_at),
             last_change_at = CASE
                 WHEN EXCLUDED.last_value_at > s.last_value_at
-                     AND EXCLUDED.last_value IS DISTINCT FROM s.last_value
+                     AND (EXCLUDED.last_value IS DISTINCT FROM s.last_value
+                          OR (EXCLUDED.last_change_at > s.last_value_at
+                              AND EXCLUDED.device_id || '|' || EXCLUDED.code = ANY(%s::text[])))
                 THEN EXCLUDED.last_change_at ELSE s.last_change_at END,
             last_value = CASE WHEN EXCLUDED.last_value_at > s.last_value_at
                 THEN EXCLUDED.last_value ELSE s.last_value END,
             last_value_at = GREATEST(s.last_value_at, EXCLUDED.last_value_at)
         """,
-        [list(c) for c in cols],
+        [*cols, sorted(changed)],
     )
 
 
@@ -198,15 +213,27 @@ def activity_entries(
                OR NOT EXISTS (SELECT 1 FROM residents o WHERE o.room_id = a.room_id)
         )
         SELECT a.rid, a.device_id, rm.kind, a.code, a.last_active_at, a.last_value,
-               a.last_change_at, a.resident_id IS NOT DISTINCT FROM a.rid, a.last_value_at
+               a.last_change_at, a.resident_id IS NOT DISTINCT FROM a.rid, a.last_value_at,
+               dv.type
         FROM a LEFT JOIN rooms rm ON rm.id = a.room_id
+        LEFT JOIN devices dv ON dv.id = a.device_id
         """,
         {"sites": list(site_ids) if site_ids is not None else None},
     ).fetchall()
     out: dict[str, list[ActivityEntry]] = {}
-    for rid, dev, room_kind, code, active_at, value, change_at, own, value_at in rows:
+    for rid, dev, room_kind, code, active_at, value, change_at, own, value_at, typ in rows:
         out.setdefault(rid, []).append(
-            ActivityEntry(dev, room_kind, code, active_at, value, change_at, own, value_at)
+            ActivityEntry(
+                dev,
+                room_kind,
+                code,
+                active_at,
+                value,
+                change_at,
+                own,
+                value_at,
+                presence=is_presence(code, typ),
+            )
         )
     return out
 
@@ -235,7 +262,7 @@ def wake_marks(
         WITH r AS (SELECT id, site_id, room_id FROM residents WHERE id = ANY(%(res)s)),
         d AS (
             SELECT r.id AS rid, dv.id AS device_id, rm.kind AS room_kind,
-                   dv.resident_id IS NOT DISTINCT FROM r.id AS own
+                   dv.resident_id IS NOT DISTINCT FROM r.id AS own, dv.type
             FROM r JOIN devices dv ON dv.site_id = r.site_id
                  AND (dv.resident_id = r.id OR dv.resident_id IS NULL)
             LEFT JOIN rooms rm ON rm.id = dv.room_id
@@ -244,7 +271,7 @@ def wake_marks(
                    OR dv.room_id IS NOT DISTINCT FROM r.room_id
                    OR NOT EXISTS (SELECT 1 FROM residents o WHERE o.room_id = dv.room_id))
         )
-        SELECT d.rid, x.time, x.code, x.value, d.room_kind, d.device_id, d.own
+        SELECT d.rid, x.time, x.code, x.value, d.room_kind, d.device_id, d.own, d.type
         FROM d JOIN readings x ON x.device_id = d.device_id
         WHERE x.time >= %(since)s AND x.time < %(until)s
           AND x.code = ANY(%(codes)s)
@@ -257,8 +284,8 @@ def wake_marks(
         },
     ).fetchall()
     out: dict[str, list[Mark]] = {rid: [] for rid in resident_ids}
-    for rid, at, code, value, room_kind, dev, own in rows:
-        out[rid].append(Mark(at, code, value, room_kind, dev, own))
+    for rid, at, code, value, room_kind, dev, own, typ in rows:
+        out[rid].append(Mark(at, code, value, room_kind, dev, own, is_presence(code, typ)))
     return out
 
 
@@ -284,22 +311,35 @@ def home_activations(
     conn: Conn, site_id: str, since: datetime, until: datetime, enough: int
 ) -> int | None:
     """Activations of the site's shared motion/presence sensors in ``(since, until]``,
-    counted up to ``enough``; ``None`` when the site has no such sensor."""
-    devices = [
-        r[0]
-        for r in conn.execute(
-            "SELECT id FROM devices WHERE site_id = %s AND resident_id IS NULL "
-            "AND retired_at IS NULL AND type = ANY(%s)",
-            (site_id, sorted(MOTION_TYPES)),
-        ).fetchall()
-    ]
-    if not devices:
+    counted up to ``enough``; ``None`` when the site has no such sensor.
+
+    A PIR's every ``occupancy: true`` is one; a presence sensor's (``PRESENCE_TYPES``)
+    only a change to occupied (its first reading in the range included when occupied):
+    its re-sent "occupied" is one person staying, not more people moving about.
+    """
+    rows = conn.execute(
+        "SELECT id, type = ANY(%s) FROM devices WHERE site_id = %s AND resident_id IS NULL "
+        "AND retired_at IS NULL AND type = ANY(%s)",
+        (sorted(PRESENCE_TYPES), site_id, sorted(MOTION_TYPES)),
+    ).fetchall()
+    if not rows:
         return None
     row = conn.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM readings WHERE device_id = ANY(%s) "
-        "AND time > %s AND time <= %s AND code IN ('motion', 'bathroom_presence') "
-        "AND value > 0 LIMIT %s) x",
-        (devices, since, until, enough),
+        """
+        SELECT count(*) FROM (
+            SELECT 1 FROM (
+                SELECT x.value, d.presence,
+                       lag(x.value) OVER (PARTITION BY x.device_id ORDER BY x.time) AS prev
+                FROM readings x
+                JOIN unnest(%s::text[], %s::bool[]) AS d(id, presence) ON d.id = x.device_id
+                WHERE x.time > %s AND x.time <= %s
+                  AND x.code IN ('motion', 'bathroom_presence')
+            ) y
+            WHERE y.value > 0 AND (NOT y.presence OR y.prev IS NULL OR y.prev <= 0)
+            LIMIT %s
+        ) z
+        """,
+        ([r[0] for r in rows], [bool(r[1]) for r in rows], since, until, enough),
     ).fetchone()
     return int(row[0]) if row else 0
 

@@ -55,20 +55,29 @@ class ActivityEntry:
     own: bool = False
     #: When the device last reported this code at all.
     last_value_at: datetime | None = None
+    #: A presence sensor's held state (``kinds.is_presence``), not a PIR's trigger.
+    presence: bool = False
 
     def activity_time(self) -> datetime | None:
         """When this sensor last showed someone moving.
 
         Bed and door: the last change (in/out, open/closed; a contact sensor re-reports
-        its state every ~50 min).  Steps: the last time the day's cumulative count
-        went up (a band re-reporting the same count is not a step; the reset to 0 at
-        midnight is not one either).
+        its state every ~50 min).  Presence: the last change too — since when someone
+        has been there (they came in), or since when nobody has (they went out); its
+        re-sent "occupied" is not movement (someone lying on the floor is present).
+        Steps: the last time the day's cumulative count went up (a band re-reporting
+        the same count is not a step; the reset to 0 at midnight is not one either).
         """
-        if self.code in (BED, DOOR):
+        if self.code in (BED, DOOR) or self.presence:
             return self.last_change_at
         if self.code == STEPS:
             return self.last_change_at if (self.last_value or 0) > 0 else None
         return self.last_active_at
+
+    def left_room(self) -> bool:
+        """A presence sensor that says nobody is in its room now: its last activity was
+        someone leaving, so the room's limit does not apply to the silence after it."""
+        return self.presence and self.last_value is not None and self.last_value <= 0
 
 
 @dataclass(frozen=True)
@@ -198,7 +207,8 @@ def evaluate_inactivity(
         return []
     last = best.activity_time()
     assert last is not None
-    room_kind = best.room_kind
+    # a presence sensor's "nobody here": they went out of that room, to one unknown
+    room_kind = None if best.left_room() else best.room_kind
     put_on = summary.worn_since() if personal else None
     if put_on is None or put_on <= last:
         put_on = None  # the silence began with the person's own activity

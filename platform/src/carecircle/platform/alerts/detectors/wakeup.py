@@ -64,6 +64,17 @@ class Mark:
     room_kind: str | None
     device_id: str
     own: bool  #: the resident's own device (band, bed mat)
+    #: A presence sensor's held state (``kinds.is_presence``): only its changes count.
+    presence: bool = False
+
+
+def _moved(m: Mark, prev: float | None) -> bool:
+    """Does a motion/presence mark show someone moving?  A PIR's every trigger; a
+    presence sensor's change to occupied (its first mark, occupied, too: nothing says
+    since when), not its re-sent "occupied" (someone lying on the floor is present)."""
+    if m.value <= 0:
+        return False
+    return not m.presence or prev is None or prev <= 0
 
 
 @dataclass(frozen=True)
@@ -108,7 +119,7 @@ def activations(
         last[key] = m.value
         if m.code in MOTION_CODES:
             counted = m.room_kind != "bedroom" if rule.rooms is None else m.room_kind in rule.rooms
-            if m.value > 0 and counted:
+            if counted and _moved(m, prev):
                 out.append(m.at)
         elif m.code == "bed_occupancy":
             if rule.count_bed_exit and m.value == 0 and prev is not None and prev > 0:
@@ -290,6 +301,7 @@ def presumed_out(marks: Iterable[Mark], now: datetime) -> datetime | None:
             if m.room_kind == "entrance" and m.value > 0 and not (prev is not None and prev > 0):
                 opens.append(m.at)
         elif m.code in MOTION_CODES:
+            # a presence sensor's every "occupied", re-sent too, is someone inside
             if m.value > 0 and m.room_kind != "entrance":
                 inside.append(m.at)
         elif m.code == "bed_occupancy":
