@@ -129,3 +129,23 @@ def test_a_bathroom_fall_seen_only_by_the_radar_opens_a_fall_alert(
         60,
     )
     assert alert == SITE
+    # its occupancy is a presence sensor's: bathroom_presence, a held state whose
+    # re-sent "occupied" is never an activation (only its changes, last_change_at)
+    radar = f"{SITE}-radar-bath"
+    presence = wait_for(
+        "the radar's occupancy stored as bathroom_presence",
+        lambda: _query(
+            radar_db,
+            "SELECT count(*) FROM readings WHERE code = 'bathroom_presence' AND device_id = %s",
+            radar,
+        ),
+        30,
+    )
+    assert presence
+    motion = "SELECT count(*) FROM readings WHERE code = 'motion' AND device_id = %s"
+    assert _query(radar_db, motion, radar) == 0
+    state = (
+        "SELECT last_active_at IS NULL AND last_change_at IS NOT NULL FROM activity_state "
+        "WHERE device_id = %s AND code = 'bathroom_presence'"
+    )
+    assert _query(radar_db, state, radar) is True
