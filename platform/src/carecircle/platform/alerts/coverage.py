@@ -89,7 +89,9 @@ KINDS: Final[tuple[AlertKind, ...]] = (
     K.BED_EXIT_NOT_RETURNED,
 )
 
-#: The radar fall sensor (HEIMAN HS2FD): ``fall_status`` → ``fall``, occupancy → ``motion``.
+#: The radar fall sensor (HEIMAN HS2FD): ``fall_status`` → ``fall``; its occupancy is
+#: a presence type's (``PRESENCE_TYPES``: ``bathroom_presence`` in a bathroom, else
+#: ``motion``), counted as ``motion`` here like every presence sensor's.
 RADAR_FALL_TYPE: Final = "radar_fall_sensor"
 #: Sensitivity of the band's fall alarm (field notes; docs/alerts.md, "Session 5").
 BAND_FALL_SENSITIVITY: Final = "~80 %"
