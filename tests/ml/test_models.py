@@ -109,6 +109,28 @@ def test_missed_wake_up_is_found_relative_to_the_persons_own_routine(
     assert f.feature == "first_activity_time" and f.detail["quantile"] > 0.95
 
 
+def test_sleeping_late_is_a_missed_routine_not_unusual_inactivity(
+    active_person: tuple[Traits, RoutineModel, HourlyMatrix],
+) -> None:
+    """Quiet since 04:00 without having got up: the morning is ``missed_routine``'s to
+    judge against the person's wake-up hours; the same hours quiet *after* rising at
+    06:00 are unusual inactivity."""
+    t, model, _ = active_person
+    night = quiet(matrix(t, days=2, seed=7), day=1, hours=range(0, 10))
+    v = night.values.copy()
+    v[24 + 3, [COL["activity"], COL["out_of_bed"]]] = 2.0  # a toilet trip at 03:xx
+    late = HourlyMatrix(t.profile.resident_id, night.start, v.copy(), night.local_hour,
+                        night.weekend, night.local_day)  # fmt: skip
+    v[24 + 6, [COL["activity"], COL["out_of_bed"]]] = 12.0  # up at 06:00
+    risen = HourlyMatrix(t.profile.resident_id, night.start, v, night.local_hour,
+                         night.weekend, night.local_day)  # fmt: skip
+    i = 24 + 9  # 09:00–10:00
+    late_kinds = [f.kind for f in model.score(late, i)]
+    assert "unusual_inactivity" not in late_kinds and "missed_routine" in late_kinds
+    found = [f for f in model.score(risen, i) if f.kind == "unusual_inactivity"]
+    assert len(found) == 1 and found[0].detail["quiet_hours"] == 3
+
+
 def test_night_activity_far_above_usual_is_flagged(
     active_person: tuple[Traits, RoutineModel, HourlyMatrix],
 ) -> None:

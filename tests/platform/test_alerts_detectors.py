@@ -195,6 +195,24 @@ def test_inactivity_is_room_and_night_aware() -> None:
     assert evaluate_inactivity(ActivitySummary(RES, []), rule, local(12), TZ) == []
 
 
+def test_gone_to_bed_before_the_night_window_gets_the_bedrooms_night_limit() -> None:
+    """Last seen in the bedroom at 20:50 (the night window starts at 21:00): at 00:55
+    the silence has reached into the night, so it is judged as sleep (12 h), not as
+    four hours of day-time stillness; by day the bedroom's 4 h still apply."""
+    rule = InactivityRule()
+    bedtime = ActivitySummary(RES, [entry("bedroom", "motion", local(20, 50, day=28))])
+    assert evaluate_inactivity(bedtime, rule, local(0, 55), TZ) == []
+    assert evaluate_inactivity(bedtime, rule, local(7, 0), TZ) == []
+    (f,) = evaluate_inactivity(bedtime, rule, local(8, 51), TZ)  # 12 h 1 min
+    assert f.draft.explanation["limit_s"] == rule.night_s["bedroom"]
+    afternoon = ActivitySummary(RES, [entry("bedroom", "motion", local(14, 0))])
+    (g,) = evaluate_inactivity(afternoon, rule, local(18, 1), TZ)
+    assert g.draft.explanation["limit_s"] == rule.day_s["bedroom"]
+    # the living room's day limit is kept across 21:00 (not "gone to bed")
+    sofa = ActivitySummary(RES, [entry("living_room", "motion", local(18, 30, day=28))])
+    assert evaluate_inactivity(sofa, rule, local(21, 31, day=28), TZ)
+
+
 def test_bed_changes_count_as_activity_not_periodic_occupancy() -> None:
     rule = InactivityRule()
     # in bed since 21:30 (change), bed mat re-reports but last_change_at is what counts

@@ -164,6 +164,30 @@ def quiet_runs(m: HourlyMatrix) -> np.ndarray:
     return runs
 
 
+def not_up_yet(m: HourlyMatrix, first_quiet: int, i: int) -> bool:
+    """Has the person not got up yet today when the quiet run ``first_quiet…i`` began?
+
+    True when hour ``i`` is in the day (from :data:`DAY_START_HOUR`) and the hours of
+    the same day before the run had no out-of-bed activity and no steps: the run is
+    the rest of the night (a toilet trip at 03:30 is the night's).  Sleeping late is
+    not inactivity; whether it is a *missed wake-up* is judged against the person's
+    own wake-up hours (``missed_routine``; the rule's learned window).  Before this, a
+    resident who went back to sleep after a night toilet trip and rose at 07:04, where
+    04:00–07:00 usually had about 30 activations, got ``unusual_inactivity`` at 07:00
+    (five of the model's `unusual_inactivity` alerts in the seed-28657 month).
+    """
+    day = m.local_day[i]
+    if m.local_hour[i] < DAY_START_HOUR:
+        return False
+    idx = np.arange(first_quiet)
+    before = idx[(m.local_day[idx] == day) & (m.local_hour[idx] >= DAY_START_HOUR)]
+    if len(before) == 0:
+        return True
+    oob = np.nan_to_num(m.column("out_of_bed")[before], nan=0.0)
+    steps = np.nan_to_num(m.column("steps")[before], nan=0.0)
+    return bool(oob.sum() <= 0 and steps.sum() <= 0)
+
+
 def own_quiet_runs(m: HourlyMatrix) -> np.ndarray:
     """For every hour, how many whole hours (capped at QMAX) the resident's *own*
     devices had seen nothing of them by the hour's start (h:00).
@@ -383,6 +407,8 @@ class RoutineModel:
             return None  # the band was out of range in the quiet hours: not at home
         if m.column("in_bed")[i] >= 0.5:
             return None  # in bed: sleep is quiet (a morning in bed is ``missed_routine``)
+        if not_up_yet(m, first_quiet, i):
+            return None  # a late rising: ``missed_routine`` and the rule's window judge it
         wk, hr = int(m.weekend[i]), int(m.local_hour[i])
         p = float(self.quiet[wk, hr, min(k, QMAX)])
         limit = self.thresholds.p_inactivity
