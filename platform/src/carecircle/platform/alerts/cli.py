@@ -139,6 +139,19 @@ def rule_delete_cmd(
     click.echo(f"deleted the {scope} {kind} rule")
 
 
+def _at_or_now(at_time: str | None) -> datetime:
+    """``--at`` (RFC 3339 with an offset), or now."""
+    if not at_time:
+        return utcnow()
+    try:
+        at = datetime.fromisoformat(at_time)
+    except ValueError as err:
+        raise click.BadParameter(f"{at_time!r} is not an RFC 3339 time") from err
+    if at.tzinfo is None:
+        raise ConfigError("--at needs a UTC offset")
+    return at
+
+
 @alerts_cli.command("check")
 @click.option("--at", "at_time", help="judge at this time (RFC 3339); default now")
 @click.option("--site", "sites", multiple=True, help="only these sites (repeatable)")
@@ -149,14 +162,7 @@ def check_cmd(
 ) -> None:
     """Run the absence, device and gateway checks once (the scheduler runs them every minute)."""
     s = _settings(cli, database_url)
-    now = utcnow()
-    if at_time:
-        try:
-            now = datetime.fromisoformat(at_time)
-        except ValueError as err:
-            raise click.BadParameter(f"{at_time!r} is not an RFC 3339 time") from err
-        if now.tzinfo is None:
-            raise ConfigError("--at needs a UTC offset")
+    now = _at_or_now(at_time)
     with connect(s.database_url, timeout_s=s.db_connect_timeout_s, autocommit=True) as conn:
         report = run_absence_checks(conn, now, ZoneInfo(s.timezone), site_ids=list(sites) or None)
     _echo(report.__dict__)
@@ -271,14 +277,7 @@ def coverage_cmd(
 ) -> None:
     """Which detections each resident's devices can support, and the gaps to fix."""
     s = _settings(cli, database_url)
-    now = utcnow()
-    if at_time:
-        try:
-            now = datetime.fromisoformat(at_time)
-        except ValueError as err:
-            raise click.BadParameter(f"{at_time!r} is not an RFC 3339 time") from err
-        if now.tzinfo is None:
-            raise ConfigError("--at needs a UTC offset")
+    now = _at_or_now(at_time)
     with connect(s.database_url, timeout_s=s.db_connect_timeout_s, autocommit=True) as conn:
         if sites:
             known = {
