@@ -498,6 +498,20 @@ def test_a_band_wearer_silent_into_the_night_is_probably_in_bed() -> None:
     assert evaluate_inactivity(evening, InactivityRule(), local(23, 10, 28), TZ) == []
 
 
+def test_a_door_while_her_band_is_heard_at_home_is_not_going_out() -> None:
+    """Living alone, last step 10:33, the front door opened and closed at 12:32 (a
+    neighbour): "last seen at the entrance" would give her the entrance's 8 h, but her
+    band is still reporting from home, so the silence gets the default 3 h from 12:32.
+    Without a band heard (she took it out with her) the entrance's limit stands."""
+    door = ActivityEntry("dev-door", "entrance", "door", None, 0, local(12, 32))
+    at_home = ActivitySummary(RES, [door, band(1650, local(10, 33), local(15, 30))])
+    (f,) = evaluate_inactivity(at_home, InactivityRule(), local(15, 33), TZ)
+    assert f.draft.explanation["last_room_kind"] is None
+    assert f.draft.explanation["limit_s"] == InactivityRule().default_day_s
+    went_out = ActivitySummary(RES, [door, band(1650, local(10, 33), local(12, 30))])
+    assert evaluate_inactivity(went_out, InactivityRule(), local(15, 33), TZ) == []
+
+
 def test_band_wearer_with_housemate_asleep_early_gets_the_night_limit() -> None:
     """Steps stopped at 19:50 (in bed early); checked at 23:55 with the band reporting:
     the bedroom's night limit (12 h), not its day limit (4 h)."""

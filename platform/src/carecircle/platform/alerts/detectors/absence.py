@@ -97,7 +97,14 @@ class ActivitySummary:
         are.  A band in range that says it is off the wrist (charging, put down) sees
         nothing of the person: its silence is its own (:meth:`band_off`).
         """
-        if self.housemates == 0 or self.band_off(now):
+        if self.housemates == 0:
+            return False
+        return self.band_at_home(now)
+
+    def band_at_home(self, now: datetime) -> bool:
+        """Is the resident's own band reporting (in range of the home's receiver) and
+        not saying it is off the wrist: the wearer is at home?"""
+        if self.band_off(now):
             return False
         return any(
             e.own
@@ -220,6 +227,13 @@ def evaluate_inactivity(
     assert last is not None
     # a presence sensor's "nobody here": they went out of that room, to one unknown
     room_kind = None if best.left_room() else best.room_kind
+    if room_kind == "entrance" and summary.band_at_home(now):
+        # Last seen at the front door, "probably went out" (the entrance's long limit),
+        # but her band is still heard at home and on the wrist: she did not go out (the
+        # door was someone else, or she came back in).  Where she is is unknown.  Before,
+        # a neighbour at the door at 12:32 gave a woman lying on the floor since 10:35
+        # eight more hours.
+        room_kind = None
     put_on = summary.worn_since() if personal else None
     if put_on is None or put_on <= last:
         put_on = None  # the silence began with the person's own activity
