@@ -577,6 +577,43 @@ def test_missed_wakeup_not_raised_for_a_resident_who_went_out_and_is_not_back(db
     assert ("missed_wakeup", home.res) in report.opened and report.presumed_out == []
 
 
+def test_a_ghost_trigger_in_a_house_she_has_left_is_not_her_inactivity_counts_from_leaving(
+    db: Conn,
+) -> None:
+    """Living alone, out of the front door at 09:00 (after moving about inside); a
+    motion sensor in the empty bathroom triggers on its own at 11:00.  The bathroom's
+    1 h limit does not apply (nobody came in): the outing is judged from 09:00 with
+    the entrance's 8 h.  Without the outing the same trigger is her in the bathroom."""
+    homes = []
+    for went_out in (True, False):
+        h = make_home(db)
+        front_door(db, h)
+        for dev, when in (("pir-kit", at(19, 8, 40)), ("pir-liv", at(19, 8, 52))):
+            reading(db, h, dev, "motion", 1, when)
+            activity(db, h, dev, "motion", 1, when)
+        if went_out:
+            door(db, h, 1, at(19, 9, 0))
+            door(db, h, 0, at(19, 9, 1))
+        reading(db, h, "pir-bath", "motion", 1, at(19, 11, 0))  # the ghost
+        activity(db, h, "pir-bath", "motion", 1, at(19, 11, 0))
+        homes.append(h)
+    out, inside = homes
+    report = check(db, out, at(19, 12, 10))
+    assert ("prolonged_inactivity", out.res) not in report.opened
+    assert report.presumed_out == [out.res]
+    report = check(db, inside, at(19, 12, 10))
+    assert ("prolonged_inactivity", inside.res) in report.opened
+    report = check(db, out, at(19, 17, 5))  # 8 h 5 min since she left
+    assert ("prolonged_inactivity", out.res) in report.opened
+    row = db.execute(
+        "SELECT explanation->>'presumed_out_since', explanation->>'last_room_kind' "
+        "FROM alerts WHERE site_id = %s AND kind = 'prolonged_inactivity'",
+        (out.site,),
+    ).fetchone()
+    assert row is not None
+    assert datetime.fromisoformat(str(row[0])) == at(19, 9, 0) and row[1] == "entrance"
+
+
 def test_episode_action_refreshes_an_open_alert_and_opens_one_per_episode() -> None:
     """The decision the absence checks and the models' scoring share (pure)."""
     began = datetime(2026, 3, 2, 8, tzinfo=ZoneInfo("Asia/Shanghai"))

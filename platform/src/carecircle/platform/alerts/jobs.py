@@ -54,6 +54,7 @@ from carecircle.platform.alerts.detectors.absence import (
     evaluate_inactivity,
     evaluate_missed_wakeup,
     gateway_offline,
+    judge_while_out,
     technical_cleared,
 )
 from carecircle.platform.alerts.detectors.fall import held_fall_draft, judge_held_fall
@@ -204,24 +205,34 @@ def _drop_presumed_out(
     conn: Conn,
     findings: list[Finding],
     wanted: dict[str, WakeWant],
+    inactivity: dict[str, InactivityRule],
     now: datetime,
+    tz: tzinfo,
     report: CheckReport,
 ) -> list[Finding]:
-    """Leave out the missed wake-ups of residents who went out of the front door and
-    have not come back (``wakeup.presumed_out``; rule ``skip_if_out``).  Only findings
-    judged on the shared sensors; the home's readings are read for them alone."""
-    due = [
-        f.draft.subject
-        for f in findings
-        if f.draft.kind == K.MISSED_WAKEUP.value
-        and not f.draft.explanation.get("own_devices_only")
-        and f.draft.subject in wanted
-        and wanted[f.draft.subject].rule.skip_if_out
-    ]
+    """Findings of residents who went out of the front door and have not come back
+    (``wakeup.presumed_out``): their missed wake-ups are left out (rule
+    ``skip_if_out``), their inactivity is judged as an outing
+    (:func:`~.detectors.absence.judge_while_out`).  Only findings judged on the shared
+    sensors; the home's readings are read for them alone."""
+
+    def shared(f: Finding) -> bool:
+        return not f.draft.explanation.get("own_devices_only")
+
+    def wake_due(f: Finding) -> bool:
+        want = wanted.get(f.draft.subject)
+        return f.draft.kind == K.MISSED_WAKEUP.value and want is not None and want.rule.skip_if_out
+
+    def inactivity_due(f: Finding) -> bool:
+        return f.draft.kind == K.PROLONGED_INACTIVITY.value and f.draft.subject in inactivity
+
+    due = sorted(
+        {f.draft.subject for f in findings if shared(f) and (wake_due(f) or inactivity_due(f))}
+    )
     if not due:
         return findings
     marks = store.wake_marks(
-        conn, sorted(due), now - OUT_LOOKBACK, now + timedelta(microseconds=1), with_door=True
+        conn, due, now - OUT_LOOKBACK, now + timedelta(microseconds=1), with_door=True
     )
     out: dict[str, datetime] = {}
     for rid in due:
@@ -230,16 +241,22 @@ def _drop_presumed_out(
             out[rid] = left
     kept = []
     for f in findings:
-        left = out.get(f.draft.subject) if f.draft.kind == K.MISSED_WAKEUP.value else None
-        if left is None:
-            kept.append(f)
+        left = out.get(f.draft.subject) if shared(f) else None
+        if left is not None and wake_due(f):
+            report.presumed_out.append(f.draft.subject)
+            log.info(
+                "missed wake-up of %s not raised: went out at %s and not back",
+                f.draft.subject,
+                left.isoformat(),
+            )
             continue
-        report.presumed_out.append(f.draft.subject)
-        log.info(
-            "missed wake-up of %s not raised: went out at %s and not back",
-            f.draft.subject,
-            left.isoformat(),
-        )
+        if left is not None and inactivity_due(f):
+            judged = judge_while_out(f, left, inactivity[f.draft.subject], now, tz)
+            if judged is None:
+                report.presumed_out.append(f.draft.subject)
+                continue
+            f = judged
+        kept.append(f)
     return kept
 
 
@@ -354,7 +371,21 @@ def run_absence_checks(
             wakes.get(rid),
             today.get(rid),
         )
-    findings = _drop_presumed_out(conn, findings, wanted, now, report)
+    # the inactivity rule of each resident with an inactivity finding (already judged
+    # once: a rule error was counted then)
+    inactivity = {
+        f.draft.subject: rule
+        for f in findings
+        if f.draft.kind == K.PROLONGED_INACTIVITY.value
+        and f.draft.subject in home
+        and isinstance(
+            rule := _rule(
+                book, K.PROLONGED_INACTIVITY, CheckReport(), **home[f.draft.subject].where()
+            ),
+            InactivityRule,
+        )
+    }
+    findings = _drop_presumed_out(conn, findings, wanted, inactivity, now, tz, report)
 
     gateways = {g.id: g for g in store.gateway_states(conn, site_ids)}
     devices = {d.id: d for d in store.device_states(conn, site_ids)}

@@ -13,7 +13,7 @@ Every finding carries ``episode_start``: the job opens at most one alert per epi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
 from carecircle.platform.alerts.config import (
@@ -285,6 +285,36 @@ def evaluate_inactivity(
             last,
         )
     ]
+
+
+def judge_while_out(
+    finding: Finding, left: datetime, rule: InactivityRule, now: datetime, tz: tzinfo
+) -> Finding | None:
+    """An inactivity finding of a resident who went out of the front door at ``left``
+    and has not come back (``wakeup.presumed_out``): judged as an outing.
+
+    A house she has left is silent, and any single activation in it since — a PIR's
+    ghost trigger, a neighbour at the door — is not her: nobody came in.  Before, a
+    ghost trigger in the empty bathroom gave her the bathroom's 1 h limit while she
+    was at her family's.  The silence is counted from when she left, with the
+    entrance's limit (by the time she left); ``None`` while that is not exceeded.
+    """
+    local = left.astimezone(tz)
+    limit = rule.limit_for("entrance", local.time())
+    away = (now - left).total_seconds()
+    if away <= limit:
+        return None
+    draft = finding.draft
+    explanation = {
+        **draft.explanation,
+        "last_activity": left.isoformat(),
+        "last_room_kind": "entrance",
+        "presumed_out_since": left.isoformat(),
+        "limit_s": limit,
+        "silent_s": away,
+    }
+    message = f"went out at {local:%H:%M} and not back for {away / 60:.0f} min"
+    return Finding(replace(draft, message=message, explanation=explanation), left)
 
 
 #: Someone going out walks to the door: indoor activity this long before it.
