@@ -499,17 +499,32 @@ def test_a_band_wearer_silent_into_the_night_is_probably_in_bed() -> None:
 
 
 def test_a_door_while_her_band_is_heard_at_home_is_not_going_out() -> None:
-    """Living alone, last step 10:33, the front door opened and closed at 12:32 (a
-    neighbour): "last seen at the entrance" would give her the entrance's 8 h, but her
-    band is still reporting from home, so the silence gets the default 3 h from 12:32.
-    Without a band heard (she took it out with her) the entrance's limit stands."""
+    """Living alone, her band at home and on the wrist.  She walked to the front door at
+    12:30 and opened it at 12:32: "last seen at the entrance" would give her the
+    entrance's 8 h, but the band is still heard at home, so she did not go out: the
+    default 3 h from 12:32.  Without a band heard (she took it with her) the entrance's
+    limit stands."""
     door = ActivityEntry("dev-door", "entrance", "door", None, 0, local(12, 32))
-    at_home = ActivitySummary(RES, [door, band(1650, local(10, 33), local(15, 30))])
+    at_home = ActivitySummary(RES, [door, band(1650, local(12, 30), local(15, 30))])
     (f,) = evaluate_inactivity(at_home, InactivityRule(), local(15, 33), TZ)
     assert f.draft.explanation["last_room_kind"] is None
     assert f.draft.explanation["limit_s"] == InactivityRule().default_day_s
-    went_out = ActivitySummary(RES, [door, band(1650, local(10, 33), local(12, 30))])
+    went_out = ActivitySummary(RES, [door, band(1650, local(12, 30), local(12, 31))])
     assert evaluate_inactivity(went_out, InactivityRule(), local(15, 33), TZ) == []
+
+
+def test_a_door_long_after_her_last_step_was_not_her() -> None:
+    """Her last step at 10:33 (she has lain on the floor since); the front door opened
+    and closed at 12:32 (a neighbour).  Opening a door takes walking to it, which her
+    band would count: the silence is hers from 10:33.  Without the band's word (no
+    band) the door counts."""
+    door = ActivityEntry("dev-door", "entrance", "door", None, 0, local(12, 32))
+    liv = entry("living_room", "motion", local(10, 30))
+    lying = ActivitySummary(RES, [liv, door, band(1650, local(10, 33), local(13, 40))])
+    (f,) = evaluate_inactivity(lying, InactivityRule(), local(13, 40), TZ)
+    assert f.draft.explanation["last_activity"] == local(10, 33).isoformat()
+    no_band = ActivitySummary(RES, [liv, door])
+    assert evaluate_inactivity(no_band, InactivityRule(), local(13, 40), TZ) == []
 
 
 def test_band_wearer_with_housemate_asleep_early_gets_the_night_limit() -> None:

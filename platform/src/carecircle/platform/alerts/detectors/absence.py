@@ -209,6 +209,29 @@ def _reaches_night(last_local: datetime, now: datetime, rule: InactivityRule) ->
     return start <= now
 
 
+def _without_doors_she_did_not_walk_to(entries: Sequence[ActivityEntry]) -> list[ActivityEntry]:
+    """Her band is at home and on the wrist: a door that changed more than
+    :data:`WALK_TO_DOOR` after her last step was not her (opening a door takes walking
+    to it, which the band counts) — a neighbour at the door, a delivery, a family
+    member with a key.  Three of the four inactivity incidents missed in the
+    seed-61297 held-out month were women lying on the floor while such a door event
+    (17:02, 17:34, 17:40, hours after their last step) moved their silence on."""
+    steps = [e.activity_time() for e in entries if e.own and e.code == STEPS]
+    last_step = max((t for t in steps if t is not None), default=None)
+    if last_step is None:
+        return list(entries)
+    return [
+        e
+        for e in entries
+        if not (
+            e.code == DOOR
+            and not e.own
+            and (t := e.activity_time()) is not None
+            and t - last_step > WALK_TO_DOOR
+        )
+    ]
+
+
 def evaluate_inactivity(
     summary: ActivitySummary, rule: InactivityRule, now: datetime, tz: tzinfo
 ) -> list[Finding]:
@@ -220,6 +243,8 @@ def evaluate_inactivity(
     """
     personal = summary.personal(now)
     entries = [e for e in summary.entries if e.own] if personal else summary.entries
+    if not personal and summary.band_at_home(now):
+        entries = _without_doors_she_did_not_walk_to(entries)
     best = _latest(entries, now)
     if best is None:
         return []
