@@ -290,16 +290,16 @@ def _resident_findings(
     now: datetime,
     tz: tzinfo,
     report: CheckReport,
+    inactivity: InactivityRule | None = None,
     wakeup: MissedWakeupRule | None = None,
     wake: WakeWindow | None = None,
     today_marks: list[Mark] | None = None,
 ) -> list[Finding]:
-    """``wakeup``: the resident's missed wake-up rule, as ``run_absence_checks`` looked
-    it up for the wake windows (``None``: none applies)."""
+    """``inactivity`` and ``wakeup``: the resident's rules of those kinds, as
+    ``run_absence_checks`` looked them up (``None``: none applies)."""
     out: list[Finding] = []
     where = ctx.where()
-    inactivity = _rule(book, K.PROLONGED_INACTIVITY, report, **where)
-    if isinstance(inactivity, InactivityRule):
+    if inactivity is not None:
         out += evaluate_inactivity(summary, inactivity, now, tz)
     if wakeup is not None:
         if wake is not None:
@@ -353,12 +353,16 @@ def run_absence_checks(
             wanted[rid] = WakeWant(rule, per_site[ctx.site_id] > 1, fixed, stated_wake(ctx))
     wakes = (wake_cache or WakeupCache()).windows(conn, wanted, now, tz) if wanted else {}
     today = _window_marks(conn, wanted, wakes, now, tz)
+    inactivity: dict[str, InactivityRule] = {}  # also for judging an outing, below
     for rid, ctx in residents.items():
         report.residents += 1
         if rid not in home:
             report.suppressed += 1
             continue
         summary = ActivitySummary(ctx, activity.get(rid, []), per_site[ctx.site_id] - 1)
+        rule = _rule(book, K.PROLONGED_INACTIVITY, report, **ctx.where())
+        if isinstance(rule, InactivityRule):
+            inactivity[rid] = rule
         want = wanted.get(rid)
         findings += _resident_findings(
             ctx,
@@ -367,24 +371,11 @@ def run_absence_checks(
             now,
             tz,
             report,
+            inactivity.get(rid),
             want.rule if want is not None else None,
             wakes.get(rid),
             today.get(rid),
         )
-    # the inactivity rule of each resident with an inactivity finding (already judged
-    # once: a rule error was counted then)
-    inactivity = {
-        f.draft.subject: rule
-        for f in findings
-        if f.draft.kind == K.PROLONGED_INACTIVITY.value
-        and f.draft.subject in home
-        and isinstance(
-            rule := _rule(
-                book, K.PROLONGED_INACTIVITY, CheckReport(), **home[f.draft.subject].where()
-            ),
-            InactivityRule,
-        )
-    }
     findings = _drop_presumed_out(conn, findings, wanted, inactivity, now, tz, report)
 
     gateways = {g.id: g for g in store.gateway_states(conn, site_ids)}

@@ -241,9 +241,10 @@ def evaluate_inactivity(
     activity is the resident's own, and its room is unknown: the bedroom's limit at
     night, the default limit by day.
     """
+    band_at_home = summary.band_at_home(now)
     personal = summary.personal(now)
     entries = [e for e in summary.entries if e.own] if personal else summary.entries
-    if not personal and summary.band_at_home(now):
+    if not personal and band_at_home:
         entries = _without_doors_she_did_not_walk_to(entries)
     best = _latest(entries, now)
     if best is None:
@@ -252,7 +253,7 @@ def evaluate_inactivity(
     assert last is not None
     # a presence sensor's "nobody here": they went out of that room, to one unknown
     room_kind = None if best.left_room() else best.room_kind
-    if room_kind == "entrance" and summary.band_at_home(now):
+    if room_kind == "entrance" and band_at_home:
         # Last seen at the front door, "probably went out" (the entrance's long limit),
         # but her band is still heard at home and on the wrist: she did not go out (the
         # door was someone else, or she came back in).  Where she is is unknown.  Before,
