@@ -406,3 +406,38 @@ def test_injection_mid_stream_rerenders_the_rest_of_the_day(
     assert inc.start_ms <= sim.now_ms and inc in sim.incidents()
     assert after and after[0][0] > before[-1][0] - 1
     check_fall(msgs, site, inc)
+
+
+def test_a_walk_to_the_chair_for_a_nap_shows_in_the_band_steps(
+    small_population: Provisioning,
+) -> None:
+    """Session 7: the room's PIR saw a resident walk in from another room to doze in the
+    chair, her band did not (the nap overlay had her in the chair with no walk), so on
+    the band a bed nap followed by a chair nap was one silence of over 3 h — ten of the
+    seed-33029 month's false inactivity alerts of band wearers with a housemate.  The
+    walk in now counts steps on the band; the doze itself none."""
+    full = build_world(small_population, SimConfig(seed=3, incident_scale=0, imperfect=False))
+    chosen = _home_alone_with_band(full)
+    world = build_world(
+        _only_site(small_population, chosen.id),
+        SimConfig(seed=3, incident_scale=0, imperfect=False),
+    )
+    site = world.sites[0]
+    rid = site.residents[0].id
+    sim = Simulation(world, DAY0, DAY0 + DAY_MS)
+    s = sim.site_for(rid, None, None)
+    plans, _ = s.plans(s.ctx(0))
+    # a moment in the kitchen, the nap in the living-room chair right after it
+    kit = next(x for x in plans[rid] if x.room == "kit" and x.end - x.start >= 600)
+    at_s = kit.start + 300
+    inc = sim.inject("nap_in_chair", at_ms=DAY0 + at_s * 1000, resident=rid, duration_s=2 * HOUR_S)
+    msgs = list(sim)
+    topic = _band_topic(site, inc, "telemetry")
+
+    def steps(lo: int, hi: int) -> list[int]:
+        return [int(p["steps"]) for p in _payloads(msgs, topic, lo, hi)]
+
+    walked = steps(inc.start_ms - 130_000, inc.start_ms + 250_000)
+    assert walked[-1] - walked[0] >= 8  # the walk from the kitchen to the chair
+    dozing = steps(inc.start_ms + 250_000, inc.end_ms)
+    assert len(dozing) > 50 and dozing[-1] == dozing[0]  # and then not a step

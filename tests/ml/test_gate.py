@@ -81,6 +81,21 @@ def test_a_usual_afternoon_nap_withholds_inactivity_a_morning_silence_does_not(
     assert not judge(INACT, early_napper, local(day, 9, 0), local(day, 17, 0), TZ, NO_BAND).withhold
 
 
+def test_the_home_history_is_read_at_the_last_complete_hour_with_the_whole_quiet_hours(
+    early_napper: RoutineModel,
+) -> None:
+    """Session 7: at 17:10 a silence since 14:50 has been quiet through 15:00–17:00, as
+    this napper's afternoons are on a fifth of days; the gate looked up "quiet for 2 h
+    by the end of 17:00", an hour not over yet (never quiet for them), and let it pass."""
+    day = 30
+    v = judge(INACT, early_napper, local(day, 14, 50), local(day, 17, 10), TZ, NO_BAND)
+    assert v.withhold and v.explanation["hour"] == 16 and v.explanation["quiet_hours"] == 2
+    # the same silence an hour later has covered 17:00–18:00 too: never seen
+    assert not judge(
+        INACT, early_napper, local(day, 14, 50), local(day, 18, 10), TZ, NO_BAND
+    ).withhold
+
+
 def test_a_band_out_of_range_means_away_and_withholds_both_kinds(
     early_napper: RoutineModel,
 ) -> None:
@@ -167,10 +182,10 @@ def test_a_quiet_night_out_of_bed_is_not_unusual_inactivity_only_active_hours_ar
 
     def person_with(per_hour: float) -> RoutineModel:
         """This person, if they had ``per_hour`` activations 00:00–04:00 and were never
-        quiet for long by 04:00 (a restless sleeper: turns in bed the PIR sees)."""
+        quiet for long around 03:00 (a restless sleeper: turns in bed the PIR sees)."""
         mean, q = fitted.mean.copy(), fitted.quiet.copy()
         mean[:, 0:4, 0] = per_hour
-        q[:, 3, 1:] = 0.0
+        q[:, 2:5, 1:] = 0.0  # the model compares with runs ending within an hour
         return dataclasses.replace(fitted, mean=mean, quiet=q)
 
     # 3 turns an hour: above the 3-activation floor in total, but a sleeping person

@@ -104,7 +104,6 @@ def judge(
     if model is None or model.learning:
         return PASS
     wk, hour = _local(now, tz)
-    base = {"model": model_ref, "weekend": bool(wk), "hour": hour, "usual_share": usual_share}
     if own_devices:
         table = getattr(model, "quiet_own", None)
         if table is None:
@@ -113,10 +112,16 @@ def judge(
         share = float(table[wk, hour, k])
         where = "on their own devices (band, bed)"
     else:
-        quiet_h = max(0.0, (now - episode_start).total_seconds() / 3600)
-        k = min(int(quiet_h), QMAX)
+        # The home's table counts a run by the hour that ends it (a nap 14:00–16:30 is
+        # 2 at 15:00): the last complete hour and the silence's whole clock hours in it,
+        # at least one.  Before session 7 it was looked up at the current hour with the
+        # silence's length in hours: at 16:25 a nap since 13:55 asked how often 15:00 to
+        # 17:00 had been quiet — an hour that has not ended yet.
+        wk, hour = _local(now - timedelta(hours=1), tz)
+        k = min(max(1, _whole_hours(episode_start, now)), QMAX)
         share = float(model.quiet[wk, hour, k])
         where = "at home"
+    base = {"model": model_ref, "weekend": bool(wk), "hour": hour, "usual_share": usual_share}
     if share >= usual_share:
         return Verdict(
             withhold=True,

@@ -40,6 +40,9 @@ BAND_INTERVAL_S = 120
 #: Settling down (to sleep, to rest in bed, to doze in the chair): the PIR of the room
 #: sees the person walk in even though the activity itself is still.
 LIE_DOWN = frozenset({"sleep", "rest", "doze"})
+#: Steps of the walk into a room to lie or sit down there (the band counts them as the
+#: room's PIR sees them): a bedroom to the chair in the living room is a few metres.
+WALK_IN_STEPS = (8, 25)
 BED_INTERVAL_S = 60
 CHECKIN_S = 3000
 CLIMATE_S = 600
@@ -738,11 +741,15 @@ class SiteSim:
             idx = 0
             t = dev.phase_s % BAND_INTERVAL_S
             alarm_topic = dev.topic.rsplit("/", 1)[0] + "/alarm"
+            walk = rng(self.seed, "walk-in", rid, c.d)
+            walked_in = 0  # steps of walks into a room to lie down, not yet counted
             while t < DAY_S:
                 ti = int(t)
                 t_ms = c.day0 + int(t * 1000)
                 while idx < len(segs) - 1 and segs[idx].end <= ti:
                     idx += 1
+                    if _walked_in(segs, idx):
+                        walked_in += walk.randint(*WALK_IN_STEPS)
                 seg = segs[idx]
                 dev_ts = t_ms + dev.skew_ms + int(dev.drift_ppm * (t_ms - self.start_day_ms) / 1e6)
                 if seg.room in AWAY:
@@ -782,6 +789,9 @@ class SiteSim:
                 off = charging or any(lo <= t_ms < hi for lo, hi in removed)
                 battery += 1.0 if charging else -0.025
                 battery = max(0.0, min(100.0, battery))
+                if not off:
+                    steps += walked_in  # off the wrist, the band counted none of it
+                walked_in = 0
                 if off:
                     payload = formats.band_telemetry(
                         dev.native_id, dev_ts, int(battery), False, steps
@@ -947,6 +957,16 @@ class SiteSim:
             else:
                 out.append(m)
         return out
+
+
+def _walked_in(segs: list[Seg], i: int) -> bool:
+    """Does segment ``i`` begin with a walk into its room from another one, to lie or
+    sit down there (``LIE_DOWN``)?  The first segment of a day is the night going on;
+    coming home from an outing is counted with the outing's steps."""
+    if i <= 0 or segs[i].act not in LIE_DOWN or segs[i].start < 0:
+        return False
+    before = segs[i - 1]
+    return before.room != segs[i].room and before.room not in AWAY
 
 
 def _poisson(r: random.Random, mean: float) -> int:
