@@ -32,10 +32,13 @@ from carecircle.platform.alerts.detectors.absence import (
     evaluate_gateway,
     evaluate_inactivity,
     evaluate_missed_wakeup,
+    lone_trigger,
     technical_cleared,
+    without_lone_trigger,
 )
 from carecircle.platform.alerts.detectors.immediate import evaluate_immediate, evaluate_night_door
 from carecircle.platform.alerts.detectors.threshold import Sample, evaluate_threshold
+from carecircle.platform.alerts.detectors.wakeup import Mark
 from carecircle.platform.alerts.engine import FlapPolicy, is_flapping
 from carecircle.platform.alerts.lifecycle import Severity
 
@@ -645,3 +648,82 @@ def test_the_silence_of_a_band_begins_when_it_is_put_back_on() -> None:
     )
     (f,) = evaluate_inactivity(alone, rule, local(17, 0), TZ)
     assert f.episode_start == local(12, 25)
+
+
+def mark(at: datetime, room: str, code: str = "motion", value: float = 1) -> Mark:
+    return Mark(at, code, value, room, f"dev-{room}-{code}", own=False)
+
+
+def test_a_lone_trigger_in_an_empty_room_is_not_where_she_is() -> None:
+    """Session 7: a PIR's ghost trigger in the empty bathroom while she slept gave the
+    bathroom's 1 h limit (3 false alerts in the seed-33029 month); one in the kitchen
+    while a woman lay on the living-room floor started her silence again (the miss on
+    seed 28657).  Nothing moved anywhere in the 10 min before it, and she was last seen
+    in another room: judged as if it had not happened."""
+    rule = InactivityRule()
+    asleep = [
+        entry("bedroom", "motion", local(22, 40, day=28)),
+        entry("bathroom", "motion", local(2, 5)),
+    ]
+    s = ActivitySummary(RES, asleep)
+    history = [mark(local(22, 30, day=28), "bathroom"), mark(local(22, 40, day=28), "bedroom")]
+    assert lone_trigger(history, "dev-bathroom-motion", local(2, 5)) == (
+        True,
+        local(22, 30, day=28),
+    )
+    found = evaluate_inactivity(s, rule, local(3, 10), TZ)
+    assert found and found[0].draft.explanation["last_room_kind"] == "bathroom"
+    asked: list[tuple[str, datetime, datetime]] = []
+
+    def read(rid: str, since: datetime, until: datetime) -> list[Mark]:
+        asked.append((rid, since, until))
+        return [m for m in history if since <= m.at < until]
+
+    assert without_lone_trigger(s, found, rule, local(3, 10), TZ, read) == []  # asleep
+    assert len(asked) == 1 and asked[0][2] == local(2, 5)
+    # the kitchen at 12:10 while she has lain on the living-room floor since 10:35
+    floor = ActivitySummary(
+        RES,
+        [entry("living_room", "motion", local(10, 35)), entry("kitchen", "motion", local(12, 10))],
+    )
+    day = [mark(local(10, 20), "kitchen"), mark(local(10, 35), "living_room")]
+    now = local(13, 40)
+    assert evaluate_inactivity(floor, rule, now, TZ) == []  # 1.5 h since the kitchen
+    (f,) = without_lone_trigger(floor, [], rule, now, TZ, lambda r, a, b: day)
+    assert (
+        f.episode_start == local(10, 35) and f.draft.explanation["last_room_kind"] == "living_room"
+    )
+    assert f.draft.explanation["ignored_trigger"]["device_id"] == "dev-kitchen-motion"
+    # nothing read while neither the silence nor the one without the trigger is a finding
+    assert without_lone_trigger(floor, [], rule, local(11, 0), TZ, read) == []
+    assert len(asked) == 1
+
+
+def test_a_trigger_after_a_walk_or_in_her_room_is_her() -> None:
+    """She got up (the bedroom saw it) and went to the bathroom: the bathroom's limit
+    stands.  A trigger in the room she was last seen in is her still there."""
+    rule = InactivityRule()
+    s = ActivitySummary(
+        RES, [entry("bedroom", "motion", local(2, 3)), entry("bathroom", "motion", local(2, 5))]
+    )
+    trip = [mark(local(22, 40, day=28), "bedroom"), mark(local(2, 3), "bedroom")]
+    assert lone_trigger(trip, "dev-bathroom-motion", local(2, 5)) == (False, None)
+    found = evaluate_inactivity(s, rule, local(3, 10), TZ)
+    assert found
+    # the bedroom saw her get up 2 min before: the bathroom's limit stands
+    assert without_lone_trigger(s, found, rule, local(3, 10), TZ, lambda r, a, b: trip) == found
+    still = [mark(local(11, 0), "living_room"), mark(local(11, 40), "living_room")]
+    assert lone_trigger(still, "dev-living_room-motion", local(12, 0)) == (False, None)
+    # a band's step 5 min before the trigger is someone walking: not lone
+    steps = [
+        Mark(local(1, 50), "steps", 100, None, "band", own=True),
+        Mark(local(2, 0), "steps", 112, None, "band", own=True),
+        mark(local(22, 40, day=28), "bedroom"),
+    ]
+    assert lone_trigger(steps, "dev-bathroom-motion", local(2, 5)) == (False, None)
+    resent = [
+        Mark(local(1, 50), "steps", 100, None, "band", own=True),
+        Mark(local(2, 0), "steps", 100, None, "band", own=True),
+        mark(local(22, 40, day=28), "bedroom"),
+    ]
+    assert lone_trigger(resent, "dev-bathroom-motion", local(2, 5)) == (True, None)

@@ -581,9 +581,11 @@ def test_a_ghost_trigger_in_a_house_she_has_left_is_not_her_inactivity_counts_fr
     db: Conn,
 ) -> None:
     """Living alone, out of the front door at 09:00 (after moving about inside); a
-    motion sensor in the empty bathroom triggers on its own at 11:00.  The bathroom's
-    1 h limit does not apply (nobody came in): the outing is judged from 09:00 with
-    the entrance's 8 h.  Without the outing the same trigger is her in the bathroom."""
+    motion sensor in the empty bathroom triggers on its own at 11:00 and 11:04 (twice:
+    a single one is judged a lone trigger before this, see the next test).  The
+    bathroom's 1 h limit does not apply (nobody came in): the outing is judged from
+    09:00 with the entrance's 8 h.  Without the outing the same triggers are her in the
+    bathroom."""
     homes = []
     for went_out in (True, False):
         h = make_home(db)
@@ -594,8 +596,9 @@ def test_a_ghost_trigger_in_a_house_she_has_left_is_not_her_inactivity_counts_fr
         if went_out:
             door(db, h, 1, at(19, 9, 0))
             door(db, h, 0, at(19, 9, 1))
-        reading(db, h, "pir-bath", "motion", 1, at(19, 11, 0))  # the ghost
-        activity(db, h, "pir-bath", "motion", 1, at(19, 11, 0))
+        for when in (at(19, 11, 0), at(19, 11, 4)):  # the ghost
+            reading(db, h, "pir-bath", "motion", 1, when)
+            activity(db, h, "pir-bath", "motion", 1, when)
         homes.append(h)
     out, inside = homes
     report = check(db, out, at(19, 12, 10))
@@ -612,6 +615,37 @@ def test_a_ghost_trigger_in_a_house_she_has_left_is_not_her_inactivity_counts_fr
     ).fetchone()
     assert row is not None
     assert datetime.fromisoformat(str(row[0])) == at(19, 9, 0) and row[1] == "entrance"
+
+
+def test_a_lone_trigger_in_the_empty_bathroom_at_night_is_not_her(db: Conn) -> None:
+    """Session 7: living alone, to bed at 22:40 after the evening wash; at 02:05 the
+    bathroom's motion sensor triggers with nothing moving before it (a ghost trigger,
+    or her cat).  She is judged in bed (the bedroom's night limit), not in the
+    bathroom (1 h).  The same trigger two minutes after the bedroom saw her get up is
+    her in the bathroom."""
+    homes = []
+    for got_up in (False, True):
+        h = make_home(db)
+        steps = [("pir-bath", at(28, 22, 30)), ("pir-bed", at(28, 22, 40))]
+        if got_up:
+            steps.append(("pir-bed", at(29, 2, 3)))
+        steps.append(("pir-bath", at(29, 2, 5)))
+        for dev, when in steps:
+            reading(db, h, dev, "motion", 1, when)
+            activity(db, h, dev, "motion", 1, when)
+        homes.append(h)
+    ghost, trip = homes
+    assert ("prolonged_inactivity", ghost.res) not in check(db, ghost, at(29, 3, 10)).opened
+    assert ("prolonged_inactivity", trip.res) in check(db, trip, at(29, 3, 10)).opened
+    # her silence in bed is still judged, from 22:40 with the bedroom's night limit
+    assert ("prolonged_inactivity", ghost.res) in check(db, ghost, at(29, 10, 45)).opened
+    row = db.execute(
+        "SELECT explanation->>'last_room_kind', explanation->'ignored_trigger'->>'at' "
+        "FROM alerts WHERE site_id = %s",
+        (ghost.site,),
+    ).fetchone()
+    assert row is not None and row[0] == "bedroom"
+    assert datetime.fromisoformat(str(row[1])) == at(29, 2, 5)
 
 
 def test_episode_action_refreshes_an_open_alert_and_opens_one_per_episode() -> None:

@@ -47,6 +47,7 @@ from carecircle.platform.alerts.detectors.absence import (
     DeviceState,
     Finding,
     GatewayState,
+    History,
     device_offline,
     evaluate_bed_exit,
     evaluate_device,
@@ -56,6 +57,7 @@ from carecircle.platform.alerts.detectors.absence import (
     gateway_offline,
     judge_while_out,
     technical_cleared,
+    without_lone_trigger,
 )
 from carecircle.platform.alerts.detectors.fall import held_fall_draft, judge_held_fall
 from carecircle.platform.alerts.detectors.wakeup import (
@@ -294,13 +296,18 @@ def _resident_findings(
     wakeup: MissedWakeupRule | None = None,
     wake: WakeWindow | None = None,
     today_marks: list[Mark] | None = None,
+    history: History | None = None,
 ) -> list[Finding]:
     """``inactivity`` and ``wakeup``: the resident's rules of those kinds, as
-    ``run_absence_checks`` looked them up (``None``: none applies)."""
+    ``run_absence_checks`` looked them up (``None``: none applies).  ``history``: reads
+    the home's marks, to tell a lone motion trigger (``without_lone_trigger``)."""
     out: list[Finding] = []
     where = ctx.where()
     if inactivity is not None:
-        out += evaluate_inactivity(summary, inactivity, now, tz)
+        found = evaluate_inactivity(summary, inactivity, now, tz)
+        if history is not None:
+            found = without_lone_trigger(summary, found, inactivity, now, tz, history)
+        out += found
     if wakeup is not None:
         if wake is not None:
             wakeup = wakeup.model_copy(update={"start": wake.start, "end": wake.end})
@@ -354,6 +361,10 @@ def run_absence_checks(
     wakes = (wake_cache or WakeupCache()).windows(conn, wanted, now, tz) if wanted else {}
     today = _window_marks(conn, wanted, wakes, now, tz)
     inactivity: dict[str, InactivityRule] = {}  # also for judging an outing, below
+
+    def history(rid: str, since: datetime, until: datetime) -> list[Mark]:
+        return store.wake_marks(conn, [rid], since, until, with_door=True).get(rid, [])
+
     for rid, ctx in residents.items():
         report.residents += 1
         if rid not in home:
@@ -375,6 +386,7 @@ def run_absence_checks(
             want.rule if want is not None else None,
             wakes.get(rid),
             today.get(rid),
+            history,
         )
     findings = _drop_presumed_out(conn, findings, wanted, inactivity, now, tz, report)
 

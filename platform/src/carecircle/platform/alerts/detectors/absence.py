@@ -12,7 +12,7 @@ Every finding carries ``episode_start``: the job opens at most one alert per epi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
@@ -26,7 +26,7 @@ from carecircle.platform.alerts.config import (
     _in_window,
 )
 from carecircle.platform.alerts.context import ResidentCtx
-from carecircle.platform.alerts.detectors.wakeup import rose_by
+from carecircle.platform.alerts.detectors.wakeup import MOTION_CODES, Mark, _moved, rose_by
 from carecircle.platform.alerts.kinds import SEVERITY, AlertKind
 from carecircle.platform.alerts.repository import AlertDraft
 
@@ -311,6 +311,108 @@ def evaluate_inactivity(
             last,
         )
     ]
+
+
+#: A motion sensor's trigger with nothing in the home moving for this long before it,
+#: in another room than where she was last seen, is not someone walking in there.
+LONE_BEFORE = timedelta(minutes=10)
+#: Marks read before the silence the trigger would hide, to tell a door's or a bed's
+#: change and a step from a re-sent value.
+LONE_CONTEXT = timedelta(hours=1)
+#: ... and at most this long before the trigger.
+LONE_LOOKBACK = timedelta(hours=12)
+#: ``(resident, since, until)`` → the home's stored marks (``store.wake_marks``).
+History = Callable[[str, datetime, datetime], Sequence[Mark]]
+
+
+def _moments(marks: Iterable[Mark]) -> list[tuple[datetime, str]]:
+    """``(time, device)`` of every mark showing someone: a motion/presence trigger, a
+    door or bed changing, the band's step count rising (a value re-sent is none)."""
+    out: list[tuple[datetime, str]] = []
+    last: dict[tuple[str, str], float] = {}
+    for m in sorted(marks, key=lambda m: m.at):
+        key = (m.device_id, m.code)
+        prev = last.get(key)
+        last[key] = m.value
+        if m.code in MOTION_CODES:
+            moved = _moved(m, prev)
+        elif m.code == STEPS:
+            moved = prev is not None and m.value > prev
+        else:  # door, bed: a change
+            moved = prev is not None and m.value != prev
+        if moved:
+            out.append((m.at, m.device_id))
+    return out
+
+
+def lone_trigger(
+    marks: Iterable[Mark], device_id: str, at: datetime
+) -> tuple[bool, datetime | None]:
+    """Is ``device_id``'s trigger at ``at`` a lone one: nothing in the home moved in the
+    :data:`LONE_BEFORE` before it, and what moved last before it (in ``marks``: there
+    must be something) was another device — she was last seen elsewhere?  Also
+    returns that device's own activation before it, if ``marks`` hold one.
+
+    Someone walking into a room is seen on the way (getting up from the bed or chair,
+    the corridor) or stays and triggers again; a PIR's ghost trigger in an empty room
+    is alone.  ``marks``: the home's readings from before the silence the trigger would
+    end (:data:`LONE_CONTEXT`) to ``at``.
+    """
+    before = [(t, d) for t, d in _moments(marks) if t < at]
+    if not before or any(t >= at - LONE_BEFORE for t, _ in before):
+        return False, None  # seen nowhere else (in ``marks``), or walking about
+    if before[-1][1] == device_id:
+        return False, None  # she was last seen in that very room: still there
+    own = [t for t, d in before if d == device_id]
+    return True, (own[-1] if own else None)
+
+
+def without_lone_trigger(
+    summary: ActivitySummary,
+    found: list[Finding],
+    rule: InactivityRule,
+    now: datetime,
+    tz: tzinfo,
+    history: History,
+) -> list[Finding]:
+    """:func:`evaluate_inactivity` again when the latest activity is a shared motion
+    sensor's lone trigger (:func:`lone_trigger`): judged as if it had not happened.
+
+    A PIR's ghost trigger (device_sim draws 0.3 a day per sensor) otherwise moves the
+    silence on and gives it the limit of its room: an empty bathroom's trigger while
+    she slept gave the bathroom's 1 h (3 false alerts in the seed-33029 month), a
+    kitchen's while a woman lay on the living-room floor started her silence again (the
+    inactivity incident missed on seed 28657).  The home's readings are read only when
+    the silence with or without the trigger is a finding; not for residents judged on
+    their own devices (:meth:`ActivitySummary.personal`).
+    """
+    if summary.personal(now):
+        return found
+    e = _latest(summary.entries, now)
+    if e is None or e.own or e.presence or e.code != "motion":
+        return found
+    at = e.activity_time()
+    assert at is not None
+    others = [x for x in summary.entries if x is not e]
+    alt = evaluate_inactivity(replace(summary, entries=others), rule, now, tz)
+    if not found and not alt:
+        return found  # no finding with it or without it: nothing to decide
+    before = _latest(others, at)
+    seen = before.activity_time() if before is not None else None
+    since = max(at - LONE_LOOKBACK, min(seen or at, at - LONE_BEFORE) - LONE_CONTEXT)
+    marks = history(summary.resident.id, since, at)
+    lone, prev = lone_trigger(marks, e.device_id, at)
+    if not lone:
+        return found
+    entries = others + ([replace(e, last_active_at=prev)] if prev is not None else [])
+    out = []
+    for f in evaluate_inactivity(replace(summary, entries=entries), rule, now, tz):
+        explanation = {
+            **f.draft.explanation,
+            "ignored_trigger": {"device_id": e.device_id, "at": at.isoformat()},
+        }
+        out.append(replace(f, draft=replace(f.draft, explanation=explanation)))
+    return out
 
 
 def judge_while_out(
