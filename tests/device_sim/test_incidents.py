@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from carecircle.common.contract.provisioning import Provisioning
-from carecircle.device_sim.engine.sites import Msg
+from carecircle.device_sim.engine.sites import Msg, SiteSim
 from carecircle.device_sim.engine.stream import Simulation
 from carecircle.device_sim.engine.world import SimConfig, SiteModel, build_world
 from carecircle.device_sim.incidents.model import ALL_KINDS, RESIDENT_KINDS, Incident
@@ -441,3 +442,43 @@ def test_a_walk_to_the_chair_for_a_nap_shows_in_the_band_steps(
     assert walked[-1] - walked[0] >= 8  # the walk from the kitchen to the chair
     dozing = steps(inc.start_ms + 250_000, inc.end_ms)
     assert len(dozing) > 50 and dozing[-1] == dozing[0]  # and then not a step
+
+
+def test_a_dropped_bands_alarm_and_reports_keep_one_clock_after_a_month_of_drift(
+    small_population: Provisioning,
+) -> None:
+    """Session 7: the band's telemetry carried its clock's drift, its alarms did not.  A
+    month in (±25 ppm: up to a minute), a dropped band's last report on the wrist, sent
+    before the drop, could carry a later time than the alarm, and the platform's worn
+    check raised the fall (both false falls of the seed-33029 month)."""
+    world = build_world(small_population, SimConfig(seed=3, incident_scale=0, imperfect=False))
+    site = _home_alone_with_band(world)
+    rid = site.residents[0].id
+    band = site.band_of(rid)
+    assert band is not None
+    fast = dataclasses.replace(band, drift_ppm=25.0, skew_ms=0)
+    site.devices[site.devices.index(band)] = fast
+    month = 29
+    sim = SiteSim(world, site, DAY0 - month * DAY_MS)
+    drop_ms = DAY0 + 15 * HOUR_S * 1000 + 61_000  # just after a report, in true time
+    sim.add_incident(
+        Incident(
+            "drop",
+            "wearable_removed",
+            site.id,
+            drop_ms - 3000,
+            drop_ms + 2 * HOUR_S * 1000,
+            resident_id=rid,
+            device_id=fast.id,
+            benign=True,
+            detail={"dropped": True, "_band_fall_ms": drop_ms, "_confidence": 0.4},
+        )
+    )
+    msgs = sim.day(month)
+    alarm_topic = fast.topic.rsplit("/", 1)[0] + "/alarm"
+    [alarm] = [json.loads(p) for t, tp, p, _ in msgs if tp == alarm_topic]
+    reports = [(t, json.loads(p)) for t, tp, p, _ in msgs if tp == fast.topic]
+    worn_before = [p["ts"] for t, p in reports if t < drop_ms - 3000]
+    off_after = [p["ts"] for t, p in reports if t > drop_ms]
+    assert max(worn_before) < alarm["ts"] < min(off_after)
+    assert alarm["ts"] - drop_ms > 60_000  # a minute of drift: more than the last gap

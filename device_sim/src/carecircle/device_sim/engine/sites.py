@@ -751,7 +751,7 @@ class SiteSim:
                     if _walked_in(segs, idx):
                         walked_in += walk.randint(*WALK_IN_STEPS)
                 seg = segs[idx]
-                dev_ts = t_ms + dev.skew_ms + int(dev.drift_ppm * (t_ms - self.start_day_ms) / 1e6)
+                dev_ts = self._band_clock(dev, t_ms)
                 if seg.room in AWAY:
                     if away_since is None:
                         away_since = ti
@@ -839,13 +839,21 @@ class SiteSim:
                     at_ms = inc.detail.get(key)
                     if isinstance(at_ms, int) and c.day0 <= at_ms < c.day0 + DAY_MS:
                         conf = float(inc.detail.get("_confidence", 1.0))
-                        ts = at_ms + dev.skew_ms
+                        # the same clock as its telemetry: before session 7 the alarm
+                        # lacked the drift, and after a month a dropped band's last
+                        # report on the wrist, before the drop, could carry a later
+                        # time than the alarm (the worn check then raised the fall)
+                        ts = self._band_clock(dev, at_ms)
                         out.dev(
                             dev,
                             at_ms,
                             formats.band_alarm(dev.native_id, ts, kind, conf),
                             alarm_topic,
                         )
+
+    def _band_clock(self, dev: SimDevice, t_ms: int) -> int:
+        """The band's own clock at true time ``t_ms``: its skew and its drift."""
+        return t_ms + dev.skew_ms + int(dev.drift_ppm * (t_ms - self.start_day_ms) / 1e6)
 
     # -- bed mats -------------------------------------------------------------------------
     def _beds(
