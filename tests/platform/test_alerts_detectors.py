@@ -727,3 +727,32 @@ def test_a_trigger_after_a_walk_or_in_her_room_is_her() -> None:
         mark(local(22, 40, day=28), "bedroom"),
     ]
     assert lone_trigger(resent, "dev-bathroom-motion", local(2, 5)) == (True, None)
+
+
+def test_her_steps_into_the_bedroom_are_her_going_to_bed() -> None:
+    """Session 7: living alone with a band; the bedroom's PIR sees her walk in at
+    20:20, the band reports the walk's steps at 20:22.  Her last activity is those
+    steps, and the room they went into is the bedroom: the night's limit, not the
+    day's 3 h (false alerts at 23:00 in the seed-33029 month).  Steps after the
+    bathroom's sensor keep the room unknown (she may have walked out of it)."""
+    rule = InactivityRule()
+    now = local(23, 30)
+    to_bed = ActivitySummary(
+        RES,
+        [entry("bedroom", "motion", local(20, 20)), band(3000, local(20, 22), now)],
+    )
+    assert evaluate_inactivity(to_bed, rule, now, TZ) == []
+    late = evaluate_inactivity(to_bed, rule, local(8, 30, day=30), TZ)  # 12 h 8 min
+    assert late and late[0].draft.explanation["last_room_kind"] == "bedroom"
+    washed = ActivitySummary(
+        RES,
+        [entry("bathroom", "motion", local(20, 20)), band(3000, local(20, 22), now)],
+    )
+    (f,) = evaluate_inactivity(washed, rule, now, TZ)
+    assert f.draft.explanation["last_room_kind"] is None and f.episode_start == local(20, 22)
+    # the bedroom long before the steps is not where they went
+    later = ActivitySummary(
+        RES,
+        [entry("bedroom", "motion", local(20, 0)), band(3000, local(20, 22), now)],
+    )
+    assert evaluate_inactivity(later, rule, now, TZ)
