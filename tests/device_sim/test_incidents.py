@@ -46,6 +46,18 @@ def _home_alone_with_band(world: Any) -> SiteModel:
     raise AssertionError("population has no resident living alone with a band")
 
 
+def _alone_with_band_day(pop: Provisioning) -> tuple[SiteModel, str, Simulation]:
+    """A world of only the first home of someone living alone with a band, its
+    resident, and a simulation of one day (``DAY0``) of it."""
+    full = build_world(pop, SimConfig(seed=3, incident_scale=0, imperfect=False))
+    chosen = _home_alone_with_band(full)
+    world = build_world(
+        _only_site(pop, chosen.id), SimConfig(seed=3, incident_scale=0, imperfect=False)
+    )
+    site = world.sites[0]
+    return site, site.residents[0].id, Simulation(world, DAY0, DAY0 + DAY_MS)
+
+
 def _free_time(sim: Simulation, site: SiteModel, rid: str, lo_h: float, dur_s: int) -> int:
     """Seconds after midnight when the resident is at home and awake for ``dur_s``."""
     s = sim.site_for(rid, None, None)
@@ -385,15 +397,7 @@ def test_outings_show_door_and_silence(small_population: Provisioning) -> None:
 def test_injection_mid_stream_rerenders_the_rest_of_the_day(
     small_population: Provisioning,
 ) -> None:
-    full = build_world(small_population, SimConfig(seed=3, incident_scale=0, imperfect=False))
-    chosen = _home_alone_with_band(full)
-    world = build_world(
-        _only_site(small_population, chosen.id),
-        SimConfig(seed=3, incident_scale=0, imperfect=False),
-    )
-    site = world.sites[0]
-    rid = site.residents[0].id
-    sim = Simulation(world, DAY0, DAY0 + DAY_MS)
+    site, rid, sim = _alone_with_band_day(small_population)
     target = DAY0 + _free_time(sim, site, rid, 9.0, 3600) * 1000
     before = []
     for m in sim:
@@ -417,15 +421,7 @@ def test_a_walk_to_the_chair_for_a_nap_shows_in_the_band_steps(
     the band a bed nap followed by a chair nap was one silence of over 3 h — ten of the
     seed-33029 month's false inactivity alerts of band wearers with a housemate.  The
     walk in now counts steps on the band; the doze itself none."""
-    full = build_world(small_population, SimConfig(seed=3, incident_scale=0, imperfect=False))
-    chosen = _home_alone_with_band(full)
-    world = build_world(
-        _only_site(small_population, chosen.id),
-        SimConfig(seed=3, incident_scale=0, imperfect=False),
-    )
-    site = world.sites[0]
-    rid = site.residents[0].id
-    sim = Simulation(world, DAY0, DAY0 + DAY_MS)
+    site, rid, sim = _alone_with_band_day(small_population)
     s = sim.site_for(rid, None, None)
     plans, _ = s.plans(s.ctx(0))
     # a moment in the kitchen, the nap in the living-room chair right after it
