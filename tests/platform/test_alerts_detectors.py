@@ -656,10 +656,10 @@ def mark(at: datetime, room: str, code: str = "motion", value: float = 1) -> Mar
 
 def test_a_lone_trigger_in_an_empty_room_is_not_where_she_is() -> None:
     """Session 7: a PIR's ghost trigger in the empty bathroom while she slept gave the
-    bathroom's 1 h limit (3 false alerts in the seed-33029 month); one in the kitchen
-    while a woman lay on the living-room floor started her silence again (the miss on
-    seed 28657).  Nothing moved anywhere in the 10 min before it, and she was last seen
-    in another room: judged as if it had not happened."""
+    bathroom's 1 h limit.  Nothing moved anywhere in the 10 min before it, and she was
+    last seen in another room whose limit is longer: judged as if it had not happened.
+    A lone trigger in the bedroom after the bathroom is a sleeper turning over after a
+    toilet trip whose return the PIRs missed: it stands."""
     rule = InactivityRule()
     asleep = [
         entry("bedroom", "motion", local(22, 40, day=28)),
@@ -681,22 +681,21 @@ def test_a_lone_trigger_in_an_empty_room_is_not_where_she_is() -> None:
 
     assert without_lone_trigger(s, found, rule, local(3, 10), TZ, read) == []  # asleep
     assert len(asked) == 1 and asked[0][2] == local(2, 5)
-    # the kitchen at 12:10 while she has lain on the living-room floor since 10:35
-    floor = ActivitySummary(
+    (f,) = without_lone_trigger(s, found, rule, local(10, 45), TZ, read)  # 12 h 5 min
+    assert f.episode_start == local(22, 40, day=28)
+    assert f.draft.explanation["last_room_kind"] == "bedroom"
+    assert f.draft.explanation["ignored_trigger"]["device_id"] == "dev-bathroom-motion"
+    # back from the toilet unseen, turning over in bed at 03:20: she is in bed
+    turned = ActivitySummary(
         RES,
-        [entry("living_room", "motion", local(10, 35)), entry("kitchen", "motion", local(12, 10))],
+        [entry("bathroom", "motion", local(2, 10)), entry("bedroom", "motion", local(3, 20))],
     )
-    day = [mark(local(10, 20), "kitchen"), mark(local(10, 35), "living_room")]
-    now = local(13, 40)
-    assert evaluate_inactivity(floor, rule, now, TZ) == []  # 1.5 h since the kitchen
-    (f,) = without_lone_trigger(floor, [], rule, now, TZ, lambda r, a, b: day)
-    assert (
-        f.episode_start == local(10, 35) and f.draft.explanation["last_room_kind"] == "living_room"
-    )
-    assert f.draft.explanation["ignored_trigger"]["device_id"] == "dev-kitchen-motion"
-    # nothing read while neither the silence nor the one without the trigger is a finding
-    assert without_lone_trigger(floor, [], rule, local(11, 0), TZ, read) == []
-    assert len(asked) == 1
+    trip = [mark(local(2, 5), "bathroom"), mark(local(2, 10), "bathroom")]
+    assert lone_trigger(trip, "dev-bedroom-motion", local(3, 20))[0]
+    assert evaluate_inactivity(turned, rule, local(4, 30), TZ) == []
+    n = len(asked)
+    assert without_lone_trigger(turned, [], rule, local(4, 30), TZ, read) == []
+    assert len(asked) == n  # a longer limit than the bathroom's: not even read
 
 
 def test_a_trigger_after_a_walk_or_in_her_room_is_her() -> None:

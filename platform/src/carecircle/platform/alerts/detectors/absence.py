@@ -255,15 +255,21 @@ def _room_walked_into(entries: Sequence[ActivityEntry], step: datetime) -> str |
     return "bedroom" if seen.room_kind == "bedroom" else None
 
 
-def evaluate_inactivity(
-    summary: ActivitySummary, rule: InactivityRule, now: datetime, tz: tzinfo
-) -> list[Finding]:
-    """Too long since the last activity anywhere, with the limit of the room it was in.
+@dataclass(frozen=True)
+class _Silence:
+    """What :func:`evaluate_inactivity` judges: since when, where, and the limit."""
 
-    With housemates and a reporting band (:meth:`ActivitySummary.personal`) the last
-    activity is the resident's own, and its room is unknown: the bedroom's limit at
-    night, the default limit by day.
-    """
+    best: ActivityEntry
+    last: datetime
+    room_kind: str | None
+    limit: int
+    personal: bool
+    put_on: datetime | None
+
+
+def _silence(
+    summary: ActivitySummary, rule: InactivityRule, now: datetime, tz: tzinfo
+) -> _Silence | None:
     band_at_home = summary.band_at_home(now)
     personal = summary.personal(now)
     entries = [e for e in summary.entries if e.own] if personal else summary.entries
@@ -271,7 +277,7 @@ def evaluate_inactivity(
         entries = _without_doors_she_did_not_walk_to(entries)
     best = _latest(entries, now)
     if best is None:
-        return []
+        return None
     last = best.activity_time()
     assert last is not None
     # a presence sensor's "nobody here": they went out of that room, to one unknown
@@ -314,6 +320,24 @@ def evaluate_inactivity(
         # still at 19:50 and a check at 23:50 is someone asleep, not 4 h of day-time
         # stillness (the held-out week's false alerts of band wearers with housemates)
         limit = rule.limit_for(room_kind, rule.night_start if night else local.time())
+    return _Silence(best, last, room_kind, limit, personal, put_on)
+
+
+def evaluate_inactivity(
+    summary: ActivitySummary, rule: InactivityRule, now: datetime, tz: tzinfo
+) -> list[Finding]:
+    """Too long since the last activity anywhere, with the limit of the room it was in.
+
+    With housemates and a reporting band (:meth:`ActivitySummary.personal`) the last
+    activity is the resident's own, and its room is unknown: the bedroom's limit at
+    night, the default limit by day.
+    """
+    judged = _silence(summary, rule, now, tz)
+    if judged is None:
+        return []
+    best, last, room_kind, limit = judged.best, judged.last, judged.room_kind, judged.limit
+    personal, put_on = judged.personal, judged.put_on
+    local = last.astimezone(tz)
     silent = (now - last).total_seconds()
     if silent <= limit:
         return []
@@ -405,9 +429,9 @@ def without_lone_trigger(
 
     A PIR's ghost trigger (device_sim draws 0.3 a day per sensor) otherwise moves the
     silence on and gives it the limit of its room: an empty bathroom's trigger while
-    she slept gave the bathroom's 1 h (3 false alerts in the seed-33029 month), a
-    kitchen's while a woman lay on the living-room floor started her silence again (the
-    inactivity incident missed on seed 28657).  The home's readings are read only when
+    she slept gave the bathroom's 1 h.  Only a trigger whose room's limit is shorter
+    than the one she had without it is questioned (a lone trigger in the bedroom is
+    also a sleeper turning over).  The home's readings are read only then, and when
     the silence with or without the trigger is a finding; not for residents judged on
     their own devices (:meth:`ActivitySummary.personal`).
     """
@@ -419,7 +443,16 @@ def without_lone_trigger(
     at = e.activity_time()
     assert at is not None
     others = [x for x in summary.entries if x is not e]
-    alt = evaluate_inactivity(replace(summary, entries=others), rule, now, tz)
+    without = replace(summary, entries=others)
+    judged, before_it = _silence(summary, rule, now, tz), _silence(without, rule, now, tz)
+    if judged is None or before_it is None or judged.limit >= before_it.limit:
+        # Only a trigger that would make the silence more urgent (a shorter limit) is
+        # questioned.  A sleeper's turn in bed after a toilet trip whose return the
+        # PIRs missed is alone too, and it is her: it must keep giving the bedroom's
+        # night limit (ignoring it gave the bathroom's 1 h: 8 false alerts in the
+        # seed-33029 month, session 7).
+        return found
+    alt = evaluate_inactivity(without, rule, now, tz)
     if not found and not alt:
         return found  # no finding with it or without it: nothing to decide
     before = _latest(others, at)
