@@ -755,3 +755,17 @@ def test_her_steps_into_the_bedroom_are_her_going_to_bed() -> None:
         [entry("bedroom", "motion", local(20, 0)), band(3000, local(20, 22), now)],
     )
     assert evaluate_inactivity(later, rule, now, TZ)
+
+
+def test_an_alarm_from_a_device_whose_clock_is_off_is_timed_by_the_gateway() -> None:
+    """Session 7: an SOS from a band whose clock ran 2 min behind opened its alert 2 min
+    before the press.  Within 30 s of the gateway's clock the device's time stands (it
+    is the more precise); beyond, the gateway's receipt is when it happened."""
+    pressed = local(10)
+    close = env(Code.SOS, 1).model_copy(update={"ts": pressed - timedelta(seconds=20)})
+    (a,) = evaluate_immediate(close.model_copy(update={"gw_ts": pressed}))
+    assert a.at == pressed - timedelta(seconds=20)
+    for off in (timedelta(minutes=-2), timedelta(minutes=3)):
+        late = env(Code.SOS, 1).model_copy(update={"ts": pressed + off, "gw_ts": pressed})
+        (b,) = evaluate_immediate(late)
+        assert b.at == pressed and b.explanation["gw_ts"] == pressed.isoformat()
