@@ -198,6 +198,21 @@ def _latest(entries: Sequence[ActivityEntry], until: datetime) -> ActivityEntry 
     return best
 
 
+def _a_caller_at_the_door(entries: Sequence[ActivityEntry], last: ActivityEntry) -> bool:
+    """Is her last activity the front door opened with nothing moving inside in the
+    :data:`WALK_TO_DOOR` before it (:func:`_went_out`): someone at the door — a
+    neighbour, a delivery — not her going out?
+
+    Session 7, the seed-47393 held-out month: a woman without a band lay on the
+    living-room floor from 15:51; at 16:31 the front door opened and closed with
+    nothing moving inside, and "last seen at the entrance" (gone out: 8 h) hid her
+    until the helper came at 21:33.  Without a band nothing else can say the door was
+    not her (with one, :func:`_without_doors_she_did_not_walk_to`).  The missed
+    wake-up check already told callers from her going out the same way.
+    """
+    return _is_front_door(last) and not last.own and not _went_out(entries, last)
+
+
 def _reaches_night(last_local: datetime, now: datetime, rule: InactivityRule) -> bool:
     """Did a silence from ``last_local`` (local time) to ``now`` begin in or reach into
     the rule's night window?"""
@@ -276,6 +291,9 @@ def _silence(
     if not personal and band_at_home:
         entries = _without_doors_she_did_not_walk_to(entries)
     best = _latest(entries, now)
+    if best is not None and not personal and _a_caller_at_the_door(entries, best):
+        entries = [e for e in entries if e is not best]
+        best = _latest(entries, now)
     if best is None:
         return None
     last = best.activity_time()
