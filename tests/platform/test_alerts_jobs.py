@@ -330,6 +330,14 @@ def reading(db: Conn, h: Home, device: str, code: str, value: float, when: datet
     )
 
 
+def motion(db: Conn, h: Home, device: str, *when: datetime) -> None:
+    """Motion at each of ``when``: stored as ingest stores it and folded into
+    ``activity_state`` as the engine does."""
+    for t in when:
+        reading(db, h, device, "motion", 1, t)
+        activity(db, h, device, "motion", 1, t)
+
+
 def wakeups(db: Conn, h: Home) -> list[tuple[object, ...]]:
     return db.execute(
         "SELECT explanation->>'window_source', explanation->'window' FROM alerts "
@@ -555,19 +563,16 @@ def test_missed_wakeup_not_raised_for_a_resident_who_went_out_and_is_not_back(db
     for back in (False, True):
         h = make_home(db)
         front_door(db, h)
-        for dev, when in (("pir-kit", at(19, 18, 31)), ("pir-liv", at(19, 18, 38))):
-            reading(db, h, dev, "motion", 1, when)
-            activity(db, h, dev, "motion", 1, when)
+        motion(db, h, "pir-kit", at(19, 18, 31))
+        motion(db, h, "pir-liv", at(19, 18, 38))
         door(db, h, 1, at(19, 18, 40))  # out of the front door in the evening
         door(db, h, 0, at(19, 18, 41))
         if back:  # home at 21:00, then to bed
             door(db, h, 1, at(19, 21, 0))
             door(db, h, 0, at(19, 21, 1))
-            reading(db, h, "pir-bath", "motion", 1, at(19, 21, 4))
-            activity(db, h, "pir-bath", "motion", 1, at(19, 21, 4))
+            motion(db, h, "pir-bath", at(19, 21, 4))
         # a motion sensor's ghost trigger at night: the last activity is not the door
-        reading(db, h, "pir-kit", "motion", 1, at(20, 2, 17))
-        activity(db, h, "pir-kit", "motion", 1, at(20, 2, 17))
+        motion(db, h, "pir-kit", at(20, 2, 17))
         homes.append(h)
     away, home = homes
     report = check(db, away, at(20, 9, 35))
@@ -590,15 +595,12 @@ def test_a_ghost_trigger_in_a_house_she_has_left_is_not_her_inactivity_counts_fr
     for went_out in (True, False):
         h = make_home(db)
         front_door(db, h)
-        for dev, when in (("pir-kit", at(19, 8, 40)), ("pir-liv", at(19, 8, 52))):
-            reading(db, h, dev, "motion", 1, when)
-            activity(db, h, dev, "motion", 1, when)
+        motion(db, h, "pir-kit", at(19, 8, 40))
+        motion(db, h, "pir-liv", at(19, 8, 52))
         if went_out:
             door(db, h, 1, at(19, 9, 0))
             door(db, h, 0, at(19, 9, 1))
-        for when in (at(19, 11, 0), at(19, 11, 4)):  # the ghost
-            reading(db, h, "pir-bath", "motion", 1, when)
-            activity(db, h, "pir-bath", "motion", 1, when)
+        motion(db, h, "pir-bath", at(19, 11, 0), at(19, 11, 4))  # the ghost
         homes.append(h)
     out, inside = homes
     report = check(db, out, at(19, 12, 10))
@@ -631,8 +633,7 @@ def test_a_lone_trigger_in_the_empty_bathroom_at_night_is_not_her(db: Conn) -> N
             steps.append(("pir-bed", at(29, 2, 3)))
         steps.append(("pir-bath", at(29, 2, 5)))
         for dev, when in steps:
-            reading(db, h, dev, "motion", 1, when)
-            activity(db, h, dev, "motion", 1, when)
+            motion(db, h, dev, when)
         homes.append(h)
     ghost, trip = homes
     assert ("prolonged_inactivity", ghost.res) not in check(db, ghost, at(29, 3, 10)).opened

@@ -26,7 +26,7 @@ from carecircle.platform.alerts.config import (
     _in_window,
 )
 from carecircle.platform.alerts.context import ResidentCtx
-from carecircle.platform.alerts.detectors.wakeup import MOTION_CODES, Mark, _moved, rose_by
+from carecircle.platform.alerts.detectors.wakeup import Mark, moments, rose_by
 from carecircle.platform.alerts.kinds import SEVERITY, AlertKind
 from carecircle.platform.alerts.repository import AlertDraft
 
@@ -350,7 +350,13 @@ def evaluate_inactivity(
     activity is the resident's own, and its room is unknown: the bedroom's limit at
     night, the default limit by day.
     """
-    judged = _silence(summary, rule, now, tz)
+    return _finding(summary, _silence(summary, rule, now, tz), now, tz)
+
+
+def _finding(
+    summary: ActivitySummary, judged: _Silence | None, now: datetime, tz: tzinfo
+) -> list[Finding]:
+    """The finding of a judged silence (:func:`_silence`), if it is over its limit."""
     if judged is None:
         return []
     best, last, room_kind, limit = judged.best, judged.last, judged.room_kind, judged.limit
@@ -392,26 +398,6 @@ LONE_LOOKBACK = timedelta(hours=12)
 History = Callable[[str, datetime, datetime], Sequence[Mark]]
 
 
-def _moments(marks: Iterable[Mark]) -> list[tuple[datetime, str]]:
-    """``(time, device)`` of every mark showing someone: a motion/presence trigger, a
-    door or bed changing, the band's step count rising (a value re-sent is none)."""
-    out: list[tuple[datetime, str]] = []
-    last: dict[tuple[str, str], float] = {}
-    for m in sorted(marks, key=lambda m: m.at):
-        key = (m.device_id, m.code)
-        prev = last.get(key)
-        last[key] = m.value
-        if m.code in MOTION_CODES:
-            moved = _moved(m, prev)
-        elif m.code == STEPS:
-            moved = prev is not None and m.value > prev
-        else:  # door, bed: a change
-            moved = prev is not None and m.value != prev
-        if moved:
-            out.append((m.at, m.device_id))
-    return out
-
-
 def lone_trigger(
     marks: Iterable[Mark], device_id: str, at: datetime
 ) -> tuple[bool, datetime | None]:
@@ -425,7 +411,7 @@ def lone_trigger(
     is alone.  ``marks``: the home's readings from before the silence the trigger would
     end (:data:`LONE_CONTEXT`) to ``at``.
     """
-    before = [(t, d) for t, d in _moments(marks) if t < at]
+    before = [(t, d) for t, d in moments(marks) if t < at]
     if not before or any(t >= at - LONE_BEFORE for t, _ in before):
         return False, None  # seen nowhere else (in ``marks``), or walking about
     if before[-1][1] == device_id:
@@ -470,7 +456,7 @@ def without_lone_trigger(
         # night limit (ignoring it gave the bathroom's 1 h: 8 false alerts in the
         # seed-33029 month, session 7).
         return found
-    alt = evaluate_inactivity(without, rule, now, tz)
+    alt = _finding(without, before_it, now, tz)
     if not found and not alt:
         return found  # no finding with it or without it: nothing to decide
     before = _latest(others, at)

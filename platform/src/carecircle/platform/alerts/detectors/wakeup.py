@@ -77,6 +77,26 @@ def _moved(m: Mark, prev: float | None) -> bool:
     return not m.presence or prev is None or prev <= 0
 
 
+def moments(marks: Iterable[Mark]) -> list[tuple[datetime, str]]:
+    """``(time, device)`` of every mark showing someone: a motion/presence trigger, a
+    door or bed changing, the band's step count rising (a value re-sent is none)."""
+    out: list[tuple[datetime, str]] = []
+    last: dict[tuple[str, str], float] = {}
+    for m in sorted(marks, key=lambda m: m.at):
+        key = (m.device_id, m.code)
+        prev = last.get(key)
+        last[key] = m.value
+        if m.code in MOTION_CODES:
+            moved = _moved(m, prev)
+        elif m.code == "steps":
+            moved = prev is not None and m.value > prev
+        else:  # door, bed: a change
+            moved = prev is not None and m.value != prev
+        if moved:
+            out.append((m.at, m.device_id))
+    return out
+
+
 @dataclass(frozen=True)
 class WakeWindow:
     start: time
